@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The README's test command: installs everything the test suite needs on a fresh machine
+# (Debian chromium for the browser tests, a virtualenv with ekspresi[train,dev]) and runs it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: Debian chromium is not installed; browser tests will be skipped (sudo apt-get install chromium)"
+  fi
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[train,dev]'
+exec .venv/bin/python -m pytest -q "$@"

@@ -1,0 +1,47 @@
+"""Result types of the inference engine, shared by the Python API, the CLI and the web app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face candidate from a detector. ``landmarks`` are (x, y) points in image pixels:
+    right eye, left eye, nose tip, right mouth corner, left mouth corner (YuNet's order,
+    as seen in the image), or empty when the backend gives none."""
+
+    box: tuple[int, int, int, int]          # x, y, w, h
+    score: float
+    landmarks: tuple[tuple[float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class Face:
+    """One recognised face: where it is and what the classifier thinks of it."""
+
+    box: tuple[int, int, int, int]          # x, y, w, h in the (EXIF-upright) input image
+    detection_score: float
+    scores: dict[str, float]                # class -> probability, model's class order
+    landmarks: tuple[tuple[float, float], ...] = ()
+    track_id: int | None = None             # set by video tracking only
+    extra: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def label(self) -> str:
+        return max(self.scores, key=self.scores.__getitem__)
+
+    @property
+    def confidence(self) -> float:
+        return self.scores[self.label]
+
+    def to_dict(self) -> dict:
+        """JSON shape used by `ekspresi predict --format json` and `POST /api/v1/analyze`."""
+        d = {"box": list(self.box), "label": self.label,
+             "confidence": round(float(self.confidence), 6),
+             "scores": {k: round(float(v), 6) for k, v in self.scores.items()},
+             "detection_score": round(float(self.detection_score), 6),
+             "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks]}
+        if self.track_id is not None:
+            d["track_id"] = self.track_id
+        return d
