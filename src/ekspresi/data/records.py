@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,6 +22,26 @@ from ekspresi.labels import ALL_CLASSES
 #: Split names after mapping the datasets' own names (Training/PublicTest/PrivateTest,
 #: FER2013Train/Valid/Test) onto them. ``""`` means the layout has no official split.
 SPLITS: tuple[str, ...] = ("train", "val", "test")
+
+
+@dataclass
+class LoadReport:
+    """What a load left out, so nothing is dropped silently: ``bad`` lists (file, problem)
+    for inputs skipped with ``skip_bad``; ``dropped`` counts samples removed on purpose, by
+    reason (FER+ vote rule, class selection, cross-split duplicates)."""
+
+    bad: list[tuple[str, str]] = field(default_factory=list)
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def merged(self, other: "LoadReport") -> "LoadReport":
+        dropped = dict(self.dropped)
+        for reason, n in other.dropped.items():
+            dropped[reason] = dropped.get(reason, 0) + n
+        return LoadReport(self.bad + other.bad, dropped)
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        if n:
+            self.dropped[reason] = self.dropped.get(reason, 0) + n
 
 
 @dataclass(frozen=True)
@@ -45,8 +65,12 @@ class SampleSet:
 
     def __init__(self, images: np.ndarray | Sequence[np.ndarray], labels: Sequence[int],
                  sources: Sequence[str], splits: Sequence[str], subjects: Sequence[str],
-                 paths: Sequence[str], soft: np.ndarray | None = None):
+                 paths: Sequence[str], soft: np.ndarray | None = None,
+                 report: LoadReport | None = None):
         n = len(labels)
+        #: Bad inputs skipped and samples dropped by the load that made this set; a subset
+        #: starts with an empty report (it describes a selection, not a load).
+        self.report = report if report is not None else LoadReport()
         self.images = _stack_images(images)
         self.labels = np.asarray(labels, dtype=np.int64).reshape(n)
         self.sources = np.asarray(sources, dtype=object).reshape(n)
@@ -75,9 +99,14 @@ class SampleSet:
 
     @classmethod
     def concat(cls, sets: Sequence["SampleSet"]) -> "SampleSet":
+        report = LoadReport()
+        for s in sets:
+            report = report.merged(s.report)
         sets = [s for s in sets if len(s)]
         if not sets:
-            return cls.empty()
+            out = cls.empty()
+            out.report = report
+            return out
         if all(s.uniform for s in sets) and len({s.images.shape[1:] for s in sets}) == 1:
             images: np.ndarray | list = np.concatenate([s.images for s in sets])
         else:
@@ -87,7 +116,7 @@ class SampleSet:
             soft = np.concatenate([s.soft for s in sets])
         cat = lambda f: np.concatenate([getattr(s, f) for s in sets])  # noqa: E731
         return cls(images, cat("labels"), cat("sources"), cat("splits"), cat("subjects"),
-                   cat("paths"), soft)
+                   cat("paths"), soft, report)
 
     # -- access ---------------------------------------------------------------------------
     def __len__(self) -> int:
