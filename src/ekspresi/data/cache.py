@@ -2,7 +2,7 @@
 
 Decoding FER2013's 35,887 JPEGs takes several seconds on two cores; reading one ``.npz`` of
 82 MB takes a fraction of a second. The cache key is a hash of the layout, the dataset's
-absolute path and every file's relative path, size and modification time, so editing,
+absolute path and every file's relative path, size, times and inode, so editing,
 adding or removing any file gives a new key (a stale entry is never used). Entries are
 written to a temporary file and renamed into place, so an interrupted write never leaves a
 half-written entry that a later load would trust.
@@ -45,12 +45,16 @@ def fingerprint(layout: str, path: Path) -> str:
     h = hashlib.sha256(f"ekspresi-cache-v{CACHE_VERSION}\0{layout}\0{path.resolve()}\0"
                        .encode())
     if path.is_file():
-        st = path.stat()
-        h.update(f"{st.st_size}\0{st.st_mtime_ns}\0".encode())
+        h.update(_stat_key(path.stat()).encode())
         return h.hexdigest()[:32]
-    for rel, size, mtime in sorted(_walk_stats(path, "")):
-        h.update(f"{rel}\0{size}\0{mtime}\0".encode())
+    for rel, key in sorted(_walk_stats(path, "")):
+        h.update(f"{rel}\0{key}\0".encode())
     return h.hexdigest()[:32]
+
+
+def _stat_key(st: os.stat_result) -> str:
+    # inode and ctime catch a file replaced by one of the same size within one clock tick
+    return f"{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
 
 
 def _walk_stats(root: Path | str, prefix: str):
@@ -58,11 +62,10 @@ def _walk_stats(root: Path | str, prefix: str):
         for e in it:
             rel = prefix + e.name
             if e.is_dir(follow_symlinks=True):
-                yield rel + "/", 0, 0
+                yield rel + "/", ""
                 yield from _walk_stats(e.path, rel + "/")
             else:
-                st = e.stat()
-                yield rel, st.st_size, st.st_mtime_ns
+                yield rel, _stat_key(e.stat())
 
 
 def _entry(key: str, cache_dir: str | Path | None) -> Path:
