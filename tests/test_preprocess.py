@@ -1,0 +1,72 @@
+"""The one preprocessing path shared by training and inference."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from ekspresi.preprocess import (IMAGENET_MEAN, IMAGENET_STD, InputSpec, crop, prepare_face,
+                                 preprocess, resize, to_gray, to_model_input)
+
+
+def test_to_gray_uses_bt601_on_bgr():
+    bgr = np.zeros((2, 2, 3), np.uint8)
+    bgr[..., 2] = 255  # pure red in BGR
+    assert int(to_gray(bgr)[0, 0]) == 76  # 0.299 * 255
+    assert to_gray(np.zeros((2, 2, 4), np.uint8)).shape == (2, 2)
+    g = np.arange(4, dtype=np.uint8).reshape(2, 2)
+    assert to_gray(g) is g
+    with pytest.raises(ValueError):
+        to_gray(np.zeros((2, 2, 2), np.uint8))
+
+
+def test_crop_with_margin_and_edge_padding():
+    img = np.arange(100, dtype=np.uint8).reshape(10, 10)
+    np.testing.assert_array_equal(crop(img, (2, 3, 4, 5)), img[3:8, 2:6])
+    grown = crop(img, (4, 4, 2, 2), margin=0.5)
+    np.testing.assert_array_equal(grown, img[3:7, 3:7])
+    outside = crop(img, (-2, -2, 4, 4))
+    assert outside.shape == (4, 4)
+    assert outside[0, 0] == img[0, 0] and outside[3, 3] == img[1, 1]
+    with pytest.raises(ValueError):
+        crop(img, (0, 0, 0, 3))
+
+
+def test_resize_area_when_shrinking_linear_when_enlarging():
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 255, (96, 96), dtype=np.uint8)
+    np.testing.assert_array_equal(resize(big, 48),
+                                  cv2.resize(big, (48, 48), interpolation=cv2.INTER_AREA))
+    small = big[:24, :24]
+    np.testing.assert_array_equal(resize(small, 48),
+                                  cv2.resize(small, (48, 48), interpolation=cv2.INTER_LINEAR))
+    assert resize(big, 96) is big
+
+
+def test_prepare_face_and_model_input():
+    bgr = np.full((100, 80, 3), 200, np.uint8)
+    face = prepare_face(bgr, 48, box=(10, 10, 50, 60), margin=0.1)
+    assert face.shape == (48, 48) and face.dtype == np.uint8 and face.flags.c_contiguous
+    x = to_model_input([face, face])
+    assert x.shape == (2, 1, 48, 48) and x.dtype == np.float32 and x.max() == 200.0
+    assert to_model_input(face).shape == (1, 1, 48, 48)
+
+
+def test_preprocess_batch_matches_prepare_face():
+    rng = np.random.default_rng(1)
+    imgs = [rng.integers(0, 255, (60, 70, 3), dtype=np.uint8) for _ in range(3)]
+    spec = InputSpec(size=32)
+    boxes = [None, (5, 5, 30, 30), None]
+    out = preprocess(imgs, spec, boxes)
+    assert out.shape == (3, 1, 32, 32)
+    np.testing.assert_array_equal(out[1, 0], prepare_face(imgs[1], 32, boxes[1]))
+    assert preprocess([], spec).shape == (0, 1, 32, 32)
+    with pytest.raises(ValueError):
+        preprocess(imgs, spec, boxes[:2])
+
+
+def test_input_spec_round_trip():
+    spec = InputSpec(size=224, channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    assert InputSpec.from_dict(spec.to_dict()) == spec
+    assert InputSpec.from_dict({"size": 48}) == InputSpec()
