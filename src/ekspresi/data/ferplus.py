@@ -9,6 +9,10 @@ the label is the column with the most votes; the image is dropped (and counted i
 more columns tie for the most votes. ``soft`` keeps the full vote distribution over the
 eight emotions (unknown/NF votes left out), for training on label distributions.
 The face box column is not applied: in this export every box is the whole 48x48 image.
+``fer2013new.csv`` at the root repeats the label.csv votes and is not read.
+
+FER+ holds the FER2013 faces re-encoded losslessly, so they are *not* pixel-identical to the
+FER2013 JPEGs: combining the two datasets needs the same official split on both sides.
 """
 
 from __future__ import annotations

@@ -54,8 +54,8 @@ def parse_spec(spec: str | Path) -> tuple[str | None, Path]:
     if isinstance(spec, str) and ":" in spec:
         layout, rest = spec.split(":", 1)
         if layout in LAYOUTS:
-            return layout, Path(rest)
-    return None, Path(spec)
+            return layout, Path(rest).expanduser()
+    return None, Path(spec).expanduser()
 
 
 def detect_layout(path: Path) -> str:
