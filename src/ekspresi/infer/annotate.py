@@ -1,0 +1,59 @@
+"""Drawing results onto images and video frames: boxes, labels and probability bars."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from ekspresi.infer.types import Face
+
+#: BGR colour per class, so a label reads the same in every picture.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 160),
+    "happy": (0, 200, 255), "sad": (200, 120, 40), "surprise": (220, 200, 0),
+    "neutral": (170, 170, 170), "contempt": (80, 100, 140),
+}
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour) -> None:
+    cv2.putText(img, text, org, FONT, scale, (0, 0, 0), max(2, int(3 * scale)), cv2.LINE_AA)
+    cv2.putText(img, text, org, FONT, scale, colour, max(1, int(scale)), cv2.LINE_AA)
+
+
+def draw_faces(image: np.ndarray, faces: Sequence[Face], *, bars: bool = True) -> np.ndarray:
+    """A BGR copy of ``image`` with each face's box, label, landmarks and, when ``bars``,
+    one bar per class showing its probability (placed beside the box where it fits)."""
+    out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
+    H, W = out.shape[:2]
+    scale = max(0.35, min(1.0, max(H, W) / 1200))
+    for face in faces:
+        x, y, w, h = face.box
+        colour = COLOURS.get(face.label, (0, 255, 0))
+        thick = max(1, int(round(2 * scale)))
+        cv2.rectangle(out, (x, y), (x + w, y + h), colour, thick)
+        for px, py in face.landmarks[:2]:
+            cv2.circle(out, (int(px), int(py)), thick + 1, (0, 255, 255), -1)
+        tag = f"{face.label} {face.confidence:.0%}"
+        if face.track_id is not None:
+            tag = f"#{face.track_id} {tag}"
+        _text(out, tag, (x, max(12, y - 6)), 0.6 * scale + 0.2, colour)
+        if not bars:
+            continue
+        row = max(9, int(14 * scale))
+        bar_w = max(40, int(90 * scale))
+        label_w = int(70 * scale) + 10
+        bx = x + w + 6 if x + w + 6 + label_w + bar_w < W else max(0, x - label_w - bar_w - 6)
+        by = y
+        for name, p in sorted(face.scores.items(), key=lambda kv: -kv[1]):
+            if by + row > H:
+                break
+            _text(out, name[:8], (bx, by + row - 3), 0.35 * scale + 0.1, (255, 255, 255))
+            x0 = bx + label_w
+            cv2.rectangle(out, (x0, by + 2), (x0 + bar_w, by + row - 2), (60, 60, 60), -1)
+            cv2.rectangle(out, (x0, by + 2), (x0 + int(bar_w * p), by + row - 2),
+                          COLOURS.get(name, (0, 255, 0)), -1)
+            by += row
+    return out

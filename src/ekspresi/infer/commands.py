@@ -1,0 +1,170 @@
+"""`ekspresi predict PATH...`: expressions in images, folders and videos.
+
+No face is an empty result, not an error. A file that cannot be read is reported (stderr,
+and in the output) and the others continue; the exit status is 1 when any input failed.
+Nothing heavy is imported at module level (``ekspresi --help`` stays instant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp",
+                              ".gif", ".pgm", ".ppm", ".pbm", ".jfif"})
+
+
+def add_engine_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by predict, webcam and benchmark."""
+    p.add_argument("--model", metavar="BUNDLE", default=None,
+                   help="model bundle directory (default: the bundled model)")
+    p.add_argument("--detector", default="default",
+                   help="face detector: default, haar, blazeface, blazeface-fast, blazeface-full")
+    p.add_argument("--min-face-size", type=int, default=20, metavar="PX",
+                   help="ignore faces smaller than this (pixels, default 20)")
+    p.add_argument("--score-threshold", type=float, default=None, metavar="S",
+                   help="detector score threshold (backend's scale; default: its own)")
+    p.add_argument("--max-faces", type=int, default=None, metavar="N",
+                   help="keep at most N faces per image (best first)")
+    p.add_argument("--margin", type=float, default=None,
+                   help="crop margin per side as a fraction of the face box "
+                        "(default: the detector's calibrated value)")
+    p.add_argument("--no-align", action="store_true", help="do not level the eyes")
+    p.add_argument("--threads", type=int, default=None,
+                   help="ONNX Runtime threads (default 1, or $EKSPRESI_THREADS)")
+
+
+def make_recognizer(args: argparse.Namespace):
+    from ekspresi.infer.recognizer import Recognizer
+
+    return Recognizer(args.model, args.detector, threads=args.threads,
+                      min_face_size=args.min_face_size, score_threshold=args.score_threshold,
+                      max_faces=args.max_faces, margin=args.margin, align=not args.no_align)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "predict", help="recognise expressions in images, folders and videos",
+        description="Detect faces and classify their expressions. PATH may be an image, a "
+                    "folder of images/videos or a video (every N-th frame is analysed).")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    add_engine_options(p)
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    p.add_argument("-o", "--output", metavar="FILE", help="write results here (default stdout)")
+    p.add_argument("--annotate", metavar="OUT",
+                   help="draw boxes, labels and probability bars: a file for one input "
+                        "(image, or .mp4 for a video), else a folder")
+    p.add_argument("--every", type=int, default=1, metavar="N",
+                   help="videos: analyse every N-th frame (default 1)")
+    p.add_argument("--timeline", metavar="OUT.csv|OUT.json",
+                   help="videos: write the per-frame timeline here")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="look for images and videos in sub-folders too")
+    faces = p.add_mutually_exclusive_group()
+    faces.add_argument("--no-face-ok", action="store_true",
+                       help="an input without faces is an empty result (the default)")
+    faces.add_argument("--require-face", action="store_true",
+                       help="count an input without faces as a failure (exit status 1)")
+    p.set_defaults(func=run)
+
+
+def expand_paths(paths: list[str], recursive: bool) -> list[tuple[Path, str | None]]:
+    """Inputs in a stable order, with an error message for paths that do not exist or
+    folders without any image/video (those are failures, not silently skipped)."""
+    from ekspresi.infer.video import VIDEO_EXTENSIONS
+
+    known = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+    out: list[tuple[Path, str | None]] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(f for f in (p.rglob("*") if recursive else p.iterdir())
+                           if f.is_file() and f.suffix.lower() in known
+                           and not f.name.startswith("."))
+            if not files:
+                out.append((p, "folder has no images or videos"
+                               + ("" if recursive else " (use --recursive for sub-folders)")))
+            out.extend((f, None) for f in files)
+        elif p.is_file():
+            out.append((p, None))
+        else:
+            out.append((p, "no such file or folder"))
+    return out
+
+
+def _annotate_target(args: argparse.Namespace, path: Path, video: bool, single: bool
+                     ) -> Path | None:
+    if not args.annotate:
+        return None
+    out = Path(args.annotate)
+    if single and out.suffix and not out.is_dir():
+        return out
+    return out / (path.stem + (".annotated.mp4" if video else ".annotated.png"))
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+    from tqdm import tqdm
+
+    from ekspresi.errors import EkspresiError
+    from ekspresi.imaging import read_image
+    from ekspresi.infer import output
+    from ekspresi.infer.annotate import draw_faces
+    from ekspresi.infer.video import analyze_video, is_video
+
+    if args.every < 1:
+        print("error: --every must be >= 1", file=sys.stderr)
+        return 2
+    recognizer = make_recognizer(args)
+    inputs = expand_paths(args.paths, args.recursive)
+    single = len(inputs) == 1
+    results: list[dict[str, Any]] = []
+    failed = 0
+    bar = tqdm(inputs, desc="predict", unit="file", disable=None if len(inputs) > 1 else True,
+               file=sys.stderr)
+    for path, problem in bar:
+        name = str(path)
+        try:
+            if problem:
+                raise EkspresiError(f"{name}: {problem}")
+            target = _annotate_target(args, path, is_video(path), single)
+            if is_video(path):
+                frames = int(cv2.VideoCapture(name).get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+                with tqdm(total=frames or None, desc=path.name, unit="frame", leave=False,
+                          disable=None, file=sys.stderr) as fbar:
+                    v = analyze_video(recognizer, path, every=args.every, annotate=target,
+                                      progress=fbar.update)
+                results.append({"file": name, "faces": v["tracks"], "timeline": v["timeline"],
+                                "video": {k: v[k] for k in ("frames_read", "frames_analyzed",
+                                                            "fps", "width", "height")}})
+            else:
+                image = read_image(path)
+                faces = recognizer.analyze(image, name=name)
+                if target is not None:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if not cv2.imwrite(str(target), draw_faces(image, faces)):
+                        raise EkspresiError(f"{target}: cannot write the annotated image")
+                results.append({"file": name, "faces": faces})
+            if args.require_face and not results[-1]["faces"]:
+                failed += 1
+                print(f"error: {name}: no face found", file=sys.stderr)
+        except EkspresiError as exc:
+            failed += 1
+            msg = str(exc)
+            problem_text = msg[len(name) + 2:] if msg.startswith(name + ": ") else msg
+            results.append({"file": name, "error": problem_text})
+            print(f"error: {name}: {problem_text}", file=sys.stderr)
+    if args.timeline:
+        output.write_timeline(args.timeline, results)
+    text = {"json": output.to_json, "csv": output.to_csv, "table": output.to_table}[
+        args.format](results)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    if failed:
+        print(f"{failed} of {len(inputs)} input(s) failed", file=sys.stderr)
+    return 1 if failed else 0

@@ -1,0 +1,243 @@
+"""Writing a shippable bundle from a training run, optionally quantised to int8.
+
+The float bundle is copied with its verified hash, the run's metrics filled in where the
+bundle lacks them, and the run's ``final_metrics.json`` / ``train.log`` / ``metrics.csv``
+beside it (the project ships the bundled model with the evidence of how it was made).
+
+``--int8`` uses ONNX Runtime's static QDQ quantisation (per-channel weights, activations
+calibrated on a few hundred training faces) and then MEASURES what it costs: the float and
+the int8 graph classify the same evaluation faces and the accuracy of both, their
+difference and their agreement are written into the bundle's metadata (``quantization``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ekspresi.errors import BadInputError, MissingDependencyError, ModelError
+from ekspresi.infer.bundle import META_NAME, ONNX_NAME, Bundle, load_bundle, write_bundle
+from ekspresi.labels import ALL_CLASSES
+
+log = logging.getLogger(__name__)
+
+RUN_FILES = ("final_metrics.json", "train.log", "metrics.csv", "config.resolved.yaml")
+#: Logs above this size are shipped as their tail only (nothing big goes into the repo).
+MAX_LOG_BYTES = 512 * 1024
+CALIBRATION_FACES = 300
+STANDARD_KEYS = {"format", "name", "classes", "input", "preprocessing_version", "onnx",
+                 "training", "metrics", "created", "ekspresi_version"}
+
+
+@dataclass
+class EvalSet:
+    faces: np.ndarray      # uint8 (N, size, size)
+    labels: np.ndarray     # indices into the bundle's classes
+    source: str
+
+
+def resolve_source(path: str | Path) -> tuple[Bundle, Path | None]:
+    """(bundle, run directory or None) for a run directory or a bundle directory."""
+    p = Path(path)
+    if (p / META_NAME).is_file():
+        run = p.parent if (p.parent / "final_metrics.json").is_file() else None
+        return load_bundle(p), run
+    if (p / "bundle" / META_NAME).is_file():
+        return load_bundle(p / "bundle"), p
+    raise ModelError(f"{p}: neither a training run directory (with bundle/) nor a model "
+                     "bundle (model.json + model.onnx)")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise BadInputError(str(path), f"cannot read JSON ({exc})") from None
+
+
+def _map_labels(labels: np.ndarray, names: tuple[str, ...], classes: tuple[str, ...]
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Keep samples whose class the model has; return (mask, label index in ``classes``)."""
+    lookup = {i: classes.index(n) for i, n in enumerate(names) if n in classes}
+    keep = np.array([int(lab) in lookup for lab in labels], bool)
+    return keep, np.array([lookup[int(lab)] for lab in labels[keep]], np.int64)
+
+
+def load_dataset_faces(spec: str, classes: tuple[str, ...], size: int, split: str | None
+                       ) -> EvalSet:
+    """Faces of one dataset (``split`` if the dataset has it, else all samples)."""
+    from ekspresi.data import load
+    from ekspresi.data.cache import faces_array
+
+    ss = load(spec, classes=list(classes))
+    if split and (ss.splits == split).any():
+        ss = ss.subset(ss.splits == split)
+        source = f"{spec} ({split} split)"
+    else:
+        source = f"{spec} (all samples)"
+    keep, labels = _map_labels(ss.labels, ALL_CLASSES, classes)
+    ss = ss.subset(keep)
+    if not len(ss):
+        raise BadInputError(spec, f"no samples of the model's classes {list(classes)}")
+    return EvalSet(faces_array(ss, size), labels, source)
+
+
+def load_run_test_faces(run: Path, bundle: Bundle) -> EvalSet:
+    """The run's own test set, re-read from the image paths in predictions_test.npz."""
+    from ekspresi.evaluate.runs import read_predictions
+    from ekspresi.imaging import read_image
+    from ekspresi.preprocess import prepare_face
+
+    pred_path = run / "predictions_test.npz"
+    if not pred_path.is_file():
+        raise BadInputError(str(run), "has no predictions_test.npz; pass --data DATASET to "
+                                      "measure the int8 accuracy on")
+    preds = read_predictions(pred_path, bundle.classes)
+    if preds.paths is None:
+        raise BadInputError(str(pred_path), "lists no image paths; pass --data DATASET")
+    faces, labels = [], []
+    for p, lab in zip(preds.paths, preds.labels):
+        if not Path(p).is_file():
+            raise BadInputError(str(pred_path), f"test image {p} is not a readable file "
+                                                "(CSV rows or moved data?); pass --data DATASET")
+        faces.append(prepare_face(read_image(p), bundle.input_spec.size))
+        labels.append(lab)
+    keep, mapped = _map_labels(np.asarray(labels), preds.classes, bundle.classes)
+    return EvalSet(np.stack(faces)[keep], mapped, f"{pred_path} ({int(keep.sum())} test images)")
+
+
+def _accuracy(onnx_path: Path, bundle: Bundle, faces: np.ndarray, threads: int = 2
+              ) -> np.ndarray:
+    """Predicted class per face for the graph at ``onnx_path`` (batches of 256)."""
+    import onnxruntime as ort
+
+    from ekspresi.preprocess import to_model_input
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    name = bundle.metadata["onnx"].get("input", "input")
+    out = []
+    for i in range(0, len(faces), 256):
+        out.append(np.argmax(sess.run(None, {name: to_model_input(faces[i:i + 256])})[0], 1))
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def quantize_int8(src_onnx: Path, dst_onnx: Path, calib_faces: np.ndarray,
+                  input_name: str) -> str:
+    """Static QDQ int8 (per-channel weights, MinMax-calibrated activations)."""
+    try:
+        from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
+                                              quantize_static)
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as exc:  # pragma: no cover - onnx missing
+        raise MissingDependencyError(f"int8 export needs the onnx package "
+                                     f"(pip install 'ekspresi[train]'): {exc}") from None
+    from ekspresi.preprocess import to_model_input
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(to_model_input(f[None])[0:1] for f in calib_faces)
+
+        def get_next(self):
+            x = next(self._it, None)
+            return None if x is None else {input_name: x}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepped = Path(tmp) / "prepped.onnx"
+        try:
+            quant_pre_process(str(src_onnx), str(prepped), skip_symbolic_shape=True)
+            source = prepped
+        except Exception as exc:  # noqa: BLE001 - pre-processing is an optional optimisation
+            log.warning("quant_pre_process failed (%s); quantising the graph as is", exc)
+            source = src_onnx
+        quantize_static(str(source), str(dst_onnx), Reader(), quant_format=QuantFormat.QDQ,
+                        per_channel=True, activation_type=QuantType.QInt8,
+                        weight_type=QuantType.QInt8)
+    return "onnxruntime static QDQ, per-channel int8 weights, int8 activations (MinMax)"
+
+
+def _copy_run_files(run: Path | None, out: Path) -> list[str]:
+    copied = []
+    if run is None or run.resolve() == out.resolve():
+        return copied
+    for name in RUN_FILES:
+        src = run / name
+        if not src.is_file():
+            continue
+        if name == "train.log" and src.stat().st_size > MAX_LOG_BYTES:
+            data = src.read_bytes()[-MAX_LOG_BYTES:]
+            (out / name).write_bytes(b"[... truncated: last %d bytes ...]\n" % MAX_LOG_BYTES
+                                     + data)
+        else:
+            shutil.copyfile(src, out / name)
+        copied.append(name)
+    return copied
+
+
+def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool = False,
+           data: str | None = None, calib_data: str | None = None, name: str | None = None
+           ) -> Bundle:
+    """Write the bundle of ``source`` (a run or a bundle) to ``out_dir``; see module doc."""
+    bundle, run = resolve_source(source)
+    base = run if run is not None else bundle.path
+    out = Path(out_dir) if out_dir else base / ("export-int8" if int8 else "export")
+    if out.resolve() == bundle.path.resolve():
+        raise BadInputError(str(out), "is the source bundle itself; choose another -o folder")
+    meta = bundle.metadata
+    metrics = dict(meta.get("metrics") or {})
+    if run is not None and (run / "final_metrics.json").is_file() and not metrics:
+        final = _read_json(run / "final_metrics.json")
+        metrics = {k: v for k, v in final.items() if isinstance(v, (int, float, str))}
+    extra = {k: v for k, v in meta.items() if k not in STANDARD_KEYS}
+    training = dict(meta.get("training") or {})
+    if run is not None:
+        training.setdefault("run", run.resolve().name)
+    onnx_src: Path | bytes = bundle.onnx_path
+    out.mkdir(parents=True, exist_ok=True)
+    if int8:
+        size = bundle.input_spec.size
+        evalset = (load_dataset_faces(data, bundle.classes, size, "test") if data
+                   else load_run_test_faces(run, bundle) if run is not None else None)
+        if evalset is None:
+            raise BadInputError(str(source), "a bare bundle has no test set: pass --data "
+                                             "DATASET to measure the int8 accuracy")
+        if calib_data:
+            calib = load_dataset_faces(calib_data, bundle.classes, size, "train")
+        elif data:
+            calib = load_dataset_faces(data, bundle.classes, size, "train")
+        else:
+            calib = evalset
+        rng = np.random.default_rng(0)
+        pick = rng.permutation(len(calib.faces))[:CALIBRATION_FACES]
+        tmp = out / (ONNX_NAME + ".int8.tmp")
+        method = quantize_int8(bundle.onnx_path, tmp, calib.faces[pick],
+                               meta["onnx"].get("input", "input"))
+        fp32 = _accuracy(bundle.onnx_path, bundle, evalset.faces)
+        q8 = _accuracy(tmp, bundle, evalset.faces)
+        acc32 = float((fp32 == evalset.labels).mean())
+        acc8 = float((q8 == evalset.labels).mean())
+        extra["quantization"] = {
+            "method": method, "source_sha256": bundle.sha256,
+            "calibration": {"faces": int(len(pick)), "data": calib.source},
+            "evaluation": {"faces": int(len(evalset.labels)), "data": evalset.source},
+            "fp32_accuracy": round(acc32, 5), "int8_accuracy": round(acc8, 5),
+            "accuracy_drop": round(acc32 - acc8, 5),
+            "prediction_agreement": round(float((fp32 == q8).mean()), 5),
+        }
+        onnx_src = tmp.read_bytes()
+        tmp.unlink()
+        log.info("int8: accuracy %.4f -> %.4f on %d faces (%s)", acc32, acc8,
+                 len(evalset.labels), evalset.source)
+    result = write_bundle(out, onnx_src, name=name or (bundle.name + ("-int8" if int8 else "")),
+                          classes=bundle.classes, input_spec=bundle.input_spec,
+                          training=training, metrics=metrics, extra=extra)
+    _copy_run_files(run, out)
+    return result

@@ -1,0 +1,122 @@
+"""Writing `ekspresi predict` results as a table, JSON or CSV, and video timelines.
+
+A result is ``{"file": str, "faces": [Face, ...]}`` for an image, plus ``"video"`` (frame
+counts, fps) and ``"timeline"`` for a video (whose ``faces`` are per-track summaries), or
+``{"file", "error"}`` when the input could not be used.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ekspresi.infer.types import Face
+
+
+def result_to_dict(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"file": result["file"]}
+    if "error" in result:
+        out["error"] = result["error"]
+        return out
+    out["faces"] = [_face_dict(f) for f in result["faces"]]
+    if "video" in result:
+        out["video"] = result["video"]
+        out["timeline"] = [{"frame": r["frame"], "time": r["time"],
+                            "faces": [_face_dict(f) for f in r["faces"]]}
+                           for r in result["timeline"]]
+    return out
+
+
+def _face_dict(face: Face) -> dict[str, Any]:
+    d = face.to_dict()
+    d.update({k: v for k, v in face.extra.items() if k not in d})
+    return d
+
+
+def to_json(results: Sequence[dict[str, Any]]) -> str:
+    return json.dumps([result_to_dict(r) for r in results], indent=2) + "\n"
+
+
+def _classes(results: Sequence[dict[str, Any]]) -> list[str]:
+    for r in results:
+        for f in r.get("faces", ()):
+            return list(f.scores)
+    return []
+
+
+CSV_HEAD = ["file", "frame", "time", "face", "track_id", "x", "y", "w", "h", "label",
+            "confidence", "detection_score"]
+
+
+def _csv_row(file: str, frame, time, index, face: Face | None, classes, error="") -> list:
+    if face is None:
+        return [file, frame, time, "", "", "", "", "", "", "", "", ""] + [""] * len(classes) \
+            + [error]
+    return ([file, frame, time, index, "" if face.track_id is None else face.track_id,
+             *face.box, face.label, f"{face.confidence:.6f}", f"{face.detection_score:.6f}"]
+            + [f"{face.scores.get(c, 0.0):.6f}" for c in classes] + [error])
+
+
+def to_csv(results: Sequence[dict[str, Any]]) -> str:
+    """One row per face (per frame for videos); a file without faces or with an error gets
+    one row with empty face columns (and the error)."""
+    classes = _classes(results) or []
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_HEAD + [f"p_{c}" for c in classes] + ["error"])
+    for r in results:
+        if "error" in r:
+            w.writerow(_csv_row(r["file"], "", "", "", None, classes, r["error"]))
+            continue
+        rows = r["timeline"] if "timeline" in r else [{"frame": "", "time": "",
+                                                       "faces": r["faces"]}]
+        for row in rows:
+            if not row["faces"]:
+                w.writerow(_csv_row(r["file"], row["frame"], row["time"], "", None, classes))
+            for i, f in enumerate(row["faces"]):
+                w.writerow(_csv_row(r["file"], row["frame"], row["time"], i, f, classes))
+    return buf.getvalue()
+
+
+def to_table(results: Sequence[dict[str, Any]]) -> str:
+    """Human-readable: one line per face, top-3 probabilities."""
+    lines = []
+    rows: list[tuple[str, ...]] = [("file", "face", "box (x,y,w,h)", "label", "conf", "top-3")]
+    for r in results:
+        if "error" in r:
+            rows.append((r["file"], "-", "ERROR", r["error"], "", ""))
+            continue
+        faces = r["faces"]
+        name = r["file"]
+        if "video" in r:
+            v = r["video"]
+            name = f"{name} [{v['frames_analyzed']}/{v['frames_read']} frames]"
+        if not faces:
+            rows.append((name, "-", "no face", "", "", ""))
+        for i, f in enumerate(faces):
+            top = sorted(f.scores.items(), key=lambda kv: -kv[1])[:3]
+            tag = f"#{f.track_id}" if f.track_id is not None else str(i)
+            rows.append((name if i == 0 else "", tag, ",".join(map(str, f.box)), f.label,
+                         f"{f.confidence:.2f}", " ".join(f"{k}={v:.2f}" for k, v in top)))
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for j, r in enumerate(rows):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if j == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines) + "\n"
+
+
+def write_timeline(path: str | Path, results: Sequence[dict[str, Any]]) -> None:
+    """Per-frame timeline of every video in ``results``: CSV (one row per face and frame) or
+    JSON (chosen by the extension)."""
+    videos = [r for r in results if "timeline" in r]
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix.lower() == ".json":
+        p.write_text(json.dumps([result_to_dict(r) for r in videos], indent=2) + "\n")
+    else:
+        p.write_text(to_csv(videos))

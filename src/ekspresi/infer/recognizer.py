@@ -1,0 +1,159 @@
+"""``Recognizer``: photo -> faces -> expressions, the engine behind the CLI, API and web app.
+
+One object holds a detector and a classifier and can be shared between threads (the
+detector serialises its own calls; ONNX Runtime sessions are thread-safe), so a server
+builds it once. Every input form goes through :func:`ekspresi.imaging.read_image`, every
+face through :func:`ekspresi.detect.align_face` and therefore through the same
+:func:`ekspresi.preprocess.prepare_face` that made the training data.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ekspresi.detect import Detector, align_crop, get_detector
+from ekspresi.errors import ModelError
+from ekspresi.imaging import ImageSource, read_image
+from ekspresi.infer.bundle import Bundle
+from ekspresi.infer.classifier import Classifier
+from ekspresi.infer.types import Detection, Face
+from ekspresi.preprocess import crop, prepare_face, to_gray
+
+DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent.parent / "assets" / "models" / "default"
+
+
+def default_bundle_path() -> Path:
+    """The model bundle shipped inside the package."""
+    if not (DEFAULT_BUNDLE_DIR / "model.json").is_file():
+        raise ModelError(f"{DEFAULT_BUNDLE_DIR}: no bundled default model in this install; "
+                         "pass a bundle with --model / Recognizer(model=...), or create one "
+                         "with `ekspresi export RUN_DIR`")
+    return DEFAULT_BUNDLE_DIR
+
+
+class Recognizer:
+    """``Recognizer().analyze(image_or_path)`` -> list of :class:`Face`, best detection first.
+
+    ``model``: a bundle directory, a :class:`Bundle` or a :class:`Classifier` (``None`` = the
+    bundled default). ``detector``: a name (``default``, ``haar``, ``blazeface``,
+    ``blazeface-fast``, ``blazeface-full``) or a :class:`Detector`. Detector options are
+    passed through;
+    ``margin=None`` uses the backend's calibrated crop margin. ``align`` levels the eyes
+    when the detector gives landmarks.
+    """
+
+    def __init__(self, model: str | Path | Bundle | Classifier | None = None,
+                 detector: str | Detector = "default", *, threads: int | None = None,
+                 min_face_size: int = 20, score_threshold: float | None = None,
+                 max_faces: int | None = None, margin: float | None = None,
+                 align: bool = True):
+        if isinstance(model, Classifier):
+            self.classifier = model
+        else:
+            self.classifier = Classifier(model if model is not None else default_bundle_path(),
+                                         threads=threads)
+        if isinstance(detector, Detector):
+            self.detector = detector
+        else:
+            self.detector = get_detector(detector, min_face_size=min_face_size,
+                                         score_threshold=score_threshold,
+                                         max_faces=max_faces, margin=margin)
+        self.align = align
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.classifier.classes
+
+    @property
+    def size(self) -> int:
+        return self.classifier.input_spec.size
+
+    # -- steps ------------------------------------------------------------------------------
+    def crop_faces(self, image: np.ndarray, detections: list[Detection]
+                   ) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
+        """Model inputs uint8 (N, size, size), the crops at source resolution, the rotation
+        applied to each (degrees)."""
+        margin = self.detector.margin
+        if self.align:
+            pairs = [align_crop(image, d, margin) for d in detections]
+        else:
+            gray = to_gray(image)
+            pairs = [(crop(gray, d.box, margin), 0.0) for d in detections]
+        crops, angles = [c for c, _ in pairs], [a for _, a in pairs]
+        faces = [prepare_face(c, self.size) for c in crops]
+        batch = np.stack(faces) if faces else np.zeros((0, self.size, self.size), np.uint8)
+        return batch, crops, angles
+
+    def classify_faces(self, faces: np.ndarray | list[np.ndarray]) -> list[dict[str, float]]:
+        """Class -> probability for already-cropped faces (any size; resized as in training)."""
+        proba = self.classifier.predict_proba(faces)
+        return [self._scores(p) for p in proba]
+
+    def _scores(self, p: np.ndarray) -> dict[str, float]:
+        return {c: float(v) for c, v in zip(self.classes, p)}
+
+    def analyze(self, source: ImageSource, *, name: str | None = None) -> list[Face]:
+        """Faces in ``source`` (path, bytes, numpy gray/BGR/BGRA/16-bit array, PIL image).
+        No face gives ``[]``; an undecodable input raises :class:`BadInputError`."""
+        image = read_image(source, name=name)
+        detections = self.detector.detect(image)
+        batch, _, angles = self.crop_faces(image, detections)
+        proba = self.classifier.predict_proba(batch)
+        return [self._face(d, p, a) for d, p, a in zip(detections, proba, angles)]
+
+    def _face(self, det: Detection, p: np.ndarray, angle: float) -> Face:
+        extra = {"rotation": round(angle, 2)} if angle else {}
+        return Face(box=tuple(int(v) for v in det.box), detection_score=float(det.score),
+                    scores=self._scores(p), landmarks=det.landmarks, extra=extra)
+
+    def trace(self, source: ImageSource, *, name: str | None = None,
+              saliency: bool = True) -> dict[str, Any]:
+        """Every intermediate stage, for the web app's step-by-step page.
+
+        Keys: ``original`` (BGR uint8), ``gray``, ``candidates`` (every detector candidate:
+        ``{"detection", "accepted"}``), ``detections``, ``crops`` (eye-levelled crops at
+        source resolution), ``rotations`` (degrees), ``model_inputs`` (uint8 (N, size, size),
+        exactly what ONNX Runtime receives, as float32 (N, 1, size, size) in 0..255),
+        ``probabilities`` (N, C), ``faces`` (list of Face), ``saliency`` (list of float32
+        (size, size) maps in 0..1), ``classes``, ``input_spec``, ``detector``,
+        ``timings_ms`` per stage.
+        """
+        from ekspresi.infer.saliency import occlusion_saliency
+
+        t = {}
+        t0 = time.perf_counter()
+        image = read_image(source, name=name)
+        gray = to_gray(image)
+        original = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
+        t["decode"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        candidates = self.detector.detect(image, return_all=True)
+        detections = self.detector.select(candidates)
+        t["detect"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        batch, crops, angles = self.crop_faces(image, detections)
+        t["align"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        proba = self.classifier.predict_proba(batch)
+        t["classify"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        maps = [occlusion_saliency(self.classifier, f) for f in batch] if saliency else []
+        t["saliency"] = time.perf_counter() - t0
+        accepted = set(detections)
+        return {
+            "original": original, "gray": gray,
+            "candidates": [{"detection": c, "accepted": c in accepted} for c in candidates],
+            "detections": detections, "crops": crops, "rotations": angles,
+            "model_inputs": batch, "probabilities": proba,
+            "faces": [self._face(d, p, a) for d, p, a in zip(detections, proba, angles)],
+            "saliency": maps, "classes": self.classes,
+            "input_spec": self.classifier.input_spec, "detector": self.detector.name,
+            "timings_ms": {k: round(v * 1000, 3) for k, v in t.items()},
+        }
+
+    def __repr__(self) -> str:
+        return f"Recognizer({self.classifier!r}, detector={self.detector!r}, align={self.align})"
