@@ -1,0 +1,102 @@
+"""`ekspresi evaluate`: score a model on test sets, or report on a training run.
+
+Imports nothing heavy at module level (the CLI's --help must stay instant).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+TTA_CHOICES = ("none", "flip", "multicrop")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate a model on datasets",
+        description="Evaluate MODEL (a run directory, a bundle directory or `default`) on "
+                    "one or more test sets, or, given only a run directory, write the run's "
+                    "report from its stored test predictions. Writes metrics.json, plots, "
+                    "report.html (self-contained) and report.md.")
+    p.add_argument("model", metavar="MODEL_OR_RUN",
+                   help="run directory, model bundle (directory or model.onnx), or `default`")
+    p.add_argument("--data", action="append", default=[], metavar="SPEC",
+                   help="test set, LAYOUT:PATH or PATH (repeat for a cross-dataset test), "
+                        "e.g. fer2013-folder:data/fer2013, folders:data/ckplus48")
+    p.add_argument("--split", default="test",
+                   help="split of datasets that have official splits: test (default), val, "
+                        "train or all; datasets without one are used whole (and say so)")
+    p.add_argument("--tta", choices=TTA_CHOICES, default="none",
+                   help="test-time augmentation; the report also shows the result without it")
+    p.add_argument("--classes", default=None,
+                   help="evaluate only these classes (comma list or subset name such as "
+                        "`three`); the model then decides among them only")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default: RUN/report, RUN/eval, or eval-<model>)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    p.add_argument("--skip-bad", action="store_true",
+                   help="skip unreadable images (they are counted) instead of stopping")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ekspresi.errors import EkspresiError
+    from ekspresi.evaluate.evaluator import evaluate_spec
+    from ekspresi.evaluate.report import summary_table, write_report, write_run_report
+    from ekspresi.evaluate.runs import is_bundle_dir, is_run_dir, resolve_model
+    from ekspresi.infer import Classifier
+    from ekspresi.infer.bundle import load_bundle
+    from ekspresi.labels import parse_classes
+
+    target = Path(args.model)
+    only = parse_classes(args.classes) if args.classes else None
+    if not args.data:
+        if args.model != "default" and is_run_dir(target) and not is_bundle_dir(target):
+            files = write_run_report(target, args.out)
+            _print_done(files)
+            return 0
+        raise EkspresiError(f"{args.model}: give at least one --data SPEC to evaluate a "
+                            "model bundle (only a run directory can be reported on alone)")
+
+    bundle_path, run_dir = resolve_model(args.model)
+    bundle = load_bundle(bundle_path)
+    predict_proba = Classifier(bundle).predict_proba
+    evaluations = []
+    seen: set[str] = set()
+    for spec in args.data:
+        print(f"evaluating {bundle.name} on {spec} ...", file=sys.stderr)
+        ev = evaluate_spec(predict_proba, bundle.classes, bundle.input_spec.size, spec,
+                           split=args.split, only=only, tta=args.tta, seed=args.seed,
+                           skip_bad=args.skip_bad)
+        base, n = ev.name, 2
+        while ev.name in seen:
+            ev.name = f"{base} #{n}"
+            n += 1
+        seen.add(ev.name)
+        evaluations.append(ev)
+    model = {"name": bundle.name, "bundle": str(bundle.path), "classes": list(bundle.classes),
+             "input_size": bundle.input_spec.size, "sha256": bundle.sha256}
+    if run_dir is not None:
+        model["run"] = str(run_dir)
+    out = Path(args.out) if args.out else (
+        run_dir / "eval" if run_dir is not None else Path(f"eval-{bundle.name}"))
+    if run_dir is not None:
+        from ekspresi.evaluate.runs import load_run
+
+        files = write_report(out, evaluations, model=model, run=load_run(run_dir),
+                             face_size=bundle.input_spec.size)
+    else:
+        files = write_report(out, evaluations, model=model, face_size=bundle.input_spec.size)
+    print(summary_table(evaluations).to_markdown())
+    for ev in evaluations:
+        for note in ev.dataset.get("notes", []):
+            print(f"note ({ev.name}): {note}")
+    _print_done(files)
+    return 0
+
+
+def _print_done(files: dict) -> None:
+    for key in ("metrics.json", "report.html", "report.md"):
+        if key in files:
+            print(f"wrote {files[key]}")

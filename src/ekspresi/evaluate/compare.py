@@ -1,0 +1,221 @@
+"""Comparing training runs in the table shape FER papers publish, plus a model x test-set
+accuracy matrix for cross-dataset evaluations.
+
+Numbers come from each run's files: losses and accuracies from ``final_metrics.json``
+(falling back to the best epoch of ``metrics.csv``), test precision/recall/F1 recomputed from
+``predictions_test.npz`` with the same code as ``ekspresi evaluate`` so all runs are scored
+alike. Cross-dataset accuracies come from ``metrics.json`` files written by
+``ekspresi evaluate`` (inside a run directory, e.g. ``RUN/eval/``, or given directly).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ekspresi.errors import BadInputError
+from ekspresi.evaluate.metrics import METRICS_SCHEMA
+from ekspresi.evaluate.runs import FINAL_NAME, PREDICTIONS_NAME, RunInfo, is_run_dir, load_run
+from ekspresi.evaluate.tables import Table, matrix_table
+
+COLUMNS = ["run", "model", "classes", "epochs (best)", "training time", "train loss",
+           "train acc.", "val loss", "val acc.", "test loss", "test acc.", "test acc. 95 % CI",
+           "macro precision", "macro recall", "macro F1"]
+KINDS = ["", "", "", "", "s", "f4", "pct", "f4", "pct", "f4", "pct", "", "f3", "f3", "f3"]
+
+
+def _lookup(d: Mapping[str, Any], *candidates: str) -> Any:
+    """First present value among dotted keys (``test.accuracy``) in a nested dict."""
+    for cand in candidates:
+        cur: Any = d
+        for part in cand.split("."):
+            if not isinstance(cur, Mapping) or part not in cur:
+                cur = None
+                break
+            cur = cur[part]
+        if isinstance(cur, (int, float)) and not isinstance(cur, bool):
+            return cur
+    return None
+
+
+def _split_value(final: Mapping[str, Any], split: str, metric: str) -> float | None:
+    names = ("acc", "accuracy") if metric == "acc" else ("loss",)
+    return _lookup(final, *[f"{split}_{n}" for n in names], *[f"{split}.{n}" for n in names],
+                   *[f"{n}.{split}" for n in names])
+
+
+def _best_row(run: RunInfo) -> dict[str, Any]:
+    best = _lookup(run.final, "best_epoch", "best.epoch")
+    if best is not None:
+        for h in run.history:
+            if int(h["epoch"]) == int(best):
+                return h
+    if run.history:  # best validation accuracy, as early stopping would pick
+        return max(run.history, key=lambda h: (h.get("val_acc") or -1))
+    return {}
+
+
+@dataclass
+class RunRow:
+    run: RunInfo
+    values: dict[str, Any] = field(default_factory=dict)
+    cross: dict[str, float] = field(default_factory=dict)   # test set -> accuracy
+
+
+def summarise_run(run: RunInfo) -> RunRow:
+    """One comparison row for a run directory."""
+    from ekspresi.evaluate.report import run_evaluation
+
+    if not run.final and run.predictions is None:
+        raise BadInputError(str(run.path), f"has neither {FINAL_NAME} nor {PREDICTIONS_NAME}; "
+                                           "nothing to compare (did training finish?)")
+    f, best = run.final, _best_row(run)
+    v: dict[str, Any] = {"run": run.name, "model": run.model_name or None,
+                         "classes": len(run.classes) if run.classes else None}
+    n_epochs = len(run.history) or _lookup(f, "epochs", "epochs_run")
+    best_epoch = _lookup(f, "best_epoch", "best.epoch") or best.get("epoch")
+    v["epochs (best)"] = (f"{n_epochs} ({best_epoch})" if n_epochs and best_epoch
+                          else n_epochs)
+    seconds = _lookup(f, "train_time_seconds", "training_time_seconds", "train_seconds",
+                      "time_seconds", "seconds")
+    if seconds is None and run.history and all("seconds" in h for h in run.history):
+        seconds = sum(float(h["seconds"] or 0) for h in run.history)
+    v["training time"] = seconds
+    for split in ("train", "val"):
+        v[f"{split} loss"] = _split_value(f, split, "loss")
+        if v[f"{split} loss"] is None:
+            v[f"{split} loss"] = best.get(f"{split}_loss")
+        v[f"{split} acc."] = _split_value(f, split, "acc")
+        if v[f"{split} acc."] is None:
+            v[f"{split} acc."] = best.get(f"{split}_acc")
+    v["test loss"] = _split_value(f, "test", "loss")
+    v["test acc."] = _split_value(f, "test", "acc")
+    row = RunRow(run, v)
+    ev = run_evaluation(run)
+    if ev is not None:
+        m = ev.metrics
+        v["test acc."] = m["accuracy"]
+        if v["test loss"] is None:
+            v["test loss"] = m["log_loss"]
+        lo, hi = m["accuracy_ci95"]
+        v["test acc. 95 % CI"] = f"{100 * lo:.2f}–{100 * hi:.2f} %"
+        v["_ci"] = (lo, hi)
+        v["macro precision"], v["macro recall"], v["macro F1"] = (
+            m["macro_precision"], m["macro_recall"], m["macro_f1"])
+        row.cross[ev.name] = m["accuracy"]
+    else:
+        for key, name in (("macro precision", "precision"), ("macro recall", "recall"),
+                          ("macro F1", "f1")):
+            v[key] = _lookup(f, f"test_macro_{name}", f"macro_{name}", f"test.macro_{name}")
+    for doc in _eval_docs(run.path):
+        row.cross.update(_accuracies(doc))
+    return row
+
+
+def _eval_docs(directory: Path) -> list[dict[str, Any]]:
+    """metrics.json files written by `ekspresi evaluate` in ``directory`` or one level down."""
+    docs = []
+    for p in sorted([directory / "metrics.json", *directory.glob("*/metrics.json")]):
+        if p.is_file():
+            try:
+                doc = json.loads(p.read_text())
+            except json.JSONDecodeError as exc:
+                raise BadInputError(str(p), f"invalid JSON ({exc})") from None
+            if isinstance(doc, dict) and doc.get("schema") == METRICS_SCHEMA and "datasets" in doc:
+                docs.append(doc)
+    return docs
+
+
+def _accuracies(doc: Mapping[str, Any]) -> dict[str, float]:
+    return {name: float(block["accuracy"]) for name, block in doc["datasets"].items()}
+
+
+def cross_dataset_table(rows: Sequence[RunRow], extra: Mapping[str, Mapping[str, float]]
+                        ) -> Table | None:
+    """Model (run) x test set accuracy; None when no model was tested on a second set."""
+    models = {r.run.name: r.cross for r in rows if r.cross}
+    models.update({k: dict(v) for k, v in extra.items()})
+    sets = list(dict.fromkeys(s for acc in models.values() for s in acc))
+    if not models or (len(sets) < 2 and len(models) < 2):
+        return None
+    return matrix_table("model \\ test set", list(models), sets,
+                        [[acc.get(s) for s in sets] for acc in models.values()], "pct")
+
+
+def build_comparison(run_dirs: Sequence[str | Path]
+                     ) -> tuple[Table, list[RunRow], Table | None]:
+    """(comparison table, per-run rows, cross-dataset accuracy matrix or None)."""
+    rows: list[RunRow] = []
+    extra: dict[str, dict[str, float]] = {}
+    for d in map(Path, run_dirs):
+        if is_run_dir(d):
+            rows.append(summarise_run(load_run(d)))
+            continue
+        docs = _eval_docs(d) if d.is_dir() else []
+        if not docs:
+            raise BadInputError(str(d), "neither a training run directory nor an "
+                                        "`ekspresi evaluate` output folder (metrics.json)")
+        for doc in docs:
+            name = (doc.get("model") or {}).get("name") or d.name
+            extra.setdefault(name, {}).update(_accuracies(doc))
+    table = Table(list(COLUMNS), [[r.values.get(c) for c in COLUMNS] for r in rows],
+                  list(KINDS))
+    return table, rows, cross_dataset_table(rows, extra)
+
+
+def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = None) -> Table:
+    """The comparison table of ``run_dirs`` (run directories, or `ekspresi evaluate` output
+    folders for the cross-dataset matrix). With ``out_dir``, also write comparison.md /
+    .csv / .html, cross_dataset.csv and a bar chart (PNG + SVG)."""
+    table, rows, cross = build_comparison(run_dirs)
+    if out_dir is not None:
+        write_comparison(Path(out_dir), table, rows, cross)
+    return table
+
+
+def write_comparison(out: Path, table: Table, rows: Sequence[RunRow],
+                     cross: Table | None) -> dict[str, Path]:
+    import html as _html
+
+    from ekspresi.evaluate import plots
+    from ekspresi.evaluate.report import CSS, embed_png
+
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    (out / "comparison.csv").write_text(table.to_csv())
+    files["comparison.csv"] = out / "comparison.csv"
+    if cross is not None:
+        (out / "cross_dataset.csv").write_text(cross.to_csv())
+        files["cross_dataset.csv"] = out / "cross_dataset.csv"
+    fig_paths = None
+    if rows:
+        names = [r.run.name for r in rows]
+        fig = plots.comparison_figure(
+            names, {"test accuracy": [r.values.get("test acc.") for r in rows],
+                    "macro F1": [r.values.get("macro F1") for r in rows]},
+            errors={"test accuracy": [r.values.get("_ci") for r in rows]})
+        fig_paths = plots.save(fig, out / "comparison")
+        files.update({f"comparison.{k}": p for k, p in fig_paths.items()})
+    md = ["# Run comparison\n", table.to_markdown()]
+    html_parts = ["<h1>Run comparison</h1>", table.to_html()]
+    if fig_paths:
+        md.append("![test accuracy and macro F1](comparison.png) ([SVG](comparison.svg))\n")
+        html_parts.append(embed_png(fig_paths["png"], "test accuracy (95 % CI) and macro F1"))
+    if cross is not None:
+        md += ["\n## Accuracy per test set (cross-dataset)\n", cross.to_markdown()]
+        html_parts += ["<h2>Accuracy per test set (cross-dataset)</h2>", cross.to_html()]
+    note = ("Test accuracy interval: percentile bootstrap over the test samples; macro "
+            "precision/recall/F1 recomputed from each run's predictions_test.npz.")
+    md.append(f"\n{note}\n")
+    html_parts.append(f"<p class='meta'>{_html.escape(note)}</p>")
+    (out / "comparison.md").write_text("\n".join(md))
+    (out / "comparison.html").write_text(
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Run comparison"
+        f"</title><style>{CSS}</style></head><body>" + "\n".join(html_parts)
+        + "</body></html>\n")
+    files["comparison.md"] = out / "comparison.md"
+    files["comparison.html"] = out / "comparison.html"
+    return files

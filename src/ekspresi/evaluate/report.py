@@ -1,0 +1,479 @@
+"""Evaluation and run reports: ``metrics.json``, plots, ``report.html`` and ``report.md``.
+
+The HTML report is one self-contained file (CSS inline, figures as base64 PNG), so it can be
+mailed, attached to a paper review or opened offline years later. The Markdown summary
+beside it links the PNG/SVG files in ``plots/`` and renders on GitHub. ``metrics.json`` is
+the machine-readable source of every number in both (schema in ``docs/evaluation.md``).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ekspresi import __version__
+from ekspresi.errors import BadInputError, EkspresiError
+from ekspresi.evaluate import plots
+from ekspresi.evaluate.evaluator import DatasetEvaluation, score
+from ekspresi.evaluate.gallery import select_gallery
+from ekspresi.evaluate.mapping import map_classes
+from ekspresi.evaluate.metrics import METRICS_SCHEMA
+from ekspresi.evaluate.runs import RunInfo, load_run
+from ekspresi.evaluate.tables import Table, fmt, matrix_table
+from ekspresi.labels import ALL_CLASSES
+
+GALLERY_PER_CLASS = 6
+REPORT_DIR = "report"
+
+
+# -- metrics.json ------------------------------------------------------------------------
+
+def metrics_document(evaluations: Sequence[DatasetEvaluation], *,
+                     model: Mapping[str, Any] | None = None,
+                     run: RunInfo | None = None) -> dict[str, Any]:
+    """The metrics.json content: the first test set's block at top level (so single-dataset
+    consumers read ``doc["accuracy"]``) and every block under ``datasets`` by name."""
+    doc: dict[str, Any] = {
+        "schema": METRICS_SCHEMA,
+        "generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "ekspresi_version": __version__,
+        "model": dict(model or {}),
+    }
+    if evaluations:
+        doc.update(evaluations[0].block())
+        doc["datasets"] = {e.name: e.block() for e in evaluations}
+    if run is not None:
+        doc["run"] = {"name": run.name, "path": str(run.path), "final_metrics": run.final,
+                      "epochs_logged": len(run.history), "missing_files": run.missing}
+    return doc
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    text = json.dumps(obj, indent=2, default=_json_default, allow_nan=False)
+    path.write_text(text + "\n")
+    return path
+
+
+# -- figures -------------------------------------------------------------------------------
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "dataset"
+
+
+def _gallery_faces(ev: DatasetEvaluation, indices: Sequence[int], size: int,
+                   ) -> tuple[dict[int, np.ndarray], int]:
+    """Faces for the gallery rows: from the evaluated arrays, else read from the sample
+    paths (stored run predictions). Returns (faces, number that could not be read)."""
+    if ev.faces is not None:
+        return {i: ev.faces[i] for i in indices}, 0
+    from ekspresi.imaging import read_image
+    from ekspresi.preprocess import prepare_face
+
+    out, unreadable = {}, 0
+    for i in indices:
+        path = None if ev.paths is None else str(ev.paths[i])
+        try:
+            if not path:
+                raise BadInputError(None, "no path")
+            out[i] = prepare_face(read_image(path), size)
+        except EkspresiError:
+            unreadable += 1
+    return out, unreadable
+
+
+def dataset_figures(ev: DatasetEvaluation, plot_dir: Path, *, face_size: int = 48,
+                    ) -> dict[str, dict[str, Path]]:
+    """Every figure of one test set -> {figure name: {format: path}}."""
+    m, classes, stem = ev.metrics, list(ev.classes), slug(ev.name)
+    figs: dict[str, dict[str, Path]] = {}
+    for key, norm in (("confusion_counts", False), ("confusion_normalized", True)):
+        cm = m["confusion_matrix_normalized" if norm else "confusion_matrix"]
+        figs[key] = plots.save(plots.confusion_matrix_figure(
+            cm, classes, normalized=norm,
+            title=f"{ev.name}: confusion matrix ({'row-normalised' if norm else 'counts'})"),
+            plot_dir / f"{stem}_{key}")
+    figs["per_class"] = plots.save(plots.per_class_figure(
+        m["per_class"], classes, title=f"{ev.name}: per-class precision, recall, F1"),
+        plot_dir / f"{stem}_per_class")
+    figs["reliability"] = plots.save(plots.reliability_figure(
+        m["calibration"], ece=m["ece"], title=f"{ev.name}: reliability (ECE {m['ece']:.3f})"),
+        plot_dir / f"{stem}_reliability")
+    picks = select_gallery(ev.y_true, ev.proba, GALLERY_PER_CLASS)
+    wanted = sorted({it.index for kind in picks.values() for items in kind.values()
+                     for it in items})
+    faces, unreadable = _gallery_faces(ev, wanted, face_size)
+    if unreadable:
+        ev.dataset.setdefault("notes", []).append(
+            f"{unreadable} gallery images could not be read from their paths and are left out")
+    for kind, label in (("mistakes", "misclassified, most confident first"),
+                        ("correct", "correctly classified, most confident first")):
+        items = {c: [it for it in lst if it.index in faces] for c, lst in picks[kind].items()}
+        fig = plots.gallery_figure(faces, items, classes, title=f"{ev.name}: {label}")
+        if fig is not None:
+            figs[f"gallery_{kind}"] = plots.save(fig, plot_dir / f"{stem}_gallery_{kind}")
+    return figs
+
+
+# -- tables ----------------------------------------------------------------------------
+
+SUMMARY_COLUMNS = ["test set", "samples", "accuracy", "95 % CI", "balanced acc.",
+                   "macro precision", "macro recall", "macro F1", "weighted F1",
+                   "top-2 acc.", "log-loss", "ECE", "TTA"]
+
+
+def summary_table(evaluations: Sequence[DatasetEvaluation]) -> Table:
+    rows = []
+    for e in evaluations:
+        m = e.metrics
+        lo, hi = m["accuracy_ci95"]
+        tta = m.get("tta", {})
+        tta_txt = tta.get("mode", "none")
+        if "accuracy_gain" in tta:
+            tta_txt += f" ({100 * tta['accuracy_gain']:+.2f} pts)"
+        rows.append([e.name, m["n_samples"], m["accuracy"],
+                     f"{100 * lo:.2f}–{100 * hi:.2f} %", m["balanced_accuracy"],
+                     m["macro_precision"], m["macro_recall"], m["macro_f1"],
+                     m["weighted_f1"], m["top2_accuracy"], m["log_loss"], m["ece"], tta_txt])
+    return Table(SUMMARY_COLUMNS, rows,
+                 ["", "", "pct", "", "pct", "f3", "f3", "f3", "f3", "pct", "f3", "f3", ""])
+
+
+def per_class_table(ev: DatasetEvaluation) -> Table:
+    rows = [[c, d["precision"], d["recall"], d["f1"], d["support"], d["tp"], d["fp"],
+             d["fn"], d["tn"]] for c, d in ev.metrics["per_class"].items()]
+    return Table(["class", "precision", "recall", "F1", "support", "TP", "FP", "FN", "TN"],
+                 rows, ["", "f3", "f3", "f3"])
+
+
+def confusion_table(ev: DatasetEvaluation) -> Table:
+    return matrix_table("true \\ predicted", list(ev.classes), list(ev.classes),
+                        ev.metrics["confusion_matrix"])
+
+
+def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dict -> [(dotted key, scalar or short JSON)] for key/value tables."""
+    if isinstance(obj, Mapping):
+        out: list[tuple[str, Any]] = []
+        for k, v in obj.items():
+            out += _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(obj, (list, tuple)):
+        return [(prefix, json.dumps(obj, default=_json_default)[:200])]
+    return [(prefix, obj)]
+
+
+def _find(obj: Any, words: Sequence[str], prefix: str = "") -> list[tuple[str, Any]]:
+    """(dotted key, value) of every key containing one of ``words`` (config search)."""
+    out: list[tuple[str, Any]] = []
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            key = f"{prefix}.{k}" if prefix else str(k)
+            if any(w in str(k).lower() for w in words):
+                out.append((key, v if not isinstance(v, (dict, list)) else json.dumps(v)))
+            else:
+                out += _find(v, words, key)
+    return out
+
+
+def _counts_tables(final: Mapping[str, Any]) -> list[tuple[str, Table]]:
+    """Dataset statistics from final_metrics.json: every mapping whose name mentions counts,
+    shown as class x split when nested ({split: {class: n}}), else as one column."""
+    found = []
+    for key, val in final.items():
+        if not isinstance(val, Mapping) or "count" not in key.lower():
+            continue
+        if val and all(isinstance(v, Mapping) for v in val.values()):
+            cols = list(val)
+            names = [c for c in ALL_CLASSES if any(c in val[s] for s in cols)]
+            names += [k for s in cols for k in val[s] if k not in names]
+            names = list(dict.fromkeys(names))
+            rows = [[n, *[val[s].get(n) for s in cols]] for n in names]
+            rows.append(["total", *[sum(v for v in val[s].values()
+                                        if isinstance(v, (int, float))) for s in cols]])
+            found.append((key, Table(["class", *cols], rows)))
+        else:
+            found.append((key, Table([key, "value"], [[k, v] for k, v in val.items()])))
+    return found
+
+
+def _time_seconds(final: Mapping[str, Any]) -> float | None:
+    for k, v in final.items():
+        if isinstance(v, (int, float)) and ("time" in k.lower() or "seconds" in k.lower()):
+            return float(v)
+    return None
+
+
+def run_summary_table(run: RunInfo) -> Table:
+    f = run.final
+    rows: list[list[Any]] = [["run", run.name], ["model", run.model_name or None],
+                             ["classes", ", ".join(run.classes or ()) or None],
+                             ["epochs logged", len(run.history) or None]]
+    for key, value in f.items():
+        if (isinstance(value, Mapping) and "count" in key.lower()) or key in ("model",
+                                                                            "classes"):
+            continue
+        for k, v in _flatten({key: value}):
+            if isinstance(v, float):
+                v = fmt(v, "s") if ("time" in k or "second" in k) else fmt(v, "f4")
+            rows.append([k, v])
+    return Table(["", "value"], rows)
+
+
+# -- rendering -----------------------------------------------------------------------------
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
+max-width:1200px;padding:0 1rem;color:#1b1f23;line-height:1.45}
+h1{margin-bottom:.2rem}h2{border-bottom:2px solid #d0d7de;padding-bottom:.2rem;margin-top:2.2rem}
+.meta{color:#57606a;font-size:.9rem}
+table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.88rem}
+th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f6f8fa}
+tr:nth-child(even) td{background:#fbfcfd}
+.note{background:#fff8c5;border-left:4px solid #d4a72c;padding:.4rem .8rem;margin:.4rem 0}
+.missing{background:#ffebe9;border-left:4px solid #cf222e;padding:.4rem .8rem}
+figure{display:inline-block;margin:.5rem 1rem .5rem 0;vertical-align:top}
+figure img{max-width:100%;border:1px solid #eaeef2}
+figcaption{font-size:.8rem;color:#57606a}
+pre{background:#f6f8fa;padding:.8rem;overflow:auto;font-size:.8rem;max-height:28rem}
+details{margin:.5rem 0}summary{cursor:pointer;font-weight:600}
+"""
+
+
+def embed_png(path: Path, caption: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+_FIG_CAPTIONS = {
+    "confusion_counts": "confusion matrix, counts (rows = true class)",
+    "confusion_normalized": "confusion matrix, row-normalised (diagonal = recall)",
+    "per_class": "per-class precision, recall, F1",
+    "reliability": "reliability diagram",
+    "gallery_mistakes": "misclassified faces, most confident mistakes first",
+    "gallery_correct": "correctly classified faces",
+    "learning_curves": "learning curves (train vs validation), learning rate on the right axis",
+}
+
+
+class _Doc:
+    """Accumulates the HTML and Markdown versions of the report side by side."""
+
+    def __init__(self, out_dir: Path):
+        self.out_dir = out_dir
+        self.html: list[str] = []
+        self.md: list[str] = []
+
+    def heading(self, text: str, level: int = 2) -> None:
+        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
+        self.md.append(f"\n{'#' * level} {text}\n")
+
+    def para(self, text: str, css: str = "") -> None:
+        cls = f' class="{css}"' if css else ""
+        self.html.append(f"<p{cls}>{html.escape(text)}</p>")
+        self.md.append(("> " if css else "") + text + "\n")
+
+    def table(self, t: Table) -> None:
+        self.html.append(t.to_html())
+        self.md.append(t.to_markdown())
+
+    def figures(self, figs: Mapping[str, Mapping[str, Path]], keys: Sequence[str]) -> None:
+        parts = [k for k in keys if k in figs]
+        self.html.extend(embed_png(figs[k]["png"], _FIG_CAPTIONS.get(k, k)) for k in parts)
+        for k in parts:
+            rel_png = figs[k]["png"].relative_to(self.out_dir).as_posix()
+            rel_svg = figs[k]["svg"].relative_to(self.out_dir).as_posix()
+            self.md.append(f"![{_FIG_CAPTIONS.get(k, k)}]({rel_png}) ([SVG]({rel_svg}))\n")
+
+    def details(self, summary: str, body_html: str, body_md: str | None = None) -> None:
+        self.html.append(f"<details><summary>{html.escape(summary)}</summary>{body_html}"
+                         "</details>")
+        if body_md is not None:
+            self.md.append(f"<details><summary>{summary}</summary>\n\n{body_md}\n</details>\n")
+
+    def pre(self, summary: str, text: str) -> None:
+        self.details(summary, f"<pre>{html.escape(text)}</pre>", f"```\n{text}\n```")
+
+
+def _model_rows(model: Mapping[str, Any]) -> Table:
+    rows = [[k, ", ".join(v) if isinstance(v, (list, tuple)) else v]
+            for k, v in model.items() if v not in (None, "", [], {})]
+    return Table(["model", "value"], rows)
+
+
+def _render_dataset(doc: _Doc, ev: DatasetEvaluation, figs: Mapping[str, Mapping[str, Path]],
+                    ) -> None:
+    m = ev.metrics
+    doc.heading(f"Test set: {ev.name}")
+    info = ev.dataset
+    lo, hi = m["accuracy_ci95"]
+    doc.para(f"{m['n_samples']} samples evaluated"
+             + (f" of {info['n_loaded']} loaded" if info.get("n_loaded") not in
+                (None, m["n_samples"]) else "")
+             + (f" (data: {info['spec']}, split: {info.get('split')})" if info.get("spec")
+                else "")
+             + f". Accuracy {100 * m['accuracy']:.2f} % "
+               f"(95 % CI {100 * lo:.2f}–{100 * hi:.2f} %), macro F1 {m['macro_f1']:.3f}.")
+    for note in info.get("notes", []):
+        doc.para(note, "note")
+    tta = m.get("tta", {})
+    if "accuracy_gain" in tta:
+        doc.para(f"Test-time augmentation ({tta['mode']}): accuracy "
+                 f"{100 * tta['accuracy_without_tta']:.2f} % → {100 * m['accuracy']:.2f} % "
+                 f"({100 * tta['accuracy_gain']:+.2f} points), macro F1 "
+                 f"{tta['macro_f1_without_tta']:.3f} → {m['macro_f1']:.3f}; "
+                 f"{tta['changed_predictions']} predictions changed.")
+    doc.table(per_class_table(ev))
+    doc.table(confusion_table(ev))
+    doc.figures(figs, ["confusion_counts", "confusion_normalized", "per_class",
+                       "reliability"])
+    doc.heading("Galleries", 3)
+    doc.figures(figs, ["gallery_mistakes", "gallery_correct"])
+
+
+def _render_run(doc: _Doc, run: RunInfo, figs: Mapping[str, Mapping[str, Path]]) -> None:
+    doc.heading(f"Training run: {run.name}")
+    if run.missing:
+        doc.para("Files missing from the run directory (their parts are left out): "
+                 + ", ".join(run.missing), "missing")
+    doc.table(run_summary_table(run))
+    doc.heading("Dataset statistics", 3)
+    counts = _counts_tables(run.final)
+    for key, t in counts:
+        doc.para(f"{key}:")
+        doc.table(t)
+    if not counts:
+        doc.para("final_metrics.json has no dataset counts.", "note")
+    balancing = _find(run.config, ("balanc", "sampl"))
+    if balancing:
+        doc.table(Table(["balancing setting", "value"], [list(b) for b in balancing]))
+    doc.heading("Training curves", 3)
+    if run.history:
+        seconds = [h.get("seconds") for h in run.history if h.get("seconds") is not None]
+        if seconds:
+            doc.para(f"{len(run.history)} epochs, {sum(seconds):,.1f} s in the epoch loop "
+                     f"(mean {sum(seconds) / len(seconds):,.1f} s per epoch).")
+        doc.figures(figs, ["learning_curves"])
+        cols = list(dict.fromkeys(k for h in run.history for k in h))
+        t = Table(cols, [[h.get(c) for c in cols] for h in run.history])
+        doc.details("per-epoch metrics", t.to_html(), t.to_markdown())
+    else:
+        doc.para("No per-epoch metrics (metrics.jsonl / metrics.csv) in the run.", "missing")
+    if run.config_text:
+        doc.pre("resolved configuration (config.resolved.yaml)", run.config_text)
+    if run.env:
+        t = Table(["environment", ""], [list(r) for r in _flatten(run.env)])
+        doc.details("environment (env.json)", t.to_html(), t.to_markdown())
+    if run.log_tail:
+        doc.pre("end of train.log", run.log_tail)
+
+
+def write_report(out_dir: str | Path, evaluations: Sequence[DatasetEvaluation], *,
+                 model: Mapping[str, Any] | None = None, run: RunInfo | None = None,
+                 title: str | None = None, face_size: int = 48) -> dict[str, Path]:
+    """Write metrics.json, plots/, report.html and report.md into ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_dir = out / "plots"
+    figs = {e.name: dataset_figures(e, plot_dir, face_size=face_size) for e in evaluations}
+    run_figs: dict[str, dict[str, Path]] = {}
+    if run is not None and run.history:
+        best = run.final.get("best_epoch")
+        run_figs["learning_curves"] = plots.save(plots.learning_curves_figure(
+            run.history, best_epoch=int(best) if isinstance(best, (int, float)) else None,
+            title=run.name), plot_dir / "learning_curves")
+
+    files = {"metrics.json": write_json(out / "metrics.json", metrics_document(
+        evaluations, model=model, run=run))}
+    title = title or (f"ekspresi report: {run.name}" if run is not None
+                      else f"ekspresi evaluation: {(model or {}).get('name', 'model')}")
+    doc = _Doc(out)
+    stamp = _dt.datetime.now().isoformat(timespec="seconds")
+    doc.html.append(f"<h1>{html.escape(title)}</h1><p class='meta'>generated {stamp} by "
+                    f"ekspresi {__version__}</p>")
+    doc.md.append(f"# {title}\n\nGenerated {stamp} by ekspresi {__version__}.\n")
+    if model:
+        doc.table(_model_rows(model))
+    if evaluations:
+        doc.heading("Summary")
+        doc.table(summary_table(evaluations))
+        doc.para("Accuracy intervals: percentile bootstrap over test samples. Averages "
+                 "(macro, weighted, balanced accuracy) run over the classes present in each "
+                 "test set. ECE: 15 equal-width confidence bins.")
+    if run is not None:
+        _render_run(doc, run, run_figs)
+    for e in evaluations:
+        _render_dataset(doc, e, figs[e.name])
+
+    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+            + "\n".join(doc.html) + "</body></html>\n")
+    (out / "report.html").write_text(page, encoding="utf-8")
+    (out / "report.md").write_text("\n".join(doc.md), encoding="utf-8")
+    files["report.html"] = out / "report.html"
+    files["report.md"] = out / "report.md"
+    for group in (*figs.values(), run_figs):
+        for name, paths in group.items():
+            for fmt_, p in paths.items():
+                files[p.relative_to(out).as_posix()] = p
+    return files
+
+
+def run_evaluation(run: RunInfo) -> DatasetEvaluation | None:
+    """The run's own test-set evaluation, from its stored predictions (no model needed)."""
+    pred = run.predictions
+    if pred is None:
+        return None
+    bad = [int(v) for v in np.unique(pred.labels) if not 0 <= v < len(pred.classes)]
+    if bad:
+        raise BadInputError(str(run.path / "predictions_test.npz"),
+                            f"labels {bad} outside the {len(pred.classes)} classes")
+    labels_all = np.array([ALL_CLASSES.index(pred.classes[i]) for i in pred.labels])
+    mapping = map_classes(labels_all, pred.classes)
+    data = run.final.get("dataset") or run.final.get("test_set") or "test set"
+    name = f"{data} test" if isinstance(data, str) and data != "test set" else "test set"
+    info = {"source": "predictions_test.npz of the run", "split": "test",
+            "n_loaded": int(len(pred.labels)), "notes": []}
+    return score(name, mapping, pred.proba, paths=pred.paths, dataset=info)
+
+
+def write_run_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
+                     evaluations: Sequence[DatasetEvaluation] = ()) -> dict[str, Path]:
+    """The per-run report (training can call this at the end of a run): config, dataset
+    statistics, curves, test metrics from ``predictions_test.npz`` plus any extra
+    ``evaluations``. Written to ``run_dir/report`` unless ``out_dir`` is given."""
+    run = load_run(run_dir)
+    evs = [e for e in [run_evaluation(run), *evaluations] if e is not None]
+    model: dict[str, Any] = {"name": run.model_name or run.name, "run": str(run.path)}
+    size = 48
+    if run.bundle_path is not None:
+        from ekspresi.infer.bundle import load_bundle
+
+        b = load_bundle(run.bundle_path, verify=False)
+        model.update({"bundle": str(b.path), "classes": list(b.classes),
+                      "input_size": b.input_spec.size, "sha256": b.sha256})
+        size = b.input_spec.size
+    elif run.classes:
+        model["classes"] = list(run.classes)
+    return write_report(Path(out_dir) if out_dir else run.path / REPORT_DIR, evs,
+                        model=model, run=run, face_size=size)

@@ -1,0 +1,253 @@
+"""Reading training run directories and resolving the MODEL argument of the CLI.
+
+A run directory (written by ``ekspresi train``) holds ``config.resolved.yaml``,
+``env.json``, ``metrics.jsonl``/``metrics.csv`` (one row per epoch), ``final_metrics.json``,
+``predictions_test.npz``, ``train.log`` and ``bundle/``. Reports and comparisons read it
+tolerantly: an optional file that is missing is listed in ``RunInfo.missing`` and its part of
+the report says so, while a directory holding none of the essential files is an error
+naming the directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ekspresi.errors import BadInputError, ModelError
+from ekspresi.infer.bundle import META_NAME, ONNX_NAME
+
+CONFIG_NAME = "config.resolved.yaml"
+ENV_NAME = "env.json"
+HISTORY_JSONL = "metrics.jsonl"
+HISTORY_CSV = "metrics.csv"
+FINAL_NAME = "final_metrics.json"
+PREDICTIONS_NAME = "predictions_test.npz"
+LOG_NAME = "train.log"
+BUNDLE_DIR = "bundle"
+
+#: Key aliases accepted in predictions_test.npz (first match wins).
+_NPZ_KEYS = {
+    "labels": ("labels", "y_true", "targets", "y"),
+    "proba": ("probabilities", "proba", "probs", "scores"),
+    "paths": ("paths", "sample_paths", "files"),
+    "classes": ("classes", "class_names"),
+}
+
+
+@dataclass
+class Predictions:
+    """Stored test-set predictions of a run (labels index ``classes``)."""
+
+    labels: np.ndarray
+    proba: np.ndarray
+    classes: tuple[str, ...]
+    paths: np.ndarray | None = None
+
+
+@dataclass
+class RunInfo:
+    path: Path
+    name: str
+    config: dict[str, Any] = field(default_factory=dict)
+    config_text: str = ""
+    env: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    final: dict[str, Any] = field(default_factory=dict)
+    predictions: Predictions | None = None
+    bundle_path: Path | None = None
+    log_tail: str = ""
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def classes(self) -> tuple[str, ...] | None:
+        if self.predictions is not None:
+            return self.predictions.classes
+        if self.final.get("classes"):
+            return tuple(self.final["classes"])
+        if self.bundle_path is not None:
+            meta = _read_json(self.bundle_path / META_NAME)
+            return tuple(meta.get("classes", ())) or None
+        return None
+
+    @property
+    def model_name(self) -> str:
+        for src in (self.final, self.config.get("model", {}) if isinstance(
+                self.config.get("model"), dict) else {}):
+            for key in ("model", "name", "arch", "architecture"):
+                if isinstance(src.get(key), str):
+                    return src[key]
+        if isinstance(self.config.get("model"), str):
+            return self.config["model"]
+        return ""
+
+
+def is_bundle_dir(path: Path) -> bool:
+    return (path / META_NAME).is_file() and (path / ONNX_NAME).is_file()
+
+
+def is_run_dir(path: str | Path) -> bool:
+    p = Path(path)
+    return p.is_dir() and any((p / n).exists() for n in (
+        FINAL_NAME, HISTORY_JSONL, HISTORY_CSV, CONFIG_NAME, PREDICTIONS_NAME, BUNDLE_DIR))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BadInputError(str(path), f"invalid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BadInputError(str(path), "expected a JSON object")
+    return data
+
+
+def _number(v: str) -> Any:
+    if v is None or v == "":
+        return None
+    try:
+        f = float(v)
+    except ValueError:
+        return v
+    if math.isnan(f):
+        return None
+    return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
+    """Per-epoch rows (epoch, lr, train_loss, train_acc, val_loss, val_acc, seconds, ...)
+    from metrics.jsonl, else metrics.csv; [] when neither exists. Sorted by epoch; when an
+    epoch repeats (a resumed run) the last row wins."""
+    d = Path(run_dir)
+    rows: list[dict[str, Any]] = []
+    if (d / HISTORY_JSONL).is_file():
+        for n, line in enumerate((d / HISTORY_JSONL).read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise BadInputError(f"{d / HISTORY_JSONL}:{n}", f"invalid JSON ({exc})") from None
+    elif (d / HISTORY_CSV).is_file():
+        with open(d / HISTORY_CSV, newline="") as f:
+            rows = [{k: _number(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    by_epoch: dict[int, dict[str, Any]] = {}
+    for r in rows:
+        if r.get("epoch") is None:
+            continue
+        by_epoch[int(r["epoch"])] = r
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def read_predictions(path: str | Path, classes: tuple[str, ...] | None = None) -> Predictions:
+    """Load predictions_test.npz; ``classes`` is used when the file does not name them."""
+    p = Path(path)
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise BadInputError(str(p), f"cannot read predictions ({exc})") from None
+
+    def pick(kind: str):
+        for key in _NPZ_KEYS[kind]:
+            if key in data:
+                return data[key]
+        return None
+
+    labels, proba = pick("labels"), pick("proba")
+    if labels is None or proba is None:
+        raise BadInputError(str(p), f"needs test labels and probabilities; it has "
+                                    f"{sorted(data)}")
+    names = pick("classes")
+    cls = tuple(str(c) for c in names) if names is not None else classes
+    if not cls:
+        raise BadInputError(str(p), "does not name its classes and the run has no bundle "
+                                    "or final_metrics.json that does")
+    proba = np.asarray(proba, dtype=np.float64)
+    labels = np.asarray(labels).astype(np.int64)
+    if proba.ndim != 2 or proba.shape != (len(labels), len(cls)):
+        raise BadInputError(str(p), f"probabilities {proba.shape} do not match "
+                                    f"{len(labels)} labels x {len(cls)} classes")
+    paths = pick("paths")
+    return Predictions(labels, proba, cls,
+                       None if paths is None else np.asarray(paths).astype(str))
+
+
+def load_run(path: str | Path) -> RunInfo:
+    """Read what a run directory has; raise when it is not a run directory at all."""
+    d = Path(path)
+    if not d.is_dir():
+        raise BadInputError(str(d), "no such run directory")
+    if not is_run_dir(d):
+        raise BadInputError(str(d), f"not a training run directory (expected {FINAL_NAME}, "
+                                    f"{HISTORY_CSV} or {BUNDLE_DIR}/ from `ekspresi train`)")
+    info = RunInfo(path=d, name=d.resolve().name)
+    if (d / CONFIG_NAME).is_file():
+        import yaml
+
+        info.config_text = (d / CONFIG_NAME).read_text()
+        try:
+            cfg = yaml.safe_load(info.config_text)
+        except yaml.YAMLError as exc:
+            raise BadInputError(str(d / CONFIG_NAME), f"invalid YAML ({exc})") from None
+        info.config = cfg if isinstance(cfg, dict) else {}
+    else:
+        info.missing.append(CONFIG_NAME)
+    if (d / ENV_NAME).is_file():
+        info.env = _read_json(d / ENV_NAME)
+    else:
+        info.missing.append(ENV_NAME)
+    info.history = read_history(d)
+    if not info.history:
+        info.missing.append(f"{HISTORY_JSONL} / {HISTORY_CSV}")
+    if (d / FINAL_NAME).is_file():
+        info.final = _read_json(d / FINAL_NAME)
+    else:
+        info.missing.append(FINAL_NAME)
+    if is_bundle_dir(d / BUNDLE_DIR):
+        info.bundle_path = d / BUNDLE_DIR
+    else:
+        info.missing.append(f"{BUNDLE_DIR}/")
+    if (d / PREDICTIONS_NAME).is_file():
+        info.predictions = read_predictions(d / PREDICTIONS_NAME, info.classes)
+    else:
+        info.missing.append(PREDICTIONS_NAME)
+    if (d / LOG_NAME).is_file():
+        lines = (d / LOG_NAME).read_text(errors="replace").splitlines()
+        info.log_tail = "\n".join(lines[-40:])
+    else:
+        info.missing.append(LOG_NAME)
+    return info
+
+
+def resolve_model(spec: str | Path) -> tuple[Path, Path | None]:
+    """MODEL argument -> (bundle directory, run directory or None).
+
+    Accepts ``default`` (the bundled model), a bundle directory, its ``model.onnx`` or
+    ``model.json``, or a run directory holding ``bundle/``.
+    """
+    if str(spec) == "default":
+        from ekspresi.infer import default_bundle_path
+
+        return Path(default_bundle_path()), None
+    p = Path(spec)
+    if p.is_file() and p.name in (ONNX_NAME, META_NAME):
+        p = p.parent
+    if p.is_dir() and is_bundle_dir(p):
+        return p, None
+    if p.is_dir() and is_bundle_dir(p / BUNDLE_DIR):
+        return p / BUNDLE_DIR, p
+    if p.is_dir() and is_run_dir(p):
+        raise ModelError(f"{p}: run directory has no {BUNDLE_DIR}/ with {META_NAME} and "
+                         f"{ONNX_NAME} (training unfinished?); export one with "
+                         f"`ekspresi export {p}`")
+    if not p.exists():
+        raise ModelError(f"{p}: no such model (give a run directory, a bundle directory or "
+                         "`default`)")
+    raise ModelError(f"{p}: not a model bundle or run directory (expected {META_NAME} and "
+                     f"{ONNX_NAME}, or {BUNDLE_DIR}/ inside a run directory)")

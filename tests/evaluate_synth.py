@@ -1,0 +1,113 @@
+"""Synthetic run directories and a tiny ONNX bundle for the evaluation and comparison tests
+(no real data, no trained model needed)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+THREE = ("happy", "sad", "surprise")
+
+
+def tiny_bundle(out_dir: Path, classes=THREE, size: int = 48, name: str = "tiny") -> Path:
+    """A real ONNX bundle whose logits depend on left/right/top brightness, so a horizontal
+    flip changes its prediction (the TTA tests need a model that is not flip-invariant)."""
+    import torch
+
+    from ekspresi.infer.bundle import write_bundle
+    from ekspresi.preprocess import InputSpec
+
+    torch.set_num_threads(1)
+
+    class Tiny(torch.nn.Module):
+        def __init__(self, k: int):
+            super().__init__()
+            w = torch.tensor([[4.0, -4.0, 1.0], [-4.0, 4.0, 0.5], [0.5, 0.5, -3.0],
+                              [1.0, 1.0, 1.0], [2.0, -1.0, 0.0], [-1.0, 2.0, 0.0],
+                              [0.0, 0.0, 2.0], [1.0, 0.0, -1.0]])[:k].T
+            self.w = torch.nn.Parameter(w)
+
+        def forward(self, x):
+            h, w = x.shape[-2] // 2, x.shape[-1] // 2
+            left = x[..., :w].mean(dim=(1, 2, 3))
+            right = x[..., w:].mean(dim=(1, 2, 3))
+            top = x[..., :h, :].mean(dim=(1, 2, 3))
+            feats = torch.stack([left, right, top], 1) / 255.0
+            return feats @ self.w
+
+    model = Tiny(len(classes)).eval()
+    onnx_path = out_dir / "tmp_model.onnx"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # the legacy exporter warns that it is legacy
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(model, torch.zeros(1, 1, size, size), str(onnx_path), dynamo=False,
+                          input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
+    bundle = write_bundle(out_dir / "bundle", onnx_path, name=name, classes=tuple(classes),
+                          input_spec=InputSpec(size=size))
+    onnx_path.unlink()
+    return bundle.path
+
+
+def synthetic_predictions(n: int, k: int, seed: int, hit_rate: float = 0.7):
+    """Labels and probabilities where about ``hit_rate`` of the samples are right."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, k, n)
+    y[:k] = np.arange(k)  # every class present
+    proba = rng.dirichlet(np.ones(k), n)
+    hit = rng.random(n) < hit_rate
+    proba[hit, y[hit]] += 2.0
+    proba /= proba.sum(axis=1, keepdims=True)
+    return y, proba
+
+
+def make_run(root: Path, name: str = "run_a", *, classes=THREE, n: int = 60, seed: int = 0,
+             epochs: int = 5, with_images: bool = True, hit_rate: float = 0.7) -> Path:
+    """A run directory in the layout `ekspresi train` writes, with known numbers."""
+    d = root / name
+    d.mkdir(parents=True)
+    k = len(classes)
+    y, proba = synthetic_predictions(n, k, seed, hit_rate)
+    paths = []
+    if with_images:
+        img_dir = d / "faces"
+        img_dir.mkdir()
+        rng = np.random.default_rng(seed + 1)
+        for i in range(n):
+            p = img_dir / f"face_{i:03d}.png"
+            Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(p)
+            paths.append(str(p))
+    else:
+        paths = [f"missing/face_{i}.png" for i in range(n)]
+    np.savez(d / "predictions_test.npz", labels=y, probabilities=proba,
+             paths=np.array(paths), classes=np.array(classes))
+    rows = []
+    for e in range(1, epochs + 1):
+        rows.append({"epoch": e, "lr": 1e-3 if e < 4 else 2.5e-4,
+                     "train_loss": round(1.2 / e, 4), "train_acc": round(0.4 + 0.1 * e, 4),
+                     "val_loss": round(1.0 / e + 0.2, 4), "val_acc": round(0.35 + 0.08 * e, 4),
+                     "seconds": 10.0 + e})
+    with open(d / "metrics.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    final = {"model": "paper_cnn", "best_epoch": epochs - 1, "stop_reason": "max_epochs",
+             "train_time_seconds": 123.4, "train_loss": 0.31, "train_acc": 0.9012,
+             "val_loss": 0.55, "val_acc": 0.8123, "test_loss": 0.6, "test_acc": None,
+             "dataset_counts": {"train": {c: 100 + i for i, c in enumerate(classes)},
+                                "val": {c: 10 + i for i, c in enumerate(classes)},
+                                "test": {c: int((y == i).sum()) for i, c in
+                                         enumerate(classes)}}}
+    (d / "final_metrics.json").write_text(json.dumps(final, indent=2))
+    (d / "config.resolved.yaml").write_text(
+        f"name: {name}\nmodel:\n  name: paper_cnn\ndata:\n  train: fer2013-folder:data/fer2013\n"
+        "  balance: oversample\ntrain:\n  epochs: 5\n  batch_size: 64\n")
+    (d / "env.json").write_text(json.dumps({"python": "3.x", "torch": "2.x"}))
+    (d / "train.log").write_text("epoch 1 ...\nepoch 5 done\n")
+    return d
