@@ -1,0 +1,176 @@
+"""HTTP API (``/api/v1``) and the WebSocket the real-time page streams frames over."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from ekspresi.errors import BadInputError
+from ekspresi.imaging import read_image
+from ekspresi.web.engine import Engine
+from ekspresi.web.render import preview
+from ekspresi.web.steps import trace_view
+from ekspresi.web.uploads import UPLOAD_OPENAPI, decode_upload, read_upload
+
+log = logging.getLogger("ekspresi.web")
+
+router = APIRouter()
+
+
+class FaceOut(BaseModel):
+    box: list[int] = Field(description="x, y, width, height in pixels of the upright image")
+    label: str = Field(description="most probable emotion")
+    confidence: float = Field(description="probability of `label`")
+    scores: dict[str, float] = Field(description="probability per class, model's order")
+    detection_score: float
+    landmarks: list[list[float]] = Field(default_factory=list,
+                                         description="eyes, nose, mouth corners (x, y)")
+    track_id: int | None = None
+
+
+class AnalyzeOut(BaseModel):
+    faces: list[FaceOut]
+    width: int
+    height: int
+    model: str
+    elapsed_ms: float = Field(description="decode + detection + classification time")
+    preview: str | None = Field(None, description="JPEG data URI of the upright image at "
+                                                  "display size (only with ?preview=true)")
+    preview_scale: float | None = Field(None, description="preview pixels per image pixel")
+
+
+class ErrorOut(BaseModel):
+    detail: str
+
+
+ERRORS = {413: {"model": ErrorOut, "description": "upload above the size limit"},
+          415: {"model": ErrorOut, "description": "not an image"},
+          422: {"model": ErrorOut, "description": "corrupt, empty or oversized image"},
+          503: {"model": ErrorOut, "description": "no model loaded"}}
+
+
+def engine_of(request: Request | WebSocket) -> Engine:
+    return request.app.state.engine
+
+
+@router.get("/healthz", tags=["service"], responses={503: {"model": ErrorOut}})
+def healthz(request: Request) -> JSONResponse:
+    """Ready when a model is loaded (503 with the reason otherwise)."""
+    engine = engine_of(request)
+    if not engine.available:
+        return JSONResponse({"status": "unavailable", "detail": f"no model loaded: "
+                                                                f"{engine.error}"}, 503)
+    return JSONResponse({"status": "ok", "model": engine.model_name})
+
+
+@router.get("/api/v1/model", tags=["api"], responses={503: {"model": ErrorOut}})
+def model_info(request: Request) -> dict[str, Any]:
+    """The model in use: name, classes, input spec, detector, headline test metrics."""
+    engine = engine_of(request)
+    engine.require()
+    return engine.info()
+
+
+def _analyze_array(engine: Engine, image: np.ndarray) -> list[dict]:
+    return [f.to_dict() for f in engine.require().analyze(image)]
+
+
+@router.post("/api/v1/analyze", tags=["api"], response_model=AnalyzeOut,
+             response_model_exclude_none=True, responses=ERRORS, openapi_extra=UPLOAD_OPENAPI)
+async def analyze(request: Request,
+                  preview_image: bool = Query(False, alias="preview",
+                                              description="also return a display-size JPEG "
+                                                          "of the upright image")) -> dict:
+    """Find every face in one image and classify its expression."""
+    engine = engine_of(request)
+    engine.require()
+    settings = request.app.state.settings
+    data, name = await read_upload(request, settings.max_upload_bytes)
+    start = time.perf_counter()
+    image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
+    faces = await run_in_threadpool(_analyze_array, engine, image)
+    elapsed = (time.perf_counter() - start) * 1000.0
+    out: dict[str, Any] = {"faces": faces, "width": int(image.shape[1]),
+                           "height": int(image.shape[0]), "model": engine.model_name,
+                           "elapsed_ms": round(elapsed, 2)}
+    if preview_image:
+        out["preview"], out["preview_scale"] = await run_in_threadpool(
+            preview, image, settings.preview_side)
+    return out
+
+
+@router.post("/api/v1/trace", tags=["api"], responses=ERRORS, openapi_extra=UPLOAD_OPENAPI)
+async def trace(request: Request) -> dict:
+    """Every stage of the pipeline for one image, as pictures (data URIs) and numbers:
+    original, grayscale, all detector candidates, aligned crops, the exact model input,
+    probabilities and an occlusion-saliency map per face. Used by the step-by-step page."""
+    engine = engine_of(request)
+    recognizer = engine.require()
+    settings = request.app.state.settings
+    data, name = await read_upload(request, settings.max_upload_bytes)
+    image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
+    start = time.perf_counter()
+    result = await run_in_threadpool(recognizer.trace, image)
+    elapsed = (time.perf_counter() - start) * 1000.0
+    view = await run_in_threadpool(trace_view, result)
+    view.update(model=engine.model_name, elapsed_ms=round(elapsed, 2))
+    return view
+
+
+def _analyze_frame(engine: Engine, data: bytes, max_pixels: int) -> dict:
+    start = time.perf_counter()
+    image = read_image(data, name="frame", max_pixels=max_pixels)
+    faces = _analyze_array(engine, image)
+    return {"faces": faces, "width": int(image.shape[1]), "height": int(image.shape[0]),
+            "elapsed_ms": round((time.perf_counter() - start) * 1000.0, 2)}
+
+
+@router.websocket("/api/v1/stream")
+async def stream(ws: WebSocket) -> None:
+    """Real-time analysis: the client sends one encoded frame (binary JPEG/PNG) and waits
+    for its JSON answer before sending the next, so at most one frame per connection is
+    ever queued (back-pressure by protocol). A bad frame gets ``{"error": ...}`` and the
+    stream goes on; a frame above the upload limit closes the socket (1009)."""
+    engine = engine_of(ws)
+    settings = ws.app.state.settings
+    await ws.accept()
+    if not engine.available:
+        await ws.send_text(json.dumps({"error": f"no model loaded: {engine.error}"}))
+        await ws.close(code=1011)
+        return
+    frame = 0
+    try:
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            if data is None:
+                await ws.send_text(json.dumps({"error": "send frames as binary messages "
+                                                        "(JPEG or PNG bytes)"}))
+                continue
+            frame += 1
+            if len(data) > settings.max_upload_bytes:
+                await ws.send_text(json.dumps({"error": "frame above the upload limit",
+                                               "frame": frame}))
+                await ws.close(code=1009)
+                return
+            try:
+                out = await run_in_threadpool(_analyze_frame, engine, data,
+                                              settings.max_pixels)
+            except BadInputError as exc:
+                out = {"error": str(exc)}
+            out["frame"] = frame
+            await ws.send_text(json.dumps(out))
+    except WebSocketDisconnect:
+        return
+    except HTTPException as exc:  # pragma: no cover - engine vanished mid-stream
+        await ws.close(code=1011, reason=str(exc.detail)[:120])

@@ -1,0 +1,129 @@
+"""The Experiments page: training runs found under ``--runs DIR`` and safe access to their
+files.
+
+A run is a direct sub-directory of the runs folder holding ``final_metrics.json`` or
+``report.html`` (written by ``ekspresi train`` / ``ekspresi evaluate``). Files are served
+only when their resolved path (symlinks followed) stays inside that run's directory, so no
+``..`` or link can reach anything else on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("ekspresi.web")
+
+RUN_MARKERS = ("final_metrics.json", "report.html", "metrics.csv")
+#: Files of a run the web app may serve (the report and what it links to).
+SERVABLE_SUFFIXES = {".html", ".png", ".svg", ".jpg", ".jpeg", ".webp", ".json", ".csv",
+                     ".txt", ".log", ".yaml", ".yml", ".css"}
+#: Run names we accept in URLs: what ``ekspresi train`` writes, nothing path-like.
+RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
+#: Headline metrics shown in the runs table when ``compare_runs`` is unavailable.
+HEADLINE_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_precision",
+                 "macro_recall", "log_loss", "ece", "n_samples")
+
+
+@dataclass
+class Run:
+    name: str
+    path: Path
+    has_report: bool
+    metrics: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+    @property
+    def headline(self) -> dict[str, Any]:
+        return headline_metrics(self.metrics)
+
+
+def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The scalar metrics worth a column: top level, or under a ``test``/first test set."""
+    source = metrics
+    if "accuracy" not in source:
+        for key in ("test", "metrics"):
+            if isinstance(metrics.get(key), dict):
+                source = metrics[key]
+                break
+        else:
+            nested = [v for v in metrics.values() if isinstance(v, dict) and "accuracy" in v]
+            source = nested[0] if nested else metrics
+    return {k: source[k] for k in HEADLINE_KEYS if isinstance(source.get(k), (int, float))}
+
+
+def list_runs(runs_dir: Path | None) -> list[Run]:
+    """Runs under ``runs_dir``, newest first. Unreadable metrics are reported, not hidden."""
+    if runs_dir is None or not runs_dir.is_dir():
+        return []
+    runs: list[Run] = []
+    for child in runs_dir.iterdir():
+        if not child.is_dir() or not RUN_NAME.match(child.name):
+            continue
+        if not any((child / m).is_file() for m in RUN_MARKERS):
+            continue
+        run = Run(name=child.name, path=child, has_report=(child / "report.html").is_file())
+        metrics_file = child / "final_metrics.json"
+        if metrics_file.is_file():
+            try:
+                run.metrics = json.loads(metrics_file.read_text())
+            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                run.error = f"final_metrics.json unreadable ({exc.__class__.__name__})"
+        runs.append(run)
+    runs.sort(key=lambda r: r.path.stat().st_mtime, reverse=True)
+    return runs
+
+
+def find_run(runs_dir: Path | None, name: str) -> Run | None:
+    if not RUN_NAME.match(name):
+        return None
+    return next((r for r in list_runs(runs_dir) if r.name == name), None)
+
+
+def safe_run_file(run: Run, relative: str) -> Path | None:
+    """The file ``relative`` inside ``run``, or None if it escapes the run directory,
+    is not a regular file, or has a type we do not serve."""
+    if not relative or "\x00" in relative or relative.startswith(("/", "\\")):
+        return None
+    root = run.path.resolve()
+    try:
+        target = (root / relative).resolve()
+    except (OSError, RuntimeError):
+        return None
+    if not target.is_relative_to(root) or not target.is_file():
+        return None
+    if target.suffix.lower() not in SERVABLE_SUFFIXES:
+        return None
+    return target
+
+
+def comparison_table(runs: list[Run]) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """Rows of ``ekspresi.evaluate.compare.compare_runs`` when the ``train`` extra is
+    installed; otherwise (None, why) and the page falls back to the headline table."""
+    if not runs:
+        return None, None
+    try:
+        from ekspresi.evaluate.compare import compare_runs
+    except ImportError as exc:
+        return None, (f"the full comparison table needs `pip install ekspresi[train]` "
+                      f"({exc.name or exc} is not installed)")
+    try:
+        table = compare_runs([r.path for r in runs])
+    except Exception as exc:  # a broken run must not take the page down
+        log.warning("compare_runs failed: %s", exc)
+        return None, f"the comparison table could not be built: {exc}"
+    return _rows(table), None
+
+
+def _rows(table: Any) -> list[dict[str, Any]]:
+    """Accept what compare_runs returns: a list of dicts, a pandas-like frame, or a dict
+    with ``rows``."""
+    if isinstance(table, dict) and "rows" in table:
+        table = table["rows"]
+    if hasattr(table, "to_dict"):
+        table = table.to_dict(orient="records")
+    return [dict(r) for r in table]

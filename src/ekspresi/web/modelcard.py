@@ -1,0 +1,149 @@
+"""The About page's model card, built from a bundle's metadata (``model.json``).
+
+Bundles written by ``ekspresi export`` carry ``training`` (data, split, config) and
+``metrics`` (one ``ekspresi.metrics/1`` dict, or one per test set). The card shows what is
+there and says plainly what is not, instead of inventing numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ekspresi.infer.bundle import Bundle
+
+#: Images a bundle folder may ship next to model.json that the About page shows.
+CARD_IMAGES = ("confusion_matrix.png", "confusion_matrix_normalized.png",
+               "learning_curves.png", "per_class.png", "reliability.png")
+
+#: Said on every card, whatever the model: what FER models trained on these data can't do.
+GENERAL_LIMITATIONS = (
+    "Recognises seven posed/stereotyped expression categories; a face's expression is not "
+    "a reliable readout of what a person feels.",
+    "FER2013 faces were collected by web image search: mostly adults, unevenly spread over "
+    "age, skin tone and gender, with noisy labels (human agreement is about 65 %). Expect "
+    "lower accuracy for children, older people and under-represented groups.",
+    "Disgust is rare in the training data (about 1.5 % of FER2013), so its recall is the "
+    "least reliable; fear and sad are often confused with each other and with neutral.",
+    "Works on 48×48 grayscale crops: small, blurred, profile or strongly occluded faces "
+    "(masks, hands) lower accuracy; the face detector may miss them altogether.",
+    "Not for decisions about people (hiring, policing, health, education). Use it for "
+    "research, demos and aggregated, consented analysis.",
+)
+
+DATASET_CITATIONS = (
+    ("FER2013", "Goodfellow et al., “Challenges in Representation Learning: A report on "
+                "three machine learning contests”, ICML 2013 workshop; Neural Networks 64, "
+                "2015."),
+    ("FER+", "Barsoum et al., “Training Deep Networks for Facial Expression Recognition "
+             "with Crowd-Sourced Label Distribution”, ICMI 2016."),
+    ("CK+", "Lucey et al., “The Extended Cohn-Kanade Dataset (CK+)”, CVPR Workshops 2010."),
+    ("JAFFE", "Lyons, Akamatsu, Kamachi, Gyoba, “Coding Facial Expressions with Gabor "
+              "Wavelets”, FG 1998."),
+    ("KDEF", "Lundqvist, Flykt, Öhman, “The Karolinska Directed Emotional Faces”, "
+             "Karolinska Institutet, 1998."),
+)
+
+PAPER_CITATIONS = (
+    "P1 — Multi-category facial expression recognition with transfer learning "
+    "(MobileNetV2, FER2013 happy/sad/surprise), thesis.",
+    "P2 — ResNet50 vs VGG19 with data balancing on FER2013, thesis.",
+    "P3 — “Deteksi Emosi Menggunakan Citra Ekspresi Wajah Secara Otomatis”, thesis, "
+    "Universitas Islam Indonesia, 2021.",
+    "P4 — CNN for human facial expressions with a Flask web app (home, image testing, "
+    "real-time, step testing, about), journal article, 2020.",
+    "P5 — MobileNetV2 for facial expression classification on FER2013, journal article.",
+)
+
+
+@dataclass
+class TestSet:
+    name: str
+    metrics: dict[str, Any]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.metrics.get("classes") or self.metrics.get("per_class", {}).keys())
+
+    @property
+    def per_class(self) -> list[tuple[str, dict[str, Any]]]:
+        pc = self.metrics.get("per_class") or {}
+        return [(c, pc[c]) for c in self.classes if c in pc]
+
+    @property
+    def confusion(self) -> list[list[int]] | None:
+        cm = self.metrics.get("confusion_matrix")
+        return cm if isinstance(cm, list) and cm and isinstance(cm[0], list) else None
+
+    @property
+    def confusion_rows(self) -> list[tuple[str, list[tuple[int, float]]]]:
+        """(true class, [(count, row fraction)]) for the HTML heat-map table."""
+        cm = self.confusion or []
+        rows = []
+        for name, row in zip(self.classes, cm):
+            total = sum(row) or 1
+            rows.append((name, [(int(v), v / total) for v in row]))
+        return rows
+
+
+@dataclass
+class ModelCard:
+    name: str
+    path: str
+    classes: list[str]
+    input_size: int
+    created: str | None
+    sha256: str
+    onnx_bytes: int | None
+    training: dict[str, Any]
+    test_sets: list[TestSet]
+    images: list[str]
+    limitations: list[str]
+    intended_use: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def training_items(self) -> list[tuple[str, str]]:
+        """Flat (key, value) pairs of the training record for a definition list."""
+        return list(_flatten(self.training))
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v and len(out) < 200:
+            out.extend(_flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)):
+            text = ", ".join(str(x) for x in v[:20]) + (" …" if len(v) > 20 else "")
+            out.append((key, text))
+        else:
+            out.append((key, str(v)))
+    return out
+
+
+def _test_sets(metrics: dict[str, Any]) -> list[TestSet]:
+    if not metrics:
+        return []
+    if "accuracy" in metrics:
+        name = str(metrics.get("dataset") or metrics.get("test_set") or "test")
+        return [TestSet(name, metrics)]
+    return [TestSet(str(k), v) for k, v in metrics.items()
+            if isinstance(v, dict) and "accuracy" in v]
+
+
+def build_card(bundle: Bundle) -> ModelCard:
+    meta = bundle.metadata
+    limitations = meta.get("limitations")
+    if isinstance(limitations, str):
+        limitations = [limitations]
+    images = [n for n in CARD_IMAGES if (Path(bundle.path) / n).is_file()]
+    return ModelCard(
+        name=bundle.name, path=str(bundle.path), classes=list(bundle.classes),
+        input_size=bundle.input_spec.size, created=meta.get("created"),
+        sha256=bundle.sha256, onnx_bytes=(meta.get("onnx") or {}).get("bytes"),
+        training=meta.get("training") or {}, test_sets=_test_sets(bundle.metrics),
+        images=images, limitations=list(limitations or []),
+        intended_use=meta.get("intended_use"),
+    )

@@ -1,0 +1,103 @@
+"""The step-by-step page's content: :meth:`Recognizer.trace` turned into pictures.
+
+Each stage becomes ``{"key", "title", "image" (data URI), "caption"}``; the page's
+JavaScript only lays them out, so what is shown is decided (and tested) here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ekspresi.web.render import (CANDIDATE_BGR, REJECTED_BGR, data_uri,
+                                 draw_boxes, fit, heatmap_overlay, upscale_nearest)
+
+#: Longest side of the full-image stages (the page never needs more).
+DISPLAY_SIDE = 960
+#: Side the crops / model input / saliency are shown at.
+FACE_SIDE = 240
+
+
+def _stage(key: str, title: str, image: np.ndarray, caption: str, *, fmt: str = "jpeg",
+           pixelated: bool = False, **extra: Any) -> dict[str, Any]:
+    return {"key": key, "title": title, "image": data_uri(image, fmt), "caption": caption,
+            "pixelated": pixelated, **extra}
+
+
+def _scaled_box(box, scale: float) -> tuple[int, int, int, int]:
+    return tuple(int(round(v * scale)) for v in box)  # type: ignore[return-value]
+
+
+def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
+    original: np.ndarray = trace["original"]
+    h, w = original.shape[:2]
+    shown, scale = fit(original, DISPLAY_SIDE)
+    gray_shown, _ = fit(trace["gray"], DISPLAY_SIDE)
+    size = int(trace["input_spec"].size)
+    timings = trace.get("timings_ms", {})
+
+    candidates = trace["candidates"]
+    cand_rows = [{"box": [int(v) for v in c["detection"].box],
+                  "score": round(float(c["detection"].score), 4),
+                  "accepted": bool(c["accepted"])} for c in candidates]
+    # rejected first, so accepted boxes are drawn on top
+    ordered = sorted(candidates, key=lambda c: c["accepted"])
+    det_img = draw_boxes(
+        shown, [_scaled_box(c["detection"].box, scale) for c in ordered],
+        [f"{c['detection'].score:.2f}" for c in ordered],
+        [CANDIDATE_BGR if c["accepted"] else REJECTED_BGR for c in ordered],
+        landmarks=[[(x * scale, y * scale) for x, y in c["detection"].landmarks]
+                   for c in ordered if c["accepted"]])
+    n_acc = sum(r["accepted"] for r in cand_rows)
+    stages = [
+        _stage("original", "Original", shown,
+               f"The decoded image, turned upright from its EXIF tag: {w}×{h} px"
+               + (f" (shown at {scale:.0%})" if scale < 1 else "") + "."),
+        _stage("gray", "Grayscale", gray_shown,
+               "One channel, as the model was trained (FER2013 is grayscale)."),
+        _stage("detections", "Face detection", det_img,
+               f"The {trace.get('detector') or 'face'} detector proposed {len(cand_rows)} "
+               f"candidate{'s' if len(cand_rows) != 1 else ''}; {n_acc} passed the score "
+               "threshold and minimum size (yellow, with eye/nose/mouth points); grey ones "
+               "were rejected. Numbers are detector scores.",
+               candidates=cand_rows),
+    ]
+
+    faces_out = []
+    classes = list(trace["classes"])
+    for i, face in enumerate(trace["faces"]):
+        crop = trace["crops"][i]
+        model_input = trace["model_inputs"][i]
+        rotation = float(trace["rotations"][i]) if i < len(trace["rotations"]) else 0.0
+        crop_shown, _ = fit(crop, FACE_SIDE)
+        if max(crop_shown.shape[:2]) < FACE_SIDE:
+            crop_shown = upscale_nearest(crop_shown, FACE_SIDE)
+        face_stages = [
+            _stage("crop", "Aligned crop", crop_shown,
+                   f"Face box with its margin, cropped at source resolution "
+                   f"({crop.shape[1]}×{crop.shape[0]} px)"
+                   + (f", rotated {rotation:+.1f}° to level the eyes." if abs(rotation) > 0
+                      else "; the eyes were already level, no rotation."), fmt="png"),
+            _stage("input", f"Model input ({size}×{size})", upscale_nearest(model_input,
+                                                                            FACE_SIDE),
+                   f"Exactly the {size}×{size} uint8 pixels ONNX Runtime receives (as "
+                   "float32 0–255), enlarged without smoothing so each pixel is a square.",
+                   fmt="png", pixelated=True),
+            {"key": "probabilities", "title": "Probabilities", "image": None,
+             "scores": {c: round(float(face.scores[c]), 6) for c in classes},
+             "caption": f"Softmax of the network's outputs: {face.label} "
+                        f"({face.confidence:.1%})."},
+        ]
+        if i < len(trace.get("saliency", [])):
+            big_input = upscale_nearest(model_input, FACE_SIDE)
+            face_stages.append(_stage(
+                "saliency", "Saliency (occlusion)", heatmap_overlay(big_input,
+                                                                     trace["saliency"][i]),
+                f"Red = regions whose grey-out lowered the '{face.label}' probability most "
+                "(occlusion sensitivity, computed with ONNX Runtime only).", fmt="png"))
+        faces_out.append({"index": i, "box": list(face.box), "label": face.label,
+                          "confidence": round(float(face.confidence), 6),
+                          "stages": face_stages})
+    return {"width": int(w), "height": int(h), "classes": classes, "stages": stages,
+            "faces": faces_out, "timings_ms": timings}

@@ -1,0 +1,248 @@
+"""The web app in a real browser: Playwright driving Debian's chromium (never a downloaded
+browser) against uvicorn on a loopback port. The webcam is Chromium's fake camera fed a
+.y4m clip made here from the face photo fixture. Screenshots go to tests/artifacts/.
+
+Every request the pages make to anywhere but the test server is aborted and recorded, and
+the tests fail if there was any: the app must work offline.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from test_web_support import (LiveServer, face_photo_path, png_bytes, tiny_bundle,  # noqa: F401
+                              web_engine)
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+if CHROMIUM is None:
+    pytest.skip("Debian chromium is not installed (apt-get install chromium); the README's "
+                "test command installs it", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed "
+                                                             "(pip install ekspresi[dev])")
+
+ARTIFACTS = Path(__file__).parent / "artifacts"
+
+
+def write_y4m(path: Path, photo: Path, width: int = 640, height: int = 480,
+              frames: int = 30) -> Path:
+    """A YUV4MPEG2 (4:2:0) clip of the face photo on a grey background, drifting a few
+    pixels per frame so the stream is a moving picture, not a still."""
+    import cv2
+
+    face = cv2.imread(str(photo))
+    side = min(height, width) - 40
+    face = cv2.resize(face, (side, side), interpolation=cv2.INTER_AREA)
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F30:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(frames):
+            canvas = np.full((height, width, 3), 110, np.uint8)
+            dx = int(8 * np.sin(2 * np.pi * i / frames))
+            x0, y0 = (width - side) // 2 + dx, (height - side) // 2
+            canvas[y0:y0 + side, x0:x0 + side] = face
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(canvas, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def photo() -> Path:
+    path = face_photo_path()
+    if path is None:
+        pytest.skip("no face photo fixture under tests/fixtures/photos")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(web_engine, tiny_bundle):  # noqa: F811
+    from ekspresi.web.app import create_app
+    from ekspresi.web.settings import WebSettings
+
+    app = create_app(WebSettings(model=tiny_bundle, threads=1), engine=web_engine)
+    with LiveServer(app) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory, photo):
+    clip = write_y4m(tmp_path_factory.mktemp("camera") / "face.y4m", photo)
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run",
+            "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-video-capture={clip}"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    outside: list[str] = []
+    errors: list[str] = []
+
+    def guard(route):
+        url = route.request.url
+        if url.startswith(server.url) or url.startswith(("data:", "blob:")):
+            route.continue_()
+        else:
+            outside.append(url)
+            route.abort()
+
+    pg.route("**/*", guard)
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.base = server.url
+    yield pg
+    context.close()
+    assert not outside, f"the page tried to reach the outside: {outside}"
+    assert not errors, f"JavaScript errors: {errors}"
+
+
+def wait_until(page, expression: str, timeout_s: float = 30.0) -> None:
+    """Poll a JS expression through ``evaluate`` (Playwright's wait_for_function compiles
+    strings with eval, which the pages' Content-Security-Policy rightly forbids)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        page.wait_for_timeout(100)
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    # a sticky bar would be painted mid-page in a full-page capture
+    page.evaluate("(() => { const bar = document.querySelector('.topbar');"
+                  " if (bar) bar.style.position = 'static'; })()")
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def test_home_and_nav(page):
+    page.goto(page.base + "/")
+    assert page.locator("nav a").count() == 7
+    page.click("nav >> text=About")
+    page.wait_for_selector("#model-card")
+    assert page.locator("#confusion td").count() == 49
+    shot(page, "about")
+    page.goto(page.base + "/")
+    shot(page, "home")
+
+
+def test_upload_shows_annotated_image_and_bars(page, photo):
+    page.goto(page.base + "/image")
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector("#faces .face-card")
+    wait_until(page, "document.querySelector('#annotated').dataset.faces === '1'")
+    card = page.locator("#faces .face-card").first
+    assert card.locator(".bar-row").count() == 7
+    widths = card.locator(".bar-fill").evaluate_all("els => els.map(e => e.style.width)")
+    assert all(w.endswith("%") for w in widths) and len(set(widths)) > 1
+    label = card.get_attribute("data-emotion")
+    assert label in card.locator(".face-top").text_content()
+    # the canvas holds the photo at full size with the box drawn in the emotion's colour
+    size, box_pixels = page.evaluate("""(() => {
+        const c = document.querySelector('#annotated');
+        const hex = Ekspresi.color(document.querySelector('.face-card').dataset.emotion);
+        const rgb = [1, 3, 5].map(i => parseInt(hex.slice(i, i + 2), 16));
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4)
+            if (Math.abs(d[i] - rgb[0]) + Math.abs(d[i + 1] - rgb[1]) + Math.abs(d[i + 2] - rgb[2]) < 6) n++;
+        return [[c.width, c.height], n]; })()""")
+    assert size == [512, 512]
+    assert box_pixels > 300
+    assert "1 face" in page.locator("#result-summary").inner_text()
+    with page.expect_download() as dl:
+        page.click("#download-json")
+    saved = json.loads(Path(dl.value.path()).read_text())
+    assert len(saved["faces"]) == 1 and "preview" not in saved
+    shot(page, "image_upload")
+
+
+def test_upload_no_face_and_not_an_image(page, tmp_path):
+    flat = tmp_path / "flat.png"
+    flat.write_bytes(png_bytes(np.full((240, 320, 3), 128, np.uint8)))
+    page.goto(page.base + "/image")
+    page.set_input_files("#file-input", str(flat))
+    page.wait_for_selector("#no-face")
+    assert "No face found" in page.locator("#no-face").inner_text()
+    shot(page, "image_no_face")
+    text = tmp_path / "notes.txt"
+    text.write_text("definitely not a picture")
+    page.set_input_files("#file-input", str(text))
+    page.wait_for_selector("#message.error")
+    assert "not an image" in page.locator("#message").inner_text()
+    assert "415" in page.locator("#message").inner_text()
+
+
+def test_realtime_with_fake_camera(page):
+    page.goto(page.base + "/realtime")
+    page.click("#start")
+    wait_until(page, "document.querySelector('#face-count').textContent === '1'")
+    wait_until(page, "parseFloat(document.querySelector('#fps').textContent) > 0")
+    page.wait_for_timeout(4000)  # let the counter and the 30-s chart fill in
+    fps = float(page.locator("#fps").inner_text())
+    assert fps > 0
+    labels = page.locator("#rt-faces li").all_inner_texts()
+    assert len(labels) == 1 and "%" in labels[0]
+    assert page.locator("#legend span").count() == 7
+    # the overlay canvas has drawn pixels (boxes), the chart has lines
+    drawn = page.evaluate("""(() => {
+        const c = document.querySelector('#overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++;
+        return n; })()""")
+    assert drawn > 100
+    shot(page, "realtime")
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "realtime_fps.json").write_text(json.dumps({"fps_counter": fps}))
+    print(f"real-time page frames/s counter after 4 s: {fps}")
+    page.click("#pause")
+    assert page.locator("#pause").inner_text() == "Resume"
+    page.wait_for_timeout(500)
+    answered = page.evaluate("document.querySelector('#rt-status').textContent")
+    assert answered == "Paused."
+    page.click("#pause")
+    wait_until(page, "parseFloat(document.querySelector('#fps').textContent) > 0")
+    page.click("#start")  # stop
+    assert page.locator("#rt-status").inner_text() == "Camera off."
+
+
+def test_step_page_shows_all_stages(page, photo):
+    page.goto(page.base + "/steps")
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector("[data-stage=saliency]")
+    for key in ("original", "gray", "detections", "crop", "input", "probabilities",
+                "saliency"):
+        assert page.locator(f"[data-stage={key}]").count() == 1, key
+    loaded = page.evaluate("[...document.querySelectorAll('.stage img')]"
+                           ".map(i => i.complete && i.naturalWidth > 0)")
+    assert len(loaded) == 6 and all(loaded)
+    assert page.locator("[data-stage=probabilities] .bar-row").count() == 7
+    assert page.locator(".cand-list li").count() >= 1
+    shot(page, "steps")
+
+
+def test_docs_render_offline(page):
+    page.goto(page.base + "/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=20_000)
+    assert page.locator(".opblock-summary-path", has_text="/api/v1/analyze").count() >= 1
+    shot(page, "docs")
+
+
+def test_mobile_layout(page, browser):
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto(page.base + "/")
+    assert not page.locator("nav.nav").is_visible()  # collapsed behind the menu button
+    page.click(".nav-toggle-label")
+    assert page.locator("nav.nav").is_visible()
+    shot(page, "home_mobile")
