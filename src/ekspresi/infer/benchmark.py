@@ -79,17 +79,29 @@ def detector_speed(frame: np.ndarray, repeat: int) -> dict[str, float]:
             for name in BACKENDS}
 
 
-def detector_comparison(photo_dir: str | Path, repeat: int = 20) -> dict[str, Any]:
-    """Per backend: detections on each real photo as is and inside a 640x480 frame."""
-    files = sorted(p for p in Path(photo_dir).iterdir()
-                   if p.suffix.lower() in (".tiff", ".tif", ".png", ".jpg", ".jpeg"))
-    photos = [read_image(p) for p in files]
-    result: dict[str, Any] = {"photos": len(files), "source": str(photo_dir), "backends": {}}
+def _images(folder: str | Path) -> list[np.ndarray]:
+    return [read_image(p) for p in sorted(Path(folder).iterdir())
+            if p.suffix.lower() in (".tiff", ".tif", ".png", ".jpg", ".jpeg")]
+
+
+def detector_comparison(photo_dir: str | Path, repeat: int = 20,
+                        negatives_dir: str | Path | None = None) -> dict[str, Any]:
+    """Per backend: detections on each real one-face photo as is, inside a 640x480 frame at
+    half and at a quarter of the frame height (small faces), and false positives on
+    face-free images (as they are and resized to 640x480)."""
+    photos = _images(photo_dir)
+    negatives = _images(negatives_dir) if negatives_dir else []
+    negatives += [cv2.resize(n, (FRAME[1], FRAME[0])) for n in negatives]
+    result: dict[str, Any] = {"photos": len(photos), "source": str(photo_dir),
+                              "negative_images": len(negatives), "backends": {}}
     for name in BACKENDS:
         det = get_detector(name)
         row: dict[str, Any] = {}
+        if negatives:
+            row["false_positives_on_negatives"] = sum(len(det.detect(n)) for n in negatives)
         for label, prep in (("native", lambda im: im),
-                            ("in_640x480", lambda im: frame_with_face(im, 0.5))):
+                            ("in_640x480", lambda im: frame_with_face(im, 0.5)),
+                            ("small_in_640x480", lambda im: frame_with_face(im, 0.25))):
             counts = [len(det.detect(prep(im))) for im in photos]
             row[f"{label}_found"] = sum(c >= 1 for c in counts)
             row[f"{label}_exactly_one"] = sum(c == 1 for c in counts)
@@ -149,13 +161,13 @@ def install_footprint() -> dict[str, Any]:
 
 
 def run_benchmark(model=None, *, image: str | Path | None = None,
-                  photo_dir: str | Path | None = None, int8_model=None,
-                  repeat: int = 50) -> dict[str, Any]:
+                  photo_dir: str | Path | None = None, negatives_dir: str | Path | None = None,
+                  int8_model=None, repeat: int = 50) -> dict[str, Any]:
     from ekspresi.infer.recognizer import Recognizer, default_bundle_path
 
     model = model or default_bundle_path()
     photo = read_image(image) if image else None
-    frame = frame_with_face(photo, 0.5)
+    frame = frame_with_face(photo, 1.0)
     res: dict[str, Any] = {
         "machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(),
                     "processor": platform.processor() or platform.machine(),
@@ -172,7 +184,8 @@ def run_benchmark(model=None, *, image: str | Path | None = None,
     res["end_to_end"] = {"detector": DEFAULT_DETECTOR, "faces_in_frame": len(faces),
                          "ms_per_frame": round(ms, 3), "frames_per_second": round(1000 / ms, 1)}
     if photo_dir:
-        res["detector_comparison"] = detector_comparison(photo_dir, max(10, repeat // 2))
+        res["detector_comparison"] = detector_comparison(photo_dir, max(10, repeat // 2),
+                                                         negatives_dir)
     res["peak_memory_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     res["install_footprint_without_torch"] = install_footprint()
     return res

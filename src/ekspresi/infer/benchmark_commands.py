@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--photos", metavar="DIR",
                    help="folder of real uncropped one-face photos for the detector "
                         "comparison (e.g. data/jaffe_dev)")
+    p.add_argument("--negatives", metavar="DIR",
+                   help="folder of face-free images: false positives per detector")
     p.add_argument("--repeat", type=int, default=50, help="timed calls per measurement")
     p.add_argument("-o", "--output", metavar="FILE.json", help="also write the JSON here")
     p.set_defaults(func=run)
@@ -31,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
     from ekspresi.infer.benchmark import run_benchmark
 
     res = run_benchmark(args.model, image=args.image, photo_dir=args.photos,
+                        negatives_dir=args.negatives,
                         int8_model=args.int8_model, repeat=args.repeat)
     text = json.dumps(res, indent=2) + "\n"
     if args.output:
