@@ -116,3 +116,20 @@ def test_ece_hand_case():
 def test_bad_shapes_are_rejected():
     with pytest.raises(ValueError, match="do not match"):
         compute_metrics([0, 1], np.ones((3, 2)) / 2, ("happy", "sad"))
+
+
+def test_subject_bootstrap_is_wider_for_correlated_samples():
+    # 12 subjects x 10 images; each subject's images are all right or all wrong
+    subj_ok = np.array([1, 1, 0, 1, 0, 1, 1, 1, 0, 1, 1, 0], bool)
+    correct = np.repeat(subj_ok, 10)
+    groups = np.repeat([f"S{i:03d}" for i in range(12)], 10)
+    iid = bootstrap_accuracy_ci(correct, n_resamples=500, seed=0)
+    grouped = bootstrap_accuracy_ci(correct, n_resamples=500, seed=0, groups=groups)
+    assert grouped == bootstrap_accuracy_ci(correct, n_resamples=500, seed=0, groups=groups)
+    assert grouped[0] <= correct.mean() <= grouped[1]
+    assert grouped[1] - grouped[0] > 2 * (iid[1] - iid[0])
+    y = np.zeros(120, int)
+    proba = np.where(correct[:, None], [[0.9, 0.1]], [[0.2, 0.8]])
+    m = compute_metrics(y, proba, ("happy", "sad"), n_resamples=500, groups=groups)
+    assert m["accuracy_ci95"] == list(grouped)
+    assert "resampling 12 subjects" in m["accuracy_ci_method"]

@@ -74,18 +74,19 @@ def score(name: str, mapping: ClassMapping, model_proba: np.ndarray, *,
           plain_proba: np.ndarray | None = None, tta: str = "none",
           faces: np.ndarray | None = None, paths: Sequence[str] | np.ndarray | None = None,
           dataset: dict[str, Any] | None = None, seed: int = 0,
-          n_resamples: int = 1000) -> DatasetEvaluation:
+          n_resamples: int = 1000, groups: np.ndarray | None = None) -> DatasetEvaluation:
     """Metrics for the kept samples of ``mapping`` from the model's probabilities on them
     (columns in the model's class order). ``plain_proba`` (without TTA) adds the measured
-    effect of TTA under ``metrics["tta"]``."""
+    effect of TTA under ``metrics["tta"]``; ``groups`` (subjects of the kept samples) make
+    the accuracy interval a subject-level bootstrap."""
     proba = restrict_proba(model_proba, mapping)
     metrics = compute_metrics(mapping.y, proba, mapping.classes, seed=seed,
-                              n_resamples=n_resamples)
+                              n_resamples=n_resamples, groups=groups)
     metrics["tta"] = {"mode": tta}
     if plain_proba is not None:
         plain = restrict_proba(plain_proba, mapping)
         base = compute_metrics(mapping.y, plain, mapping.classes, seed=seed,
-                               n_resamples=n_resamples)
+                               n_resamples=n_resamples, groups=groups)
         metrics["tta"].update({
             "accuracy_without_tta": base["accuracy"],
             "macro_f1_without_tta": base["macro_f1"],
@@ -108,10 +109,12 @@ def evaluate_faces(predict_proba: PredictProba, model_classes: Sequence[str],
                    faces: np.ndarray, labels: np.ndarray, *, name: str,
                    paths: Sequence[str] | None = None, only: Sequence[str] | None = None,
                    tta: str = "none", seed: int = 0, n_resamples: int = 1000,
-                   dataset: dict[str, Any] | None = None) -> DatasetEvaluation:
+                   dataset: dict[str, Any] | None = None,
+                   subjects: Sequence[str] | None = None) -> DatasetEvaluation:
     """Score ``faces`` (uint8 (N, H, W), already the model's size) whose ``labels`` index
     :data:`ekspresi.labels.ALL_CLASSES`. With ``tta`` other than ``none`` the plain
-    prediction is computed as well, so the report shows what TTA changed."""
+    prediction is computed as well, so the report shows what TTA changed. ``subjects``
+    (one id per sample, e.g. CK+'s ``S010``) switch the interval to a subject bootstrap."""
     mapping = map_classes(labels, model_classes, only)
     if not mapping.keep.any():
         raise BadInputError(name, f"no samples of the evaluated classes "
@@ -121,8 +124,10 @@ def evaluate_faces(predict_proba: PredictProba, model_classes: Sequence[str],
     kept_paths = None if paths is None else np.asarray(paths, dtype=object)[mapping.keep]
     proba = predict_tta(predict_proba, kept, tta)
     plain = predict_tta(predict_proba, kept, "none") if tta != "none" else None
+    groups = None if subjects is None else np.asarray(subjects, dtype=object)[mapping.keep]
     return score(name, mapping, proba, plain_proba=plain, tta=tta, faces=kept,
-                 paths=kept_paths, dataset=dataset, seed=seed, n_resamples=n_resamples)
+                 paths=kept_paths, dataset=dataset, seed=seed, n_resamples=n_resamples,
+                 groups=groups)
 
 
 def evaluate_spec(predict_proba: PredictProba, model_classes: Sequence[str], size: int,
@@ -153,8 +158,13 @@ def evaluate_spec(predict_proba: PredictProba, model_classes: Sequence[str], siz
     info = {"spec": spec, "split": used, "requested_split": split,
             "n_loaded": int(len(part)), "class_counts": counts, "notes": notes,
             "skipped_bad_files": len(report.bad) if report is not None else 0}
+    subjects = part.subjects if all(part.subjects.tolist()) else None
+    if subjects is not None and len(set(subjects.tolist())) < len(part):
+        notes.append(f"{len(set(subjects.tolist()))} subjects with several images each: the "
+                     "accuracy interval resamples subjects, not images")
     return evaluate_faces(predict_proba, model_classes, faces, part.labels, name=label,
-                          paths=part.paths, only=only, tta=tta, seed=seed, dataset=info)
+                          paths=part.paths, only=only, tta=tta, seed=seed, dataset=info,
+                          subjects=subjects)
 
 
 def dataset_name(spec: str, sources: Sequence[str] | np.ndarray) -> str:

@@ -79,7 +79,7 @@ def map_classes(labels: np.ndarray, model_classes: Sequence[str],
         notes.append(f"evaluated on {len(classes)} of the model's {len(model_classes)} "
                      f"classes ({', '.join(classes)}); the model's probabilities were "
                      "renormalised over these classes, so it decides among them only")
-    elif len(model_classes) < len(data_classes | set(model_classes)):
+    elif len(model_classes) < len(data_classes):
         notes.append(f"the model has {len(model_classes)} classes "
                      f"({', '.join(model_classes)}); only samples of these classes are used")
     if absent:

@@ -28,22 +28,36 @@ ECE_BINS = 15
 
 
 def bootstrap_accuracy_ci(correct: np.ndarray, *, n_resamples: int = 1000, seed: int = 0,
-                          level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean of a 0/1 array (resampling test samples).
+                          level: float = 0.95, groups: np.ndarray | None = None,
+                          ) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of a 0/1 array.
 
-    The percentile method (not BCa) because it stays defined when every sample is right or
-    every sample is wrong, which happens on small cross-dataset sets.
+    Test samples are resampled with SciPy's bootstrap; the percentile method (not BCa)
+    because it stays defined when every sample is right or every sample is wrong, which
+    happens on small cross-dataset sets. With ``groups`` (subject ids) whole groups are
+    resampled instead: CK+ has several frames of each sequence and several sequences per
+    subject, and treating those as independent samples would make the interval too narrow.
+    SciPy has no cluster bootstrap, hence the few lines below.
     """
-    from scipy.stats import bootstrap
-
     correct = np.asarray(correct, dtype=np.float64)
     if correct.size == 0:
         return (float("nan"), float("nan"))
     if np.all(correct == correct[0]):
         v = float(correct[0])
         return (v, v)
+    rng = np.random.default_rng(seed)
+    alpha = (1 - level) / 2
+    if groups is not None:
+        _, inv = np.unique(np.asarray(groups, dtype=str), return_inverse=True)
+        hits, sizes = np.bincount(inv, weights=correct), np.bincount(inv).astype(float)
+        pick = rng.integers(0, len(sizes), (n_resamples, len(sizes)))
+        stats = hits[pick].sum(axis=1) / sizes[pick].sum(axis=1)
+        lo, hi = np.quantile(stats, [alpha, 1 - alpha])
+        return (float(lo), float(hi))
+    from scipy.stats import bootstrap
+
     res = bootstrap((correct,), np.mean, n_resamples=n_resamples, confidence_level=level,
-                    method="percentile", vectorized=True, rng=np.random.default_rng(seed))
+                    method="percentile", vectorized=True, rng=rng)
     ci = res.confidence_interval
     return (float(ci.low), float(ci.high))
 
@@ -83,10 +97,11 @@ def _f(x: Any) -> float | None:
 
 
 def compute_metrics(y_true: Sequence[int] | np.ndarray, proba: np.ndarray,
-                    classes: Sequence[str], *, n_resamples: int = 1000,
-                    seed: int = 0) -> dict[str, Any]:
+                    classes: Sequence[str], *, n_resamples: int = 1000, seed: int = 0,
+                    groups: np.ndarray | None = None) -> dict[str, Any]:
     """All metrics of one evaluation. ``y_true`` indexes ``classes``; ``proba`` is
-    (N, len(classes)) with rows summing to 1, columns in ``classes`` order."""
+    (N, len(classes)) with rows summing to 1, columns in ``classes`` order. ``groups``
+    (subject per sample) makes the accuracy interval resample subjects."""
     from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
                                  log_loss, multilabel_confusion_matrix,
                                  precision_recall_fscore_support, top_k_accuracy_score)
@@ -138,7 +153,11 @@ def compute_metrics(y_true: Sequence[int] | np.ndarray, proba: np.ndarray,
         }
 
     correct = (y_pred == y_true)
-    lo, hi = bootstrap_accuracy_ci(correct, n_resamples=n_resamples, seed=seed)
+    lo, hi = bootstrap_accuracy_ci(correct, n_resamples=n_resamples, seed=seed,
+                                   groups=groups)
+    ci_method = f"percentile bootstrap, {n_resamples} resamples, seed {seed}"
+    if groups is not None:
+        ci_method += f", resampling {len(set(np.asarray(groups).tolist()))} subjects"
     clipped = np.clip(proba, 1e-15, 1.0)
     clipped = clipped / clipped.sum(axis=1, keepdims=True)
     return {
@@ -148,7 +167,7 @@ def compute_metrics(y_true: Sequence[int] | np.ndarray, proba: np.ndarray,
         "n_correct": int(correct.sum()),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "accuracy_ci95": [lo, hi],
-        "accuracy_ci_method": f"percentile bootstrap, {n_resamples} resamples, seed {seed}",
+        "accuracy_ci_method": ci_method,
         "balanced_accuracy": float(balanced),
         "macro_precision": float(macro[0]),
         "macro_recall": float(macro[1]),

@@ -155,7 +155,7 @@ def gallery_figure(faces: np.ndarray, items: Mapping[int, Sequence[GalleryItem]]
     if not rows:
         return None
     cols = max(len(items[c]) for c in rows)
-    fig = Figure(figsize=(1.45 * cols + 0.4, 1.75 * len(rows) + 0.5))
+    fig = Figure(figsize=(1.45 * cols + 0.4, 1.6 * len(rows) + 0.4), layout="constrained")
     grid = fig.subplots(len(rows), cols, squeeze=False)
     for r, c in enumerate(rows):
         for j in range(cols):

@@ -248,6 +248,7 @@ table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.88rem}
 th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f6f8fa}
 tr:nth-child(even) td{background:#fbfcfd}
+table.kv td{text-align:left}
 .note{background:#fff8c5;border-left:4px solid #d4a72c;padding:.4rem .8rem;margin:.4rem 0}
 .missing{background:#ffebe9;border-left:4px solid #cf222e;padding:.4rem .8rem}
 figure{display:inline-block;margin:.5rem 1rem .5rem 0;vertical-align:top}
@@ -292,8 +293,8 @@ class _Doc:
         self.html.append(f"<p{cls}>{html.escape(text)}</p>")
         self.md.append(("> " if css else "") + text + "\n")
 
-    def table(self, t: Table) -> None:
-        self.html.append(t.to_html())
+    def table(self, t: Table, css_class: str = "num") -> None:
+        self.html.append(t.to_html(css_class))
         self.md.append(t.to_markdown())
 
     def figures(self, figs: Mapping[str, Mapping[str, Path]], keys: Sequence[str]) -> None:
@@ -355,7 +356,7 @@ def _render_run(doc: _Doc, run: RunInfo, figs: Mapping[str, Mapping[str, Path]])
     if run.missing:
         doc.para("Files missing from the run directory (their parts are left out): "
                  + ", ".join(run.missing), "missing")
-    doc.table(run_summary_table(run))
+    doc.table(run_summary_table(run), "kv")
     doc.heading("Dataset statistics", 3)
     counts = _counts_tables(run.final)
     for key, t in counts:
@@ -365,7 +366,7 @@ def _render_run(doc: _Doc, run: RunInfo, figs: Mapping[str, Mapping[str, Path]])
         doc.para("final_metrics.json has no dataset counts.", "note")
     balancing = _find(run.config, ("balanc", "sampl"))
     if balancing:
-        doc.table(Table(["balancing setting", "value"], [list(b) for b in balancing]))
+        doc.table(Table(["balancing setting", "value"], [list(b) for b in balancing]), "kv")
     doc.heading("Training curves", 3)
     if run.history:
         seconds = [h.get("seconds") for h in run.history if h.get("seconds") is not None]
@@ -381,8 +382,8 @@ def _render_run(doc: _Doc, run: RunInfo, figs: Mapping[str, Mapping[str, Path]])
     if run.config_text:
         doc.pre("resolved configuration (config.resolved.yaml)", run.config_text)
     if run.env:
-        t = Table(["environment", ""], [list(r) for r in _flatten(run.env)])
-        doc.details("environment (env.json)", t.to_html(), t.to_markdown())
+        t = Table(["environment", "value"], [list(r) for r in _flatten(run.env)])
+        doc.details("environment (env.json)", t.to_html("kv"), t.to_markdown())
     if run.log_tail:
         doc.pre("end of train.log", run.log_tail)
 
@@ -412,7 +413,7 @@ def write_report(out_dir: str | Path, evaluations: Sequence[DatasetEvaluation], 
                     f"ekspresi {__version__}</p>")
     doc.md.append(f"# {title}\n\nGenerated {stamp} by ekspresi {__version__}.\n")
     if model:
-        doc.table(_model_rows(model))
+        doc.table(_model_rows(model), "kv")
     if evaluations:
         doc.heading("Summary")
         doc.table(summary_table(evaluations))
