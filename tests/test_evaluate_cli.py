@@ -91,10 +91,12 @@ def test_evaluate_tta_and_classes(setup, tmp_path, monkeypatch):
         doc["accuracy"] - doc["tta"]["accuracy_without_tta"])
 
 
-def test_evaluate_run_dir_without_data_writes_run_report(tmp_path):
+def test_evaluate_run_dir_without_data_writes_run_report(tmp_path, capsys):
     run = make_run(tmp_path, "run_x", n=30, with_images=False)
     assert main(["evaluate", str(run)]) == 0
     assert (run / "report" / "report.html").is_file()
+    doc = json.loads((run / "report" / "metrics.json").read_text())
+    assert f"accuracy {100 * doc['accuracy']:.2f} %" in capsys.readouterr().out
 
 
 def test_evaluate_errors(setup, tmp_path, capsys):

@@ -54,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.data:
         if args.model != "default" and is_run_dir(target) and not is_bundle_dir(target):
             files = write_run_report(target, args.out)
+            _print_headline(files["metrics.json"])
             _print_done(files)
             return 0
         raise EkspresiError(f"{args.model}: give at least one --data SPEC to evaluate a "
@@ -100,3 +101,16 @@ def _print_done(files: dict) -> None:
     for key in ("metrics.json", "report.html", "report.md"):
         if key in files:
             print(f"wrote {files[key]}")
+
+
+def _print_headline(metrics_json: Path) -> None:
+    import json
+
+    doc = json.loads(Path(metrics_json).read_text())
+    if not doc.get("datasets"):
+        print("no test predictions in the run (predictions_test.npz): report has the "
+              "training part only")
+    for name, b in doc.get("datasets", {}).items():
+        lo, hi = b["accuracy_ci95"]
+        print(f"{name}: {b['n_samples']} samples, accuracy {100 * b['accuracy']:.2f} % "
+              f"(95 % CI {100 * lo:.2f}-{100 * hi:.2f} %), macro F1 {b['macro_f1']:.3f}")

@@ -94,7 +94,8 @@ def is_bundle_dir(path: Path) -> bool:
 def is_run_dir(path: str | Path) -> bool:
     p = Path(path)
     return p.is_dir() and any((p / n).exists() for n in (
-        FINAL_NAME, HISTORY_JSONL, HISTORY_CSV, CONFIG_NAME, PREDICTIONS_NAME, BUNDLE_DIR))
+        FINAL_NAME, HISTORY_JSONL, HISTORY_CSV, CONFIG_NAME, PREDICTIONS_NAME, BUNDLE_DIR,
+        LOG_NAME, "checkpoints"))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
