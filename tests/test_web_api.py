@@ -341,6 +341,11 @@ def test_one_log_line_per_request(client, caplog):
     assert len(lines) == 2
     assert lines[0].startswith("GET /healthz 200 ") and lines[0].endswith("ms")
     assert lines[1].startswith("POST /api/v1/analyze 415 ")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ekspresi.web"):
+        client.get("/x%0aINFO%20forged")  # a newline in the URL must not forge a log line
+    lines = [r.getMessage() for r in caplog.records if r.name == "ekspresi.web"]
+    assert len(lines) == 1 and "\n" not in lines[0] and "%0a" in lines[0]
 
 
 def test_concurrent_requests_share_the_session_safely(client):
@@ -449,10 +454,12 @@ def runs_dir(tmp_path):
         run.mkdir(parents=True)
         (run / "final_metrics.json").write_text(json.dumps(
             {"test": {"accuracy": acc, "macro_f1": acc - 0.05, "n_samples": 3589}}))
-        (run / "report.html").write_text(f"<html><body><h1>Report {name}</h1>"
-                                         "<img src='plots/cm.png'></body></html>")
-        (run / "plots").mkdir()
-        (run / "plots" / "cm.png").write_bytes(png_bytes(np.zeros((4, 4), np.uint8)))
+        # `ekspresi evaluate` writes RUN/report/report.html; older runs have RUN/report.html
+        report = run / ("report" if name == "ours_resnet" else ".")
+        (report / "plots").mkdir(parents=True)
+        (report / "report.html").write_text(f"<html><body><h1>Report {name}</h1>"
+                                            "<img src='plots/cm.png'></body></html>")
+        (report / "plots" / "cm.png").write_bytes(png_bytes(np.zeros((4, 4), np.uint8)))
         (run / "model.onnx").write_bytes(b"binary")
     (root / "broken").mkdir()
     (root / "broken" / "final_metrics.json").write_text("{not json")
@@ -467,15 +474,19 @@ def test_experiments_lists_runs_and_serves_reports(web_engine, runs_dir):  # noq
     c = make_client(web_engine, runs_dir=runs_dir)
     html = c.get("/experiments").text
     assert "paper_p4_cnn" in html and "ours_resnet" in html and "not_a_run" not in html
-    assert "0.7000" in html and "0.6100" in html
+    assert "0.7000" in html and "0.6100" in html          # headline table
     assert "final_metrics.json unreadable" in html
-    assert 'href="/experiments/ours_resnet/report.html"' in html
-    assert 'id="comparison"' in html or "comparison" in html.lower()
-    r = c.get("/experiments/ours_resnet/report.html")
+    assert 'href="/experiments/ours_resnet/report/report.html"' in html
+    assert 'href="/experiments/paper_p4_cnn/report.html"' in html
+    comparison = html[html.index('id="comparison"'):]    # compare_runs' table
+    assert "test acc." in comparison and "70.00 %" in comparison and "61.00 %" in comparison
+    r = c.get("/experiments/ours_resnet/report/report.html")
     assert r.status_code == 200 and "Report ours_resnet" in r.text
     assert "sandbox" in r.headers["content-security-policy"]
-    assert c.get("/experiments/ours_resnet/plots/cm.png").status_code == 200
-    assert c.get("/experiments/ours_resnet/", follow_redirects=False).status_code == 307
+    assert c.get("/experiments/ours_resnet/report/plots/cm.png").status_code == 200
+    assert c.get("/experiments/paper_p4_cnn/plots/cm.png").status_code == 200
+    r = c.get("/experiments/ours_resnet/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"].endswith("/report/report.html")
 
 
 @pytest.mark.parametrize("path", [

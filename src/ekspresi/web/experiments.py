@@ -1,8 +1,9 @@
 """The Experiments page: training runs found under ``--runs DIR`` and safe access to their
 files.
 
-A run is a direct sub-directory of the runs folder holding ``final_metrics.json`` or
-``report.html`` (written by ``ekspresi train`` / ``ekspresi evaluate``). Files are served
+A run is a direct sub-directory of the runs folder that
+:func:`ekspresi.evaluate.runs.is_run_dir` recognises, or that holds a report
+(``report/report.html`` as ``ekspresi evaluate`` writes it, or ``report.html``). Files are served
 only when their resolved path (symlinks followed) stays inside that run's directory, so no
 ``..`` or link can reach anything else on disk.
 """
@@ -16,9 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ekspresi.evaluate.runs import is_run_dir
+
 log = logging.getLogger("ekspresi.web")
 
-RUN_MARKERS = ("final_metrics.json", "report.html", "metrics.csv")
+#: Where a run's HTML report may be, first match wins.
+REPORT_PATHS = ("report/report.html", "report.html")
 #: Files of a run the web app may serve (the report and what it links to).
 SERVABLE_SUFFIXES = {".html", ".png", ".svg", ".jpg", ".jpeg", ".webp", ".json", ".csv",
                      ".txt", ".log", ".yaml", ".yml", ".css"}
@@ -33,7 +37,7 @@ HEADLINE_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_precision",
 class Run:
     name: str
     path: Path
-    has_report: bool
+    report: str | None  # path of the HTML report relative to the run, if any
     metrics: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
 
@@ -64,9 +68,10 @@ def list_runs(runs_dir: Path | None) -> list[Run]:
     for child in runs_dir.iterdir():
         if not child.is_dir() or not RUN_NAME.match(child.name):
             continue
-        if not any((child / m).is_file() for m in RUN_MARKERS):
+        report = next((r for r in REPORT_PATHS if (child / r).is_file()), None)
+        if report is None and not is_run_dir(child):
             continue
-        run = Run(name=child.name, path=child, has_report=(child / "report.html").is_file())
+        run = Run(name=child.name, path=child, report=report)
         metrics_file = child / "final_metrics.json"
         if metrics_file.is_file():
             try:
@@ -101,9 +106,10 @@ def safe_run_file(run: Run, relative: str) -> Path | None:
     return target
 
 
-def comparison_table(runs: list[Run]) -> tuple[list[dict[str, Any]] | None, str | None]:
-    """Rows of ``ekspresi.evaluate.compare.compare_runs`` when the ``train`` extra is
-    installed; otherwise (None, why) and the page falls back to the headline table."""
+def comparison_table(runs: list[Run]) -> tuple[tuple[list[str], list[list[str]]] | None,
+                                                str | None]:
+    """(columns, formatted rows) of :func:`ekspresi.evaluate.compare.compare_runs`, or
+    (None, why) when it cannot be built, and the page falls back to the headline table."""
     if not runs:
         return None, None
     try:
@@ -112,18 +118,11 @@ def comparison_table(runs: list[Run]) -> tuple[list[dict[str, Any]] | None, str 
         return None, (f"the full comparison table needs `pip install ekspresi[train]` "
                       f"({exc.name or exc} is not installed)")
     try:
-        table = compare_runs([r.path for r in runs])
+        table = compare_runs([r.path for r in runs if r.error is None and is_run_dir(r.path)])
+    except ImportError as exc:
+        return None, (f"the full comparison table needs `pip install ekspresi[train]` "
+                      f"({exc.name or exc} is not installed)")
     except Exception as exc:  # a broken run must not take the page down
         log.warning("compare_runs failed: %s", exc)
         return None, f"the comparison table could not be built: {exc}"
-    return _rows(table), None
-
-
-def _rows(table: Any) -> list[dict[str, Any]]:
-    """Accept what compare_runs returns: a list of dicts, a pandas-like frame, or a dict
-    with ``rows``."""
-    if isinstance(table, dict) and "rows" in table:
-        table = table["rows"]
-    if hasattr(table, "to_dict"):
-        table = table.to_dict(orient="records")
-    return [dict(r) for r in table]
+    return (list(table.columns), table.display_rows()), None

@@ -103,7 +103,16 @@ class RequestLogMiddleware:
         finally:
             ms = (time.perf_counter() - start) * 1000.0
             code = status[0] if status else (1000 if method == "WS" else 0)
-            log.info("%s %s %d %.1fms", method, scope.get("path", ""), code, ms)
+            log.info("%s %s %d %.1fms", method, _log_path(scope), code, ms)
+
+
+def _log_path(scope: Scope) -> str:
+    """The path as the client sent it (still percent-encoded), so a ``%0a`` in a URL cannot
+    forge a second log line; control characters are escaped if a server passes them raw."""
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if isinstance(raw, bytes) else scope.get("path", "")
+    path = path.split("?", 1)[0]
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in path)
 
 
 class SecurityHeadersMiddleware:

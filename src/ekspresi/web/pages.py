@@ -78,19 +78,18 @@ def experiments(request: Request) -> HTMLResponse:
     runs_dir = request.app.state.settings.runs_dir
     runs = list_runs(runs_dir)
     table, table_note = comparison_table(runs)
-    columns = list(dict.fromkeys(k for row in table or [] for k in row))
     headline_cols = list(dict.fromkeys(k for r in runs for k in r.headline))
     return render(request, "experiments.html", "/experiments", runs=runs, runs_dir=runs_dir,
-                  table=table, columns=columns, table_note=table_note,
+                  table=table, table_note=table_note,
                   headline_cols=headline_cols)
 
 
 @router.get("/experiments/{run_name}/")
 def run_index(request: Request, run_name: str) -> RedirectResponse:
     run = find_run(request.app.state.settings.runs_dir, run_name)
-    if run is None or not run.has_report:
+    if run is None or run.report is None:
         raise HTTPException(404, "no such run report")
-    return RedirectResponse(f"/experiments/{run.name}/report.html")
+    return RedirectResponse(f"/experiments/{run.name}/{run.report}")
 
 
 @router.get("/experiments/{run_name}/{file_path:path}")

@@ -148,8 +148,10 @@
     }
     for (let s = 0; s <= 30; s += 10) {
       const x = left + pw * (1 - s / 30);
-      ctx.fillText(s === 0 ? "now" : `-${s}s`, x - 10, H - 14);
+      ctx.textAlign = s === 0 ? "right" : "center";
+      ctx.fillText(s === 0 ? "now" : `-${s}s`, x, H - 14);
     }
+    ctx.textAlign = "left";
     if (history.length < 2) return;
     ctx.lineWidth = 2;
     for (const c of classes) {
