@@ -442,6 +442,14 @@ def test_model_card_without_metrics_says_so(tmp_path):
     s = WebSettings(model=bundle, threads=1)
     html = TestClient(create_app(s, engine=Engine(s))).get("/about").text
     assert "records no test metrics" in html
+    # flat training-style numbers copied in by `ekspresi export` are still shown
+    (bundle / "final_metrics.json").write_text(json.dumps({"test_accuracy": 0.7123,
+                                                           "epochs": 30}))
+    html = TestClient(create_app(s, engine=Engine(s))).get("/about").text
+    assert 'id="other-metrics"' in html and "test_accuracy" in html and "0.7123" in html
+    (bundle / "final_metrics.json").write_text(json.dumps({"test": {"accuracy": 0.7123}}))
+    html = TestClient(create_app(s, engine=Engine(s))).get("/about").text
+    assert "71.2 %" in html
 
 
 # -- experiments -----------------------------------------------------------------------------

@@ -7,6 +7,7 @@ there and says plainly what is not, instead of inventing numbers.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,9 @@ class ModelCard:
     onnx_bytes: int | None
     training: dict[str, Any]
     test_sets: list[TestSet]
+    #: Scalar metrics recorded in another shape (e.g. ``test_accuracy``), shown as a table
+    #: when no full test-set metrics exist.
+    other_metrics: list[tuple[str, Any]]
     images: list[str]
     limitations: list[str]
     intended_use: str | None
@@ -133,17 +137,42 @@ def _test_sets(metrics: dict[str, Any]) -> list[TestSet]:
             if isinstance(v, dict) and "accuracy" in v]
 
 
+def _scalars(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in _flatten_raw(metrics)
+            if isinstance(v, (int, float)) and not isinstance(v, bool)][:60]
+
+
+def _flatten_raw(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.extend(_flatten_raw(v, f"{prefix}{k}."))
+        else:
+            out.append((f"{prefix}{k}", v))
+    return out
+
+
 def build_card(bundle: Bundle) -> ModelCard:
     meta = bundle.metadata
     limitations = meta.get("limitations")
     if isinstance(limitations, str):
         limitations = [limitations]
+    metrics = bundle.metrics or {}
+    test_sets = _test_sets(metrics)
+    final = Path(bundle.path) / "final_metrics.json"  # copied in by `ekspresi export`
+    if not test_sets and final.is_file():
+        try:
+            metrics = json.loads(final.read_text()) or metrics
+            test_sets = _test_sets(metrics) if isinstance(metrics, dict) else []
+        except (OSError, ValueError):
+            pass
     images = [n for n in CARD_IMAGES if (Path(bundle.path) / n).is_file()]
     return ModelCard(
         name=bundle.name, path=str(bundle.path), classes=list(bundle.classes),
         input_size=bundle.input_spec.size, created=meta.get("created"),
         sha256=bundle.sha256, onnx_bytes=(meta.get("onnx") or {}).get("bytes"),
-        training=meta.get("training") or {}, test_sets=_test_sets(bundle.metrics),
+        training=meta.get("training") or {}, test_sets=test_sets,
+        other_metrics=[] if test_sets or not isinstance(metrics, dict) else _scalars(metrics),
         images=images, limitations=list(limitations or []),
         intended_use=meta.get("intended_use"),
     )
