@@ -54,8 +54,6 @@ def run(args: argparse.Namespace) -> int:
     if not engine.available and args.model is not None:
         # The user named a model that does not work: say so instead of serving without it.
         raise ConfigError(f"--model {args.model}: {engine.error}")
-    if not engine.available:
-        log.warning("serving without a model: %s", engine.error)
     app = create_app(settings, engine=engine)
     log.info("ekspresi web app on http://%s:%d (model: %s)", args.host, args.port,
              engine.model_name or "none")
