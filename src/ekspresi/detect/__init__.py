@@ -24,13 +24,13 @@ def _haar(**opts) -> Detector:
     return HaarDetector(**opts)
 
 
-def _blazeface(name: str, variant: str, input_size: int | None = None,
+def _blazeface(name: str, variant: str, input_sizes: tuple[int, ...] | None = None,
                threshold: float | None = None) -> Callable[..., Detector]:
     def make(**opts) -> Detector:
         from ekspresi.detect.blazeface import BlazeFaceDetector
         if opts.get("score_threshold") is None and threshold is not None:
             opts["score_threshold"] = threshold
-        det = BlazeFaceDetector(variant, input_size=input_size, **opts)
+        det = BlazeFaceDetector(variant, input_sizes=input_sizes, **opts)
         det.name = name
         return det
     return make
@@ -38,10 +38,10 @@ def _blazeface(name: str, variant: str, input_size: int | None = None,
 
 BACKENDS: dict[str, Callable[..., Detector]] = {
     "haar": _haar,
-    # short-range model at 256x256: faces down to ~45 px in a 640x480 frame; at this scale
-    # MediaPipe's threshold of 0.5 lets texture through, 0.75 removed every false positive
-    # on our face-free images (docs/detectors.md)
-    "blazeface": _blazeface("blazeface", "short", 256, threshold=0.75),
+    # short-range model at 128x128 (large faces) and 256x256 (faces down to ~70 px in a
+    # 640x480 frame), merged; at 256 MediaPipe's threshold of 0.5 lets texture through, 0.75
+    # removed every false positive on our face-free images (docs/detectors.md)
+    "blazeface": _blazeface("blazeface", "short", (128, 256), threshold=0.75),
     # short-range model at its native 128x128: fastest, faces above ~90 px (webcam selfies)
     "blazeface-fast": _blazeface("blazeface-fast", "short"),
     "blazeface-full": _blazeface("blazeface-full", "full"),

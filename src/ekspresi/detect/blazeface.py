@@ -3,9 +3,9 @@
 The two ``.tflite`` files in ``ekspresi/assets/detectors`` are Google's MediaPipe face
 detection models (Apache-2.0, see the licence file there). ``short`` (128x128 input) is for
 faces that fill a good part of the frame (webcams, portraits); it is fully convolutional, so
-running it at a larger input (``input_size=256``) finds faces half as large relative to
-the frame for about 3x the time; ``full`` (192x192 only) is MediaPipe's model for faces a few
-metres away. The network outputs, per anchor, a score and a box plus six
+running it also at a larger input (``input_sizes=(128, 256)``) finds faces half as large
+relative to the frame; candidates of all sizes are merged by one suppression step. ``full``
+(192x192 only) is MediaPipe's model for faces a few metres away. The network outputs, per anchor, a score and a box plus six
 keypoints relative to that anchor; decoding follows MediaPipe's own graph
 (SsdAnchorsCalculator, TensorsToDetectionsCalculator, weighted non-maximum suppression).
 """
@@ -104,21 +104,27 @@ class BlazeFaceDetector(Detector):
     has_landmarks = True
     landmark_names = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear",
                       "left_ear")
-    def __init__(self, variant: str = "short", *, input_size: int | None = None, **opts):
+    def __init__(self, variant: str = "short", *, input_sizes: tuple[int, ...] | None = None,
+                 **opts):
         if variant not in VARIANTS:
             raise ValueError(f"unknown BlazeFace variant {variant!r}; use one of "
                              f"{sorted(VARIANTS)}")
         self._v = VARIANTS[variant]
-        if input_size is not None:
-            if variant != "short" or input_size % 16:
-                raise ValueError("input_size applies to the short-range model only and must "
-                                 f"be a multiple of 16, got {input_size}")
-            self._v = dataclasses.replace(self._v, size=int(input_size))
-        self.name = f"blazeface-{variant}-{self._v.size}"
+        sizes = tuple(input_sizes or (self._v.size,))
+        if sizes != (self._v.size,) and (variant != "short" or any(n % 16 for n in sizes)):
+            raise ValueError("other input sizes apply to the short-range model only and must "
+                             f"be multiples of 16, got {sizes}")
+        self.name = f"blazeface-{variant}-{'+'.join(map(str, sizes))}"
         self.default_score_threshold = self._v.score_threshold
-        self._shift_up, self.default_margin = min(
-            ((abs(size - self._v.size), cal) for (var, size), cal in CALIBRATION.items()
-             if var == variant))[1]
+        # per input size: (anchors, shift_up); the crop margin averages the sizes' margins
+        self._scales = []
+        margins = []
+        for n in sizes:
+            shift, margin = min((abs(size - n), cal) for (var, size), cal in CALIBRATION.items()
+                                if var == variant)[1]
+            self._scales.append((n, _anchors(dataclasses.replace(self._v, size=n)), shift))
+            margins.append(margin)
+        self.default_margin = float(np.mean(margins))
         super().__init__(**opts)
         model = MODEL_DIR / self._v.file
         try:
@@ -126,7 +132,26 @@ class BlazeFaceDetector(Detector):
         except cv2.error as exc:
             raise ModelError(f"{model}: cannot load the BlazeFace model ({exc})") from None
         self._outputs = self._net.getUnconnectedOutLayersNames()
-        self._anchors = _anchors(self._v)
+
+    def _raw(self, square: np.ndarray, size: int, anchors: np.ndarray, shift_up: float
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Boxes (x0, y0, x1, y1) and keypoints in the letterboxed unit square, and scores,
+        of every anchor above the candidate floor at one input size."""
+        blob = cv2.dnn.blobFromImage(square, 1 / 127.5, (size, size), (127.5, 127.5, 127.5),
+                                     swapRB=True)
+        self._net.setInput(blob)
+        scores_raw, regress = self._net.forward(self._outputs)
+        logits = np.clip(scores_raw.reshape(-1).astype(np.float64), -100, 100)
+        scores = 1.0 / (1.0 + np.exp(-logits))
+        keep = scores >= min(CANDIDATE_FLOOR, self.score_threshold)
+        reg = regress.reshape(-1, 16)[keep] / size
+        anchors, scores = anchors[keep], scores[keep]
+        cx, cy = reg[:, 0] + anchors[:, 0], reg[:, 1] + anchors[:, 1]
+        bw, bh = reg[:, 2], reg[:, 3]
+        cy = cy - shift_up * bh
+        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
+        points = reg[:, 4:16] + np.tile(anchors, 6)
+        return boxes, points, scores
 
     def _candidates(self, image: np.ndarray) -> list[Detection]:
         bgr = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image
@@ -136,27 +161,12 @@ class BlazeFaceDetector(Detector):
         top, left = (side - h) // 2, (side - w) // 2
         square = cv2.copyMakeBorder(bgr, top, side - h - top, left, side - w - left,
                                     cv2.BORDER_CONSTANT, value=(0, 0, 0))
-        s = self._v.size
-        blob = cv2.dnn.blobFromImage(square, 1 / 127.5, (s, s), (127.5, 127.5, 127.5),
-                                     swapRB=True)
-        self._net.setInput(blob)
-        scores_raw, regress = self._net.forward(self._outputs)
-        logits = np.clip(scores_raw.reshape(-1).astype(np.float64), -100, 100)
-        scores = 1.0 / (1.0 + np.exp(-logits))
-        keep = scores >= min(CANDIDATE_FLOOR, self.score_threshold)
-        if not keep.any():
-            return []
-        reg = regress.reshape(-1, 16)[keep] / s
-        anchors, scores = self._anchors[keep], scores[keep]
-        cx, cy = reg[:, 0] + anchors[:, 0], reg[:, 1] + anchors[:, 1]
-        bw, bh = reg[:, 2], reg[:, 3]
-        boxes = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], axis=1)
-        points = reg[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
+        parts = [self._raw(square, *scale) for scale in self._scales]
+        boxes, points, scores = (np.concatenate(p) for p in zip(*parts))
         found = []
-        for box, pts, score in _weighted_nms(boxes, points.reshape(-1, 12), scores):
+        for box, pts, score in _weighted_nms(boxes, points, scores):
             # From the letterboxed unit square back to image pixels.
             box = box * side - np.array([left, top, left, top])
-            box[[1, 3]] -= self._shift_up * (box[3] - box[1])
             pts = pts.reshape(6, 2) * side - np.array([left, top])
             x0, y0 = max(box[0], 0.0), max(box[1], 0.0)
             x1, y1 = min(box[2], w), min(box[3], h)
