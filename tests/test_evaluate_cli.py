@@ -108,3 +108,29 @@ def test_evaluate_errors(setup, tmp_path, capsys):
     run = make_run(tmp_path, "nobundle", n=10, with_images=False)
     assert main(["evaluate", str(run), "--data", "x"]) == 2
     assert "has no bundle/" in capsys.readouterr().err
+
+
+def test_detection_path_counts_images_without_a_face(setup, tmp_path, monkeypatch):
+    from ekspresi.evaluate.evaluator import evaluate_spec
+    from ekspresi.infer import Classifier
+    from ekspresi.preprocess import prepare_face
+
+    _, bundle, ck, _ = setup
+    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
+    clf = Classifier(bundle)
+    calls = []
+
+    def crop(image):  # a "detector" that misses every third image
+        calls.append(image.shape)
+        return None if len(calls) % 3 == 0 else prepare_face(image, 48)
+
+    ev = evaluate_spec(clf.predict_proba, clf.classes, 48, f"folders:{ck}", face_crop=crop,
+                       detector_name="stub")
+    det = ev.metrics["detection"]
+    assert len(calls) == 20 and det["images"] == 20 and det["no_face"] == 6
+    assert sum(det["no_face_by_class"].values()) == 6
+    missed_kept = sum(n for c, n in det["no_face_by_class"].items() if c in THREE)
+    assert ev.metrics["n_samples"] + 6 + sum(ev.mapping.excluded.values()) == 20
+    assert det["end_to_end_accuracy"] == pytest.approx(
+        ev.metrics["n_correct"] / (ev.metrics["n_samples"] + missed_kept))
+    assert any("found no face in 6 of 20" in n for n in ev.dataset["notes"])

@@ -32,6 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--classes", default=None,
                    help="evaluate only these classes (comma list or subset name such as "
                         "`three`); the model then decides among them only")
+    p.add_argument("--detect", nargs="?", const="default", default=None, metavar="DETECTOR",
+                   help="find the face in each image with a face detector first (for whole "
+                        "photos such as JAFFE); images without a face are counted")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default: RUN/report, RUN/eval, or eval-<model>)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -62,14 +65,17 @@ def run(args: argparse.Namespace) -> int:
 
     bundle_path, run_dir = resolve_model(args.model)
     bundle = load_bundle(bundle_path)
-    predict_proba = Classifier(bundle).predict_proba
+    classifier = Classifier(bundle)
+    predict_proba = classifier.predict_proba
+    face_crop = _face_cropper(classifier, args.detect) if args.detect else None
     evaluations = []
     seen: set[str] = set()
     for spec in args.data:
         print(f"evaluating {bundle.name} on {spec} ...", file=sys.stderr)
         ev = evaluate_spec(predict_proba, bundle.classes, bundle.input_spec.size, spec,
                            split=args.split, only=only, tta=args.tta, seed=args.seed,
-                           skip_bad=args.skip_bad)
+                           skip_bad=args.skip_bad, face_crop=face_crop,
+                           detector_name=args.detect or "")
         base, n = ev.name, 2
         while ev.name in seen:
             ev.name = f"{base} #{n}"
@@ -101,6 +107,22 @@ def _print_done(files: dict) -> None:
     for key in ("metrics.json", "report.html", "report.md"):
         if key in files:
             print(f"wrote {files[key]}")
+
+
+def _face_cropper(classifier, detector: str):
+    """image -> the best-scoring face, cut out exactly as the app does (detector, eye
+    alignment, margin, resize), or None when the detector finds no face."""
+    from ekspresi.infer import Recognizer
+
+    rec = Recognizer(classifier, detector=detector)
+
+    def crop(image):
+        detections = rec.detector.detect(image)
+        if not detections:
+            return None
+        batch, _, _ = rec.crop_faces(image, detections[:1])
+        return batch[0]
+    return crop
 
 
 def _print_headline(metrics_json: Path) -> None:

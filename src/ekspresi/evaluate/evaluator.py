@@ -9,7 +9,7 @@ probabilities and the faces for galleries, notes on what was excluded) ends up i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,9 @@ from ekspresi.errors import BadInputError
 from ekspresi.evaluate.mapping import ClassMapping, map_classes, restrict_proba
 from ekspresi.evaluate.metrics import compute_metrics
 from ekspresi.evaluate.tta import PredictProba, predict_tta
+
+#: image (uint8 gray/BGR, any size) -> model-size uint8 face, or None when none is found.
+FaceCrop = Callable[[np.ndarray], "np.ndarray | None"]
 
 
 @dataclass
@@ -133,9 +136,12 @@ def evaluate_faces(predict_proba: PredictProba, model_classes: Sequence[str],
 def evaluate_spec(predict_proba: PredictProba, model_classes: Sequence[str], size: int,
                   spec: str, *, split: str = "test", only: Sequence[str] | None = None,
                   tta: str = "none", seed: int = 0, skip_bad: bool = False,
-                  name: str | None = None) -> DatasetEvaluation:
+                  name: str | None = None, face_crop: FaceCrop | None = None,
+                  detector_name: str = "") -> DatasetEvaluation:
     """Load the dataset ``spec`` (see :func:`ekspresi.data.load`), pick ``split`` and score
-    it. Faces are resized to the model's ``size`` by the shared data cache."""
+    it. Faces are resized to the model's ``size`` by the shared data cache, or, with
+    ``face_crop`` (image -> model-size face, None when no face is found), cut out of whole
+    photos by a face detector: the pipeline the app runs, for uncropped sets like JAFFE."""
     from ekspresi.data import load
     from ekspresi.data.cache import faces_array
 
@@ -146,7 +152,15 @@ def evaluate_spec(predict_proba: PredictProba, model_classes: Sequence[str], siz
     mask, used, notes = select_split(ss.labels, ss.splits, split, name=base)
     label = name or f"{base} {used}"
     part = ss.subset(mask)
-    faces = faces_array(part, size)
+    detection: dict[str, Any] | None = None
+    if face_crop is None:
+        faces = faces_array(part, size)
+    else:
+        part, faces, detection = _detect_faces(part, face_crop, size, detector_name)
+        if detection["no_face"]:
+            notes.append(f"the face detector found no face in {detection['no_face']} of "
+                         f"{detection['images']} images; they are excluded from the metrics "
+                         "and counted as errors in end_to_end_accuracy")
     counts = {c: n for c, n in part.class_counts().items() if n}
     report = getattr(ss, "report", None)
     if report is not None and report.bad:
@@ -160,11 +174,39 @@ def evaluate_spec(predict_proba: PredictProba, model_classes: Sequence[str], siz
             "skipped_bad_files": len(report.bad) if report is not None else 0}
     subjects = part.subjects if all(part.subjects.tolist()) else None
     if subjects is not None and len(set(subjects.tolist())) < len(part):
-        notes.append(f"{len(set(subjects.tolist()))} subjects with several images each: the "
-                     "accuracy interval resamples subjects, not images")
-    return evaluate_faces(predict_proba, model_classes, faces, part.labels, name=label,
-                          paths=part.paths, only=only, tta=tta, seed=seed, dataset=info,
-                          subjects=subjects)
+        n_subj = len(set(subjects.tolist()))
+        notes.append(f"{n_subj} subjects with several images each: the accuracy interval "
+                     "resamples subjects, not images"
+                     + (" (with so few subjects it is only a rough guide)" if n_subj < 10
+                        else ""))
+    ev = evaluate_faces(predict_proba, model_classes, faces, part.labels, name=label,
+                        paths=part.paths, only=only, tta=tta, seed=seed, dataset=info,
+                        subjects=subjects)
+    if detection is not None:
+        missed = sum(n for c, n in detection["no_face_by_class"].items() if c in ev.classes)
+        detection["end_to_end_accuracy"] = ev.metrics["n_correct"] / (
+            ev.metrics["n_samples"] + missed)
+        ev.metrics["detection"] = detection
+    return ev
+
+
+def _detect_faces(part, face_crop: FaceCrop, size: int, detector_name: str):
+    """Run the detector on every image -> (samples with a face, their faces, summary)."""
+    from ekspresi.labels import ALL_CLASSES
+
+    faces, found = [], np.zeros(len(part), bool)
+    for i, image in enumerate(part.images):
+        face = face_crop(np.asarray(image))
+        if face is not None:
+            faces.append(face)
+            found[i] = True
+    missed = part.labels[~found]
+    by_class = {ALL_CLASSES[c]: int((missed == c).sum()) for c in sorted(set(missed.tolist()))}
+    summary = {"detector": detector_name, "images": int(len(part)),
+               "no_face": int((~found).sum()), "no_face_by_class": by_class,
+               "no_face_files": [str(p) for p in part.paths[~found][:20]]}
+    stacked = np.stack(faces) if faces else np.zeros((0, size, size), np.uint8)
+    return part.subset(found), stacked, summary
 
 
 def dataset_name(spec: str, sources: Sequence[str] | np.ndarray) -> str:

@@ -336,6 +336,12 @@ def _render_dataset(doc: _Doc, ev: DatasetEvaluation, figs: Mapping[str, Mapping
                f"(95 % CI {100 * lo:.2f}–{100 * hi:.2f} %), macro F1 {m['macro_f1']:.3f}.")
     for note in info.get("notes", []):
         doc.para(note, "note")
+    det = m.get("detection")
+    if det:
+        doc.para(f"Faces found by the {det['detector']} face detector in "
+                 f"{det['images'] - det['no_face']} of {det['images']} images; end-to-end "
+                 f"accuracy (a missed face counts as an error) "
+                 f"{100 * det['end_to_end_accuracy']:.2f} %.")
     tta = m.get("tta", {})
     if "accuracy_gain" in tta:
         doc.para(f"Test-time augmentation ({tta['mode']}): accuracy "
