@@ -60,11 +60,24 @@ def photo() -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(web_engine, tiny_bundle):  # noqa: F811
+def runs_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("runs")
+    run = root / "demo_run"
+    (run / "report").mkdir(parents=True)
+    (run / "final_metrics.json").write_text(json.dumps({"test": {"accuracy": 0.6812,
+                                                                 "macro_f1": 0.64}}))
+    (run / "report" / "report.html").write_text(
+        "<!doctype html><title>demo report</title><h1 id='r'>Report of demo_run</h1>")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(web_engine, tiny_bundle, runs_dir):  # noqa: F811
     from ekspresi.web.app import create_app
     from ekspresi.web.settings import WebSettings
 
-    app = create_app(WebSettings(model=tiny_bundle, threads=1), engine=web_engine)
+    app = create_app(WebSettings(model=tiny_bundle, threads=1, runs_dir=runs_dir),
+                     engine=web_engine)
     with LiveServer(app) as live:
         yield live
 
@@ -182,6 +195,39 @@ def test_upload_no_face_and_not_an_image(page, tmp_path):
     page.wait_for_selector("#message.error")
     assert "not an image" in page.locator("#message").inner_text()
     assert "415" in page.locator("#message").inner_text()
+
+
+DROP_OR_PASTE = """([kind, b64]) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], "face.jpg", { type: "image/jpeg" }));
+    if (kind === "drop") {
+        document.querySelector("#dropzone").dispatchEvent(
+            new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+    } else {
+        document.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true }));
+    }
+}"""
+
+
+@pytest.mark.parametrize("kind", ["drop", "paste"])
+def test_drag_and_drop_and_paste(page, photo, kind):
+    import base64
+
+    page.goto(page.base + "/image")
+    page.evaluate(DROP_OR_PASTE, [kind, base64.b64encode(photo.read_bytes()).decode()])
+    page.wait_for_selector("#faces .face-card")
+    assert page.locator("#faces .face-card").count() == 1
+
+
+def test_experiments_page_and_report(page):
+    page.goto(page.base + "/experiments")
+    assert "0.6812" in page.locator("#runs").inner_text()
+    assert page.locator("#comparison").count() == 1
+    shot(page, "experiments")
+    page.click("text=open report")
+    page.wait_for_selector("#r")
+    assert page.locator("#r").inner_text() == "Report of demo_run"
 
 
 def test_realtime_with_fake_camera(page):
