@@ -167,7 +167,7 @@ def evaluate_spec(predict_proba: PredictProba, model_classes: Sequence[str], siz
         notes.append(f"{len(report.bad)} unreadable files skipped (--skip-bad), first: "
                      f"{report.bad[0][0]}: {report.bad[0][1]}")
     if report is not None and report.dropped:
-        notes.append("left out by the reader: " + ", ".join(
+        notes.append("left out by the reader (counts over all splits): " + ", ".join(
             f"{n} ({reason})" for reason, n in report.dropped.items()))
     info = {"spec": spec, "split": used, "requested_split": split,
             "n_loaded": int(len(part)), "class_counts": counts, "notes": notes,
