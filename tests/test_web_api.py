@@ -383,6 +383,23 @@ def test_stream_answers_each_frame_and_survives_bad_ones(client):
         assert again["frame"] == 3 and again["faces"] == first["faces"]
 
 
+def test_stream_refuses_other_web_sites(web_engine):  # noqa: F811
+    from starlette.websockets import WebSocketDisconnect
+
+    c = make_client(web_engine)
+    with pytest.raises(WebSocketDisconnect) as info:
+        with c.websocket_connect("/api/v1/stream", headers={"origin": "http://evil.example"}):
+            pass
+    assert info.value.code == 1008
+    with c.websocket_connect("/api/v1/stream", headers={"origin": "http://testserver"}) as ws:
+        ws.send_bytes(face_jpeg())
+        assert len(json.loads(ws.receive_text())["faces"]) == 1
+    c = make_client(web_engine, cors_origins=("http://app.example",))
+    with c.websocket_connect("/api/v1/stream", headers={"origin": "http://app.example"}) as ws:
+        ws.send_bytes(face_jpeg())
+        assert "faces" in json.loads(ws.receive_text())
+
+
 def test_stream_closes_on_oversized_frame(web_engine):  # noqa: F811
     from starlette.websockets import WebSocketDisconnect
 

@@ -6,6 +6,7 @@ import json
 import logging
 import time
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
@@ -133,6 +134,10 @@ def _analyze_frame(engine: Engine, data: bytes, max_pixels: int) -> dict:
             "elapsed_ms": round((time.perf_counter() - start) * 1000.0, 2)}
 
 
+def _allowed_origin(origin: str, host: str, extra: tuple[str, ...]) -> bool:
+    return urlparse(origin).netloc.lower() == host.lower() or origin in extra
+
+
 @router.websocket("/api/v1/stream")
 async def stream(ws: WebSocket) -> None:
     """Real-time analysis: the client sends one encoded frame (binary JPEG/PNG) and waits
@@ -141,6 +146,12 @@ async def stream(ws: WebSocket) -> None:
     stream goes on; a frame above the upload limit closes the socket (1009)."""
     engine = engine_of(ws)
     settings = ws.app.state.settings
+    origin = ws.headers.get("origin")
+    if origin and not _allowed_origin(origin, ws.headers.get("host", ""), settings.cors_origins):
+        # Browsers let any web site open a WebSocket to localhost; only our own pages (and
+        # --cors-origin ones) may use this server's CPU.
+        await ws.close(code=1008)
+        return
     await ws.accept()
     if not engine.available:
         await ws.send_text(json.dumps({"error": f"no model loaded: {engine.error}"}))
