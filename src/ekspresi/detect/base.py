@@ -31,8 +31,9 @@ class Detector(ABC):
     #: Defaults a backend overrides; ``None`` in the constructor means "use these".
     default_score_threshold: float = 0.5
     default_margin: float = 0.0
-    #: True when detections carry eye landmarks (alignment possible).
+    #: True when detections carry eye landmarks (alignment possible), and their names.
     has_landmarks: bool = False
+    landmark_names: tuple[str, ...] = ()
 
     def __init__(self, *, min_face_size: int = 20, score_threshold: float | None = None,
                  max_faces: int | None = None, margin: float | None = None):

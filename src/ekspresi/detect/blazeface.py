@@ -104,6 +104,7 @@ class BlazeFaceDetector(Detector):
     has_landmarks = True
     landmark_names = ("right_eye", "left_eye", "nose_tip", "mouth_center", "right_ear",
                       "left_ear")
+
     def __init__(self, variant: str = "short", *, input_sizes: tuple[int, ...] | None = None,
                  **opts):
         if variant not in VARIANTS:

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class Detection:
-    """One face candidate from a detector. ``landmarks`` are (x, y) points in image pixels:
-    right eye, left eye, nose tip, right mouth corner, left mouth corner (YuNet's order,
-    as seen in the image), or empty when the backend gives none."""
+    """One face candidate from a detector. ``landmarks`` are (x, y) points in image pixels,
+    empty when the backend gives none. The first three are always the person's right eye
+    (on the image's left), left eye and nose tip; the rest depend on the backend
+    (``Detector.landmark_names``; BlazeFace: mouth centre, right ear, left ear)."""
 
     box: tuple[int, int, int, int]          # x, y, w, h
     score: float
