@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from ekspresi.errors import EkspresiError
+    from ekspresi.errors import BadInputError, EkspresiError
     from ekspresi.imaging import read_image
     from ekspresi.infer import output
     from ekspresi.infer.annotate import draw_faces
@@ -128,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         name = str(path)
         try:
             if problem:
-                raise EkspresiError(f"{name}: {problem}")
+                raise BadInputError(name, problem)
             target = _annotate_target(args, path, is_video(path), single)
             if is_video(path):
                 frames = int(cv2.VideoCapture(name).get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -145,15 +145,16 @@ def run(args: argparse.Namespace) -> int:
                 if target is not None:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     if not cv2.imwrite(str(target), draw_faces(image, faces)):
-                        raise EkspresiError(f"{target}: cannot write the annotated image")
+                        raise BadInputError(str(target), "cannot write the annotated image")
                 results.append({"file": name, "faces": faces})
             if args.require_face and not results[-1]["faces"]:
                 failed += 1
                 print(f"error: {name}: no face found", file=sys.stderr)
         except EkspresiError as exc:
             failed += 1
-            msg = str(exc)
-            problem_text = msg[len(name) + 2:] if msg.startswith(name + ": ") else msg
+            # BadInputError names its file; report just the problem next to our file name
+            same_file = isinstance(exc, BadInputError) and exc.path == name
+            problem_text = exc.problem if same_file else str(exc)
             results.append({"file": name, "error": problem_text})
             print(f"error: {name}: {problem_text}", file=sys.stderr)
     if args.timeline:
