@@ -23,12 +23,47 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour
     cv2.putText(img, text, org, FONT, scale, colour, max(1, int(scale)), cv2.LINE_AA)
 
 
+def _overlaps(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _bars(out: np.ndarray, face: Face, box, scale: float, taken: list) -> None:
+    """One bar per class on a dark panel below, above, right or left of the box: the first
+    place inside the image that covers no other face and no other panel."""
+    H, W = out.shape[:2]
+    x, y, w, h = box
+    row = max(9, int(14 * scale))
+    label_w = int(62 * scale) + 8
+    bar_w = max(40, int(80 * scale))
+    pw, ph = label_w + bar_w + 4, row * len(face.scores) + 4
+    places = [(x, y + h + 4), (x, y - ph - int(24 * scale) - 4), (x + w + 6, y),
+              (x - pw - 6, y)]
+    inside = [(px, py) for px, py in places if px >= 0 and py >= 0 and px + pw <= W
+              and py + ph <= H]
+    free = [(px, py) for px, py in inside
+            if not any(_overlaps((px, py, pw, ph), t) for t in taken)]
+    px, py = (free or inside or [(min(max(x, 0), max(W - pw, 0)),
+                                  min(max(y, 0), max(H - ph, 0)))])[0]
+    taken.append((px, py, pw, ph))
+    panel = out[py:py + ph, px:px + pw]
+    panel[:] = (panel * 0.35).astype(np.uint8)
+    by = py + 2
+    for name, p in sorted(face.scores.items(), key=lambda kv: -kv[1]):
+        _text(out, name[:8], (px + 2, by + row - 3), 0.35 * scale + 0.1, (255, 255, 255))
+        x0 = px + label_w
+        cv2.rectangle(out, (x0, by + 2), (x0 + bar_w, by + row - 2), (70, 70, 70), -1)
+        cv2.rectangle(out, (x0, by + 2), (x0 + int(round(bar_w * p)), by + row - 2),
+                      COLOURS.get(name, (0, 255, 0)), -1)
+        by += row
+
+
 def draw_faces(image: np.ndarray, faces: Sequence[Face], *, bars: bool = True) -> np.ndarray:
     """A BGR copy of ``image`` with each face's box, label, landmarks and, when ``bars``,
-    one bar per class showing its probability (placed beside the box where it fits)."""
+    one bar per class showing its probability."""
     out = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR) if image.ndim == 2 else image.copy()
     H, W = out.shape[:2]
     scale = max(0.35, min(1.0, max(H, W) / 1200))
+    taken = [f.box for f in faces]   # panels must not cover faces
     for face in faces:
         x, y, w, h = face.box
         colour = COLOURS.get(face.label, (0, 255, 0))
@@ -42,18 +77,5 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face], *, bars: bool = True) -
         _text(out, tag, (x, max(12, y - 6)), 0.6 * scale + 0.2, colour)
         if not bars:
             continue
-        row = max(9, int(14 * scale))
-        bar_w = max(40, int(90 * scale))
-        label_w = int(70 * scale) + 10
-        bx = x + w + 6 if x + w + 6 + label_w + bar_w < W else max(0, x - label_w - bar_w - 6)
-        by = y
-        for name, p in sorted(face.scores.items(), key=lambda kv: -kv[1]):
-            if by + row > H:
-                break
-            _text(out, name[:8], (bx, by + row - 3), 0.35 * scale + 0.1, (255, 255, 255))
-            x0 = bx + label_w
-            cv2.rectangle(out, (x0, by + 2), (x0 + bar_w, by + row - 2), (60, 60, 60), -1)
-            cv2.rectangle(out, (x0, by + 2), (x0 + int(bar_w * p), by + row - 2),
-                          COLOURS.get(name, (0, 255, 0)), -1)
-            by += row
+        _bars(out, face, (x, y, w, h), scale, taken)
     return out
