@@ -1,0 +1,58 @@
+"""`ekspresi train CONFIG [--set key=value ...] [--out RUN_DIR] [--resume RUN_DIR] ...`"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train", help="train a model from a config",
+        description="Train a model from a YAML/TOML config. Writes a run directory with the "
+                    "resolved config, per-epoch metrics, checkpoints, final metrics, test "
+                    "predictions and an ONNX bundle of the selected model.")
+    p.add_argument("config", nargs="?", help="config file (YAML or TOML); optional with --resume")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
+    p.add_argument("--out", help="run directory (default: runs/<config name>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("--max-minutes", type=float, help="stop cleanly after the epoch that "
+                   "would overrun this budget (resumable)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (for logs)")
+    p.add_argument("--threads", type=int, help="torch threads (default: config or torch's)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ekspresi.errors import ConfigError
+    from ekspresi.train.config import apply_overrides, parse_config, read_config_file
+    from ekspresi.train.loop import CONFIG_FILE, run_training
+
+    if args.resume:
+        run_dir = Path(args.resume)
+        stored = run_dir / CONFIG_FILE
+        if args.overrides:  # e.g. more epochs: rewrite the stored config, validated
+            if not stored.is_file():
+                raise ConfigError(f"{run_dir}: no {CONFIG_FILE}; not a run directory")
+            from ekspresi.train.config import dump_yaml
+
+            cfg = parse_config(apply_overrides(read_config_file(stored), args.overrides))
+            stored.write_text(dump_yaml(cfg))
+        out = run_training(None, run_dir, resume=True, max_minutes=args.max_minutes,
+                           quiet=args.quiet, threads=args.threads)
+    else:
+        if not args.config:
+            raise ConfigError("give a CONFIG file (or --resume RUN_DIR)")
+        data = apply_overrides(read_config_file(args.config), args.overrides)
+        cfg = parse_config(data)
+        run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
+        out = run_training(cfg, run_dir, max_minutes=args.max_minutes, quiet=args.quiet,
+                           threads=args.threads)
+    import json
+
+    final = json.loads((out / "final_metrics.json").read_text())
+    print(f"{out}: val acc {final['val_acc']:.4f}, test acc {final['test_acc']:.4f} "
+          f"({final['stop_reason']}, {final['epochs_run']} epochs, "
+          f"{final['train_time_seconds']:.0f} s)")
+    return 0
