@@ -67,8 +67,10 @@ def synthetic_predictions(n: int, k: int, seed: int, hit_rate: float = 0.7):
 
 
 def make_run(root: Path, name: str = "run_a", *, classes=THREE, n: int = 60, seed: int = 0,
-             epochs: int = 5, with_images: bool = True, hit_rate: float = 0.7) -> Path:
-    """A run directory in the layout `ekspresi train` writes, with known numbers."""
+             epochs: int = 5, with_images: bool = True, hit_rate: float = 0.7,
+             sources: tuple[str, ...] = ("fer2013",)) -> Path:
+    """A run directory in the layout `ekspresi train` writes (train/loop.py), with known
+    numbers; ``sources`` cycle over the test samples (a combined test set)."""
     d = root / name
     d.mkdir(parents=True)
     k = len(classes)
@@ -84,8 +86,9 @@ def make_run(root: Path, name: str = "run_a", *, classes=THREE, n: int = 60, see
             paths.append(str(p))
     else:
         paths = [f"missing/face_{i}.png" for i in range(n)]
+    src = np.array([sources[i % len(sources)] for i in range(n)])
     np.savez(d / "predictions_test.npz", labels=y, probabilities=proba,
-             paths=np.array(paths), classes=np.array(classes))
+             paths=np.array(paths), sources=src, classes=np.array(classes))
     rows = []
     for e in range(1, epochs + 1):
         rows.append({"epoch": e, "lr": 1e-3 if e < 4 else 2.5e-4,
@@ -97,13 +100,15 @@ def make_run(root: Path, name: str = "run_a", *, classes=THREE, n: int = 60, see
         w.writeheader()
         w.writerows(rows)
     (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    final = {"model": "paper_cnn", "best_epoch": epochs - 1, "stop_reason": "max_epochs",
+    final = {"name": name, "model": "paper_cnn", "classes": list(classes),
+             "best_epoch": epochs - 1, "epochs_run": epochs, "stop_reason": "completed",
              "train_time_seconds": 123.4, "train_loss": 0.31, "train_acc": 0.9012,
-             "val_loss": 0.55, "val_acc": 0.8123, "test_loss": 0.6, "test_acc": None,
-             "dataset_counts": {"train": {c: 100 + i for i, c in enumerate(classes)},
-                                "val": {c: 10 + i for i, c in enumerate(classes)},
-                                "test": {c: int((y == i).sum()) for i, c in
-                                         enumerate(classes)}}}
+             "val_loss": 0.55, "val_acc": 0.8123, "test_loss": 0.6,
+             "test_acc": float((proba.argmax(1) == y).mean()),
+             "counts": {"train": {c: 100 + i for i, c in enumerate(classes)},
+                        "val": {c: 10 + i for i, c in enumerate(classes)},
+                        "test": {c: int((y == i).sum()) for i, c in enumerate(classes)}},
+             "data_notes": {"loaded": 999, "balance": {"method": "oversample"}}}
     (d / "final_metrics.json").write_text(json.dumps(final, indent=2))
     (d / "config.resolved.yaml").write_text(
         f"name: {name}\nmodel:\n  name: paper_cnn\ndata:\n  train: fer2013-folder:data/fer2013\n"

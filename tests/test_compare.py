@@ -73,7 +73,7 @@ def test_cross_dataset_matrix(runs, tmp_path):
     assert set(by_model) == {"run_a", "run_b", "default"}
     assert float(by_model["run_a"]["fer2013 test"]) == pytest.approx(0.61)
     assert float(by_model["run_a"]["ckplus all"]) == pytest.approx(0.42)
-    assert float(by_model["run_a"]["test set"]) == pytest.approx(_expected(a)[0])
+    assert float(by_model["run_b"]["fer2013 test"]) == pytest.approx(_expected(b)[0])
     assert by_model["run_b"]["ckplus all"] == ""
     assert float(by_model["default"]["ckplus all"]) == pytest.approx(0.5)
     assert "Accuracy per test set" in (root / "cmp" / "comparison.md").read_text()

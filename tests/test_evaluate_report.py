@@ -30,10 +30,10 @@ def test_run_report_files(report):
     run, files, _, _ = report
     out = run / "report"
     for name in ("metrics.json", "report.html", "report.md", "plots/learning_curves.png",
-                 "plots/learning_curves.svg", "plots/test-set_confusion_counts.png",
-                 "plots/test-set_confusion_normalized.svg", "plots/test-set_per_class.png",
-                 "plots/test-set_reliability.png", "plots/test-set_gallery_mistakes.png",
-                 "plots/test-set_gallery_correct.png"):
+                 "plots/learning_curves.svg", "plots/fer2013-test_confusion_counts.png",
+                 "plots/fer2013-test_confusion_normalized.svg", "plots/fer2013-test_per_class.png",
+                 "plots/fer2013-test_reliability.png", "plots/fer2013-test_gallery_mistakes.png",
+                 "plots/fer2013-test_gallery_correct.png"):
         assert (out / name).is_file(), name
         assert (out / name).stat().st_size > 500, name
     assert files["report.html"] == out / "report.html"
@@ -51,8 +51,8 @@ def test_metrics_json_schema_and_numbers(report):
     assert doc["per_class"]["sad"]["support"] == int((y == 1).sum())
     cm = np.array(doc["confusion_matrix"])
     assert cm.sum(1).tolist() == [int((y == i).sum()) for i in range(3)]   # rows = true
-    assert list(doc["datasets"]) == ["test set"]
-    assert doc["datasets"]["test set"]["accuracy"] == doc["accuracy"]
+    assert list(doc["datasets"]) == ["fer2013 test"]
+    assert doc["datasets"]["fer2013 test"]["accuracy"] == doc["accuracy"]
     assert doc["run"]["name"] == "run_a" and doc["run"]["epochs_logged"] == 5
     lo, hi = doc["accuracy_ci95"]
     assert lo <= doc["accuracy"] <= hi
@@ -68,11 +68,12 @@ def test_html_is_self_contained_and_has_numbers(report):
         assert attr.startswith(("data:", "#")), attr
     assert "<link" not in page and "<script src" not in page
     assert page.count("data:image/png;base64,") >= 7
-    for text in ("paper_cnn", "best_epoch", "max_epochs", "oversample", "dataset_counts",
+    for text in ("paper_cnn", "best_epoch", "completed", "oversample", "data_notes",
                  "learning curves", "most confident mistakes first", "batch_size: 64"):
         assert text in page, text
     # dataset statistics: class x split table with the train counts of the run
     assert "<td>happy</td><td>100</td><td>10</td>" in page
+    assert "<td>balance.method</td><td>oversample</td>" in page
 
 
 def test_markdown_summary(report):
@@ -81,7 +82,7 @@ def test_markdown_summary(report):
     acc = accuracy_score(y, proba.argmax(1))
     f1 = f1_score(y, proba.argmax(1), average="macro")
     assert f"{100 * acc:.2f} %" in md and f"{f1:.3f}" in md
-    assert "(plots/test-set_confusion_counts.png)" in md
+    assert "(plots/fer2013-test_confusion_counts.png)" in md
     assert "| true \\ predicted | happy | sad | surprise |" in md
 
 
@@ -110,3 +111,17 @@ def test_history_resumed_run_keeps_last_row(tmp_path):
         '{"epoch": 2, "val_acc": 0.25}\n{"epoch": 3, "val_acc": 0.3}\n')
     h = read_history(tmp_path)
     assert [r["epoch"] for r in h] == [1, 2, 3] and h[1]["val_acc"] == 0.25
+
+
+def test_combined_test_set_gets_one_block_per_source(tmp_path):
+    run = make_run(tmp_path, "p3", n=60, sources=("fer2013", "ckplus48"), with_images=False)
+    files = write_run_report(run)
+    doc = json.loads(files["metrics.json"].read_text())
+    assert list(doc["datasets"]) == ["test set (all sources)", "ckplus48 test", "fer2013 test"]
+    with np.load(run / "predictions_test.npz") as z:
+        y, pred, src = z["labels"], z["probabilities"].argmax(1), z["sources"]
+    for s in ("fer2013", "ckplus48"):
+        m = src == s
+        assert doc["datasets"][f"{s} test"]["accuracy"] == pytest.approx((pred[m] == y[m]).mean())
+        assert doc["datasets"][f"{s} test"]["n_samples"] == int(m.sum())
+    assert doc["accuracy"] == pytest.approx((pred == y).mean())

@@ -67,7 +67,7 @@ class RunRow:
 
 def summarise_run(run: RunInfo) -> RunRow:
     """One comparison row for a run directory."""
-    from ekspresi.evaluate.report import run_evaluation
+    from ekspresi.evaluate.report import run_evaluations
 
     if not run.final and run.predictions is None:
         raise BadInputError(str(run.path), f"has neither {FINAL_NAME} nor {PREDICTIONS_NAME}; "
@@ -94,9 +94,9 @@ def summarise_run(run: RunInfo) -> RunRow:
     v["test loss"] = _split_value(f, "test", "loss")
     v["test acc."] = _split_value(f, "test", "acc")
     row = RunRow(run, v)
-    ev = run_evaluation(run)
-    if ev is not None:
-        m = ev.metrics
+    evs = run_evaluations(run)
+    if evs:
+        m = evs[0].metrics
         v["test acc."] = m["accuracy"]
         if v["test loss"] is None:
             v["test loss"] = m["log_loss"]
@@ -105,7 +105,7 @@ def summarise_run(run: RunInfo) -> RunRow:
         v["_ci"] = (lo, hi)
         v["macro precision"], v["macro recall"], v["macro F1"] = (
             m["macro_precision"], m["macro_recall"], m["macro_f1"])
-        row.cross[ev.name] = m["accuracy"]
+        row.cross.update({e.name: e.metrics["accuracy"] for e in evs})
     else:
         for key, name in (("macro precision", "precision"), ("macro recall", "recall"),
                           ("macro F1", "f1")):
@@ -130,7 +130,13 @@ def _eval_docs(directory: Path) -> list[dict[str, Any]]:
 
 
 def _accuracies(doc: Mapping[str, Any]) -> dict[str, float]:
-    return {name: float(block["accuracy"]) for name, block in doc["datasets"].items()}
+    """Test set -> accuracy; a TTA result gets its own column (``fer2013 test, tta flip``)
+    so it never replaces the plain number of the same test set."""
+    out = {}
+    for name, block in doc["datasets"].items():
+        tta = (block.get("tta") or {}).get("mode", "none")
+        out[name if tta == "none" else f"{name}, tta {tta}"] = float(block["accuracy"])
+    return out
 
 
 def cross_dataset_table(rows: Sequence[RunRow], extra: Mapping[str, Mapping[str, float]]

@@ -370,6 +370,9 @@ def _render_run(doc: _Doc, run: RunInfo, figs: Mapping[str, Mapping[str, Path]])
         doc.table(t)
     if not counts:
         doc.para("final_metrics.json has no dataset counts.", "note")
+    for key, val in run.final.items():
+        if "note" in key.lower() and isinstance(val, Mapping) and val:
+            doc.table(Table([key, "value"], [list(r) for r in _flatten(val)]), "kv")
     balancing = _find(run.config, ("balanc", "sampl"))
     if balancing:
         doc.table(Table(["balancing setting", "value"], [list(b) for b in balancing]), "kv")
@@ -446,22 +449,34 @@ def write_report(out_dir: str | Path, evaluations: Sequence[DatasetEvaluation], 
     return files
 
 
-def run_evaluation(run: RunInfo) -> DatasetEvaluation | None:
-    """The run's own test-set evaluation, from its stored predictions (no model needed)."""
+def run_evaluations(run: RunInfo) -> list[DatasetEvaluation]:
+    """The run's own test-set evaluation from its stored predictions (no model needed):
+    one block named like `ekspresi evaluate` names it (``fer2013 test``), and for a combined
+    test set one more per source dataset."""
     pred = run.predictions
     if pred is None:
-        return None
+        return []
     bad = [int(v) for v in np.unique(pred.labels) if not 0 <= v < len(pred.classes)]
     if bad:
         raise BadInputError(str(run.path / "predictions_test.npz"),
                             f"labels {bad} outside the {len(pred.classes)} classes")
     labels_all = np.array([ALL_CLASSES.index(pred.classes[i]) for i in pred.labels])
-    mapping = map_classes(labels_all, pred.classes)
-    data = run.final.get("dataset") or run.final.get("test_set") or "test set"
-    name = f"{data} test" if isinstance(data, str) and data != "test set" else "test set"
-    info = {"source": "predictions_test.npz of the run", "split": "test",
-            "n_loaded": int(len(pred.labels)), "notes": []}
-    return score(name, mapping, pred.proba, paths=pred.paths, dataset=info)
+    sources = sorted(set(pred.sources.tolist())) if pred.sources is not None else []
+    parts: list[tuple[str, np.ndarray]] = []
+    if len(sources) == 1:
+        parts.append((f"{sources[0]} test", np.ones(len(labels_all), bool)))
+    else:
+        parts.append(("test set" if not sources else "test set (all sources)",
+                      np.ones(len(labels_all), bool)))
+        parts += [(f"{s} test", pred.sources == s) for s in sources]
+    out = []
+    for name, m in parts:
+        mapping = map_classes(labels_all[m], pred.classes)
+        info = {"source": "predictions_test.npz of the run", "split": "test",
+                "n_loaded": int(m.sum()), "notes": []}
+        out.append(score(name, mapping, pred.proba[m],
+                         paths=None if pred.paths is None else pred.paths[m], dataset=info))
+    return out
 
 
 def write_run_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
@@ -470,7 +485,7 @@ def write_run_report(run_dir: str | Path, out_dir: str | Path | None = None, *,
     statistics, curves, test metrics from ``predictions_test.npz`` plus any extra
     ``evaluations``. Written to ``run_dir/report`` unless ``out_dir`` is given."""
     run = load_run(run_dir)
-    evs = [e for e in [run_evaluation(run), *evaluations] if e is not None]
+    evs = [*run_evaluations(run), *evaluations]
     model: dict[str, Any] = {"name": run.model_name or run.name, "run": str(run.path)}
     size = 48
     if run.bundle_path is not None:

@@ -37,6 +37,7 @@ _NPZ_KEYS = {
     "proba": ("probabilities", "proba", "probs", "scores"),
     "paths": ("paths", "sample_paths", "files"),
     "classes": ("classes", "class_names"),
+    "sources": ("sources",),
 }
 
 
@@ -48,6 +49,7 @@ class Predictions:
     proba: np.ndarray
     classes: tuple[str, ...]
     paths: np.ndarray | None = None
+    sources: np.ndarray | None = None   # dataset of each sample (combined test sets)
 
 
 @dataclass
@@ -174,9 +176,10 @@ def read_predictions(path: str | Path, classes: tuple[str, ...] | None = None) -
     if proba.ndim != 2 or proba.shape != (len(labels), len(cls)):
         raise BadInputError(str(p), f"probabilities {proba.shape} do not match "
                                     f"{len(labels)} labels x {len(cls)} classes")
-    paths = pick("paths")
+    paths, sources = pick("paths"), pick("sources")
     return Predictions(labels, proba, cls,
-                       None if paths is None else np.asarray(paths).astype(str))
+                       None if paths is None else np.asarray(paths).astype(str),
+                       None if sources is None else np.asarray(sources).astype(str))
 
 
 def load_run(path: str | Path) -> RunInfo:
