@@ -227,8 +227,8 @@ def run_summary_table(run: RunInfo) -> Table:
                              ["classes", ", ".join(run.classes or ()) or None],
                              ["epochs logged", len(run.history) or None]]
     for key, value in f.items():
-        if (isinstance(value, Mapping) and "count" in key.lower()) or key in ("model",
-                                                                            "classes"):
+        if (isinstance(value, Mapping) and ("count" in key.lower() or "note" in key.lower())
+                or key in ("model", "classes")):
             continue
         for k, v in _flatten({key: value}):
             if isinstance(v, float):
