@@ -185,6 +185,11 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         raise ConfigError(f"{key}: expected a number, got {value!r}")
     if tp is str:
         if isinstance(value, str):
@@ -331,7 +336,9 @@ def expand_grid(data: dict) -> list[tuple[str, dict]]:
         parts = [str(base.get("name", "run"))]
         for k, v in zip(keys, combo):
             set_key(d, k, v)
-            parts.append(f"{k.split('.')[-1]}-{v}")
+            label = "-".join(str(x) for x in v.values()) if isinstance(v, dict) else v
+            kp = k.split(".")
+            parts.append(f"{kp[-2] if kp[-1] == 'name' and len(kp) > 1 else kp[-1]}-{label}")
         d["name"] = "_".join(parts)
         out.append((d["name"], d))
     return out

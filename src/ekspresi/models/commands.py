@@ -1,0 +1,32 @@
+"""`ekspresi models [--json]`: the model registry with input sizes and parameter counts."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("models", help="list the model registry",
+                              description="List every registry model: input size and "
+                                          "channels, trainable parameters (7 classes), "
+                                          "ImageNet weight file and builder options.")
+    p.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from ekspresi.models import list_models
+
+    rows = list_models()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'name':<20}{'input':>8}{'ch':>4}{'trainable params':>18}  imagenet weights / options")
+    for r in rows:
+        extra = r["imagenet_weights"] or "-"
+        print(f"{r['name']:<20}{r['input_size']:>5} px{r['channels']:>4}{r['trainable_params']:>18,}"
+              f"  {extra}; options: {', '.join(r['options']) or '-'}")
+        print(f"{'':<20}{r['summary']}")
+    return 0

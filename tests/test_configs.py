@@ -1,0 +1,106 @@
+"""Every committed config parses (grids expanded) and builds its model; validation errors
+name the offending key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from ekspresi.errors import ConfigError
+from ekspresi.train.config import (apply_overrides, expand_grid, load_config, parse_config,
+                                   read_config_file)
+from ekspresi.train.loop import make_model
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + sorted((ROOT / "configs").rglob("*.toml"))
+torch.set_num_threads(1)
+
+
+def test_there_are_paper_configs():
+    names = {p.name for p in CONFIGS}
+    for prefix in ("p1-", "p2-", "p3-", "p4-", "p5-"):
+        assert any(n.startswith(prefix) for n in names), prefix
+    assert "default-model.yaml" in names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_config_parses_and_builds(path):
+    runs = expand_grid(read_config_file(path))
+    assert runs
+    built = set()
+    for _, data in runs:
+        cfg = parse_config(data)
+        assert cfg.data.sources and all(s.split(":")[-1].startswith("data/")
+                                        for s in cfg.data.sources)
+        key = (cfg.model.name, cfg.model.input_size, str(cfg.model.options))
+        if key in built:
+            continue
+        built.add(key)
+        cfg.model.pretrained = False  # weights are tested in test_models_weights.py
+        model = make_model(cfg, 7)
+        assert model.input_spec.size == (cfg.model.input_size or model.input_spec.size)
+
+
+def test_paper_configs_state_the_reported_figure():
+    for path in CONFIGS:
+        if path.parent.name == "papers":
+            text = path.read_text()
+            assert "Reported" in text and "%" in text, path
+
+
+def write(tmp_path, text, name="c.yaml"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+BASE = "data: {sources: [data/x]}\n"
+
+
+@pytest.mark.parametrize("text, match", [
+    (BASE + "train: {epochs: ten}", "train.epochs: expected an integer"),
+    (BASE + "train: {optimizer: {lr: fast}}", "train.optimizer.lr: expected a number"),
+    (BASE + "train: {optimiser: {}}", "unknown config key.*train.optimiser"),
+    (BASE + "modle: {}", "unknown config key.*modle"),
+    (BASE + "train: {optimizer: {name: lbfgs}}", "train.optimizer.name: 'lbfgs' is not one of"),
+    (BASE + "train: {epochs: 0}", "train.epochs: must be > 0"),
+    (BASE + "train: {label_smoothing: 1.5}", "label_smoothing"),
+    (BASE + "augment: {zoom: 3}", "augment.zoom"),
+    ("train: {epochs: 1}", "data.sources"),
+    (BASE + "data: {split: random}", "data.split"),
+])
+def test_validation_errors_name_the_key(tmp_path, text, match):
+    if text.count("data:") > 1:  # merge two data sections
+        text = text.replace(BASE, "").replace("data: {", "data: {sources: [data/x], ")
+    with pytest.raises(ConfigError, match=match):
+        load_config(write(tmp_path, text))
+
+
+def test_toml_and_overrides(tmp_path):
+    p = write(tmp_path, 'name = "t"\n[data]\nsources = ["data/x"]\n[train]\nepochs = 3\n',
+              "c.toml")
+    cfg = load_config(p, ["train.epochs=5", "train.optimizer.lr=1e-2", "model.name=fer-vgg",
+                          "train.ema=null"])
+    assert cfg.train.epochs == 5 and cfg.train.optimizer.lr == 0.01
+    assert cfg.model.name == "fer-vgg" and cfg.name == "t"
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides({}, ["train.epochs"])
+    bad = write(tmp_path, "data: [1, 2", "bad.yaml")
+    with pytest.raises(ConfigError, match="cannot parse"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_grid_expansion_names_runs():
+    runs = expand_grid({"name": "g", "data": {"sources": ["data/x"]},
+                        "grid": {"model.name": ["fer-vgg", "paper-cnn"],
+                                 "train.batch_size": [8, 16]}})
+    assert [n for n, _ in runs] == ["g_model-fer-vgg_batch_size-8", "g_model-fer-vgg_batch_size-16",
+                                    "g_model-paper-cnn_batch_size-8",
+                                    "g_model-paper-cnn_batch_size-16"]
+    assert runs[3][1]["train"]["batch_size"] == 16 and "grid" not in runs[0][1]
+    with pytest.raises(ConfigError, match="sweep"):
+        parse_config({"data": {"sources": ["x"]}, "grid": {"seed": [1]}})
