@@ -104,3 +104,6 @@ def test_grid_expansion_names_runs():
     assert runs[3][1]["train"]["batch_size"] == 16 and "grid" not in runs[0][1]
     with pytest.raises(ConfigError, match="sweep"):
         parse_config({"data": {"sources": ["x"]}, "grid": {"seed": [1]}})
+    one = apply_overrides({"data": {"sources": ["x"]}, "grid": {"seed": [1, 2]}},
+                          ["grid=null", "seed=2"])
+    assert parse_config(one).seed == 2  # one cell of a grid, run with `ekspresi train`

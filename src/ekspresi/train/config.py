@@ -262,8 +262,11 @@ def parse_config(data: dict | TrainConfig) -> TrainConfig:
     if isinstance(data, TrainConfig):
         return _check(data)
     data = copy.deepcopy(data)
-    if isinstance(data, dict) and "grid" in data:
-        raise ConfigError("this config has a grid: run it with `ekspresi sweep`")
+    if isinstance(data, dict) and data.get("grid"):
+        raise ConfigError("this config has a grid: run it with `ekspresi sweep` (or pick one "
+                          "combination with --set grid=null --set KEY=VALUE)")
+    if isinstance(data, dict):
+        data.pop("grid", None)
     return _check(from_dict(TrainConfig, data))
 
 
