@@ -141,11 +141,11 @@ def _accuracies(doc: Mapping[str, Any]) -> dict[str, float]:
 
 def cross_dataset_table(rows: Sequence[RunRow], extra: Mapping[str, Mapping[str, float]]
                         ) -> Table | None:
-    """Model (run) x test set accuracy; None when no model was tested on a second set."""
+    """Model (run) x test set accuracy; None when there is only one test set."""
     models = {r.run.name: r.cross for r in rows if r.cross}
     models.update({k: dict(v) for k, v in extra.items()})
     sets = list(dict.fromkeys(s for acc in models.values() for s in acc))
-    if not models or (len(sets) < 2 and len(models) < 2):
+    if len(sets) < 2:  # one test set: the main table's test accuracy already says it all
         return None
     return matrix_table("model \\ test set", list(models), sets,
                         [[acc.get(s) for s in sets] for acc in models.values()], "pct")

@@ -193,9 +193,10 @@ def comparison_figure(names: Sequence[str], series: Mapping[str, Sequence[float 
                   for e, val in zip(errors[label], v)]
             yerr = np.array([lo, hi])
         bars = ax.bar(pos, np.nan_to_num(v), width, yerr=yerr, capsize=3, label=label)
-        for b, val in zip(bars, v):
+        tops = v if yerr is None else v + yerr[1]
+        for b, val, top in zip(bars, v, tops):
             if not np.isnan(val):
-                ax.annotate(f"{val:.3f}", (b.get_x() + b.get_width() / 2, val),
+                ax.annotate(f"{val:.3f}", (b.get_x() + b.get_width() / 2, top),
                             textcoords="offset points", xytext=(0, 3), ha="center",
                             fontsize=7)
     ax.set_xticks(x, labels=names, rotation=30 if k > 3 else 0,
