@@ -115,13 +115,19 @@ def test_history_resumed_run_keeps_last_row(tmp_path):
 
 def test_combined_test_set_gets_one_block_per_source(tmp_path):
     run = make_run(tmp_path, "p3", n=60, sources=("fer2013", "ckplus48"), with_images=False)
+    cfg = run / "config.resolved.yaml"
+    cfg.write_text(cfg.read_text().replace("data:\n", "data:\n  split: stratified\n"))
     files = write_run_report(run)
     doc = json.loads(files["metrics.json"].read_text())
-    assert list(doc["datasets"]) == ["test set (all sources)", "ckplus48 test", "fer2013 test"]
+    # a held-out part of the run is never named like the official test split
+    suffix = "test (stratified split of the run)"
+    assert list(doc["datasets"]) == [f"all sources {suffix}", f"ckplus48 {suffix}",
+                                     f"fer2013 {suffix}"]
     with np.load(run / "predictions_test.npz") as z:
         y, pred, src = z["labels"], z["probabilities"].argmax(1), z["sources"]
     for s in ("fer2013", "ckplus48"):
         m = src == s
-        assert doc["datasets"][f"{s} test"]["accuracy"] == pytest.approx((pred[m] == y[m]).mean())
-        assert doc["datasets"][f"{s} test"]["n_samples"] == int(m.sum())
+        block = doc["datasets"][f"{s} {suffix}"]
+        assert block["accuracy"] == pytest.approx((pred[m] == y[m]).mean())
+        assert block["n_samples"] == int(m.sum())
     assert doc["accuracy"] == pytest.approx((pred == y).mean())

@@ -462,13 +462,18 @@ def run_evaluations(run: RunInfo) -> list[DatasetEvaluation]:
                             f"labels {bad} outside the {len(pred.classes)} classes")
     labels_all = np.array([ALL_CLASSES.index(pred.classes[i]) for i in pred.labels])
     sources = sorted(set(pred.sources.tolist())) if pred.sources is not None else []
+    # only an official split is the test set `ekspresi evaluate --split test` reads; a
+    # run's own held-out part gets a name of its own so the two are never merged
+    data_cfg = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
+    method = str(data_cfg.get("split", "official"))
+    suffix = "test" if method == "official" else f"test ({method} split of the run)"
     parts: list[tuple[str, np.ndarray]] = []
     if len(sources) == 1:
-        parts.append((f"{sources[0]} test", np.ones(len(labels_all), bool)))
+        parts.append((f"{sources[0]} {suffix}", np.ones(len(labels_all), bool)))
     else:
-        parts.append(("test set" if not sources else "test set (all sources)",
+        parts.append((f"all sources {suffix}" if sources else "test set",
                       np.ones(len(labels_all), bool)))
-        parts += [(f"{s} test", pred.sources == s) for s in sources]
+        parts += [(f"{s} {suffix}", pred.sources == s) for s in sources]
     out = []
     for name, m in parts:
         mapping = map_classes(labels_all[m], pred.classes)
