@@ -85,6 +85,8 @@ def test_toml_and_overrides(tmp_path):
                           "train.ema=null"])
     assert cfg.train.epochs == 5 and cfg.train.optimizer.lr == 0.01
     assert cfg.model.name == "fer-vgg" and cfg.name == "t"
+    noted = load_config(p, ["notes=reduced: 1 epoch", "model.options={widths: [8]}"])
+    assert noted.notes == "reduced: 1 epoch" and noted.model.options == {"widths": [8]}
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         apply_overrides({}, ["train.epochs"])
     bad = write(tmp_path, "data: [1, 2", "bad.yaml")

@@ -316,6 +316,8 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, dict) and not raw.lstrip().startswith("{"):
+            value = raw  # "text: with a colon" is a sentence, not a mapping
         set_key(data, key.strip(), value)
     return data
 
