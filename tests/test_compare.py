@@ -45,6 +45,7 @@ def test_compare_table_numbers(runs):
     assert t.column("val loss") == [0.55, 0.55]
     assert t.column("test loss") == [0.6, 0.6]
     assert t.column("epochs (best)") == ["5 (4)", "3 (2)"]
+    assert t.column("stopped") == ["completed", "completed"]
     rows = list(csv.DictReader(io.StringIO((root / "cmp" / "comparison.csv").read_text())))
     assert float(rows[1]["test acc."]) == pytest.approx(_expected(b)[0])
     md = (root / "cmp" / "comparison.md").read_text()

@@ -21,10 +21,11 @@ from ekspresi.evaluate.metrics import METRICS_SCHEMA
 from ekspresi.evaluate.runs import FINAL_NAME, PREDICTIONS_NAME, RunInfo, is_run_dir, load_run
 from ekspresi.evaluate.tables import Table, matrix_table
 
-COLUMNS = ["run", "model", "classes", "epochs (best)", "training time", "train loss",
+COLUMNS = ["run", "model", "classes", "epochs (best)", "stopped", "training time",
+           "train loss",
            "train acc.", "val loss", "val acc.", "test loss", "test acc.", "test acc. 95 % CI",
            "macro precision", "macro recall", "macro F1"]
-KINDS = ["", "", "", "", "s", "f4", "pct", "f4", "pct", "f4", "pct", "", "f3", "f3", "f3"]
+KINDS = ["", "", "", "", "", "s", "f4", "pct", "f4", "pct", "f4", "pct", "", "f3", "f3", "f3"]
 
 
 def _lookup(d: Mapping[str, Any], *candidates: str) -> Any:
@@ -79,6 +80,7 @@ def summarise_run(run: RunInfo) -> RunRow:
     best_epoch = _lookup(f, "best_epoch", "best.epoch") or best.get("epoch")
     v["epochs (best)"] = (f"{n_epochs} ({best_epoch})" if n_epochs and best_epoch
                           else n_epochs)
+    v["stopped"] = f.get("stop_reason") if isinstance(f.get("stop_reason"), str) else None
     seconds = _lookup(f, "train_time_seconds", "training_time_seconds", "train_seconds",
                       "time_seconds", "seconds")
     if seconds is None and run.history and all("seconds" in h for h in run.history):
