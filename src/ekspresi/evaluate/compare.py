@@ -22,9 +22,8 @@ from ekspresi.evaluate.runs import FINAL_NAME, PREDICTIONS_NAME, RunInfo, is_run
 from ekspresi.evaluate.tables import Table, matrix_table
 
 COLUMNS = ["run", "model", "classes", "epochs (best)", "stopped", "training time",
-           "train loss",
-           "train acc.", "val loss", "val acc.", "test loss", "test acc.", "test acc. 95 % CI",
-           "macro precision", "macro recall", "macro F1"]
+           "train loss", "train acc.", "val loss", "val acc.", "test loss", "test acc.",
+           "test acc. 95 % CI", "macro precision", "macro recall", "macro F1"]
 KINDS = ["", "", "", "", "", "s", "f4", "pct", "f4", "pct", "f4", "pct", "", "f3", "f3", "f3"]
 
 
