@@ -128,6 +128,13 @@ def evaluate_faces(predict_proba: PredictProba, model_classes: Sequence[str],
     proba = predict_tta(predict_proba, kept, tta)
     plain = predict_tta(predict_proba, kept, "none") if tta != "none" else None
     groups = None if subjects is None else np.asarray(subjects, dtype=object)[mapping.keep]
+    if groups is not None:
+        n_subj = len(set(groups.tolist()))
+        dataset = dict(dataset or {})
+        dataset["notes"] = list(dataset.get("notes", [])) + [
+            f"{n_subj} subjects with several images each: the accuracy interval resamples "
+            "subjects, not images"
+            + (" (with so few subjects it is only a rough guide)" if n_subj < 10 else "")]
     return score(name, mapping, proba, plain_proba=plain, tta=tta, faces=kept,
                  paths=kept_paths, dataset=dataset, seed=seed, n_resamples=n_resamples,
                  groups=groups)
@@ -173,12 +180,8 @@ def evaluate_spec(predict_proba: PredictProba, model_classes: Sequence[str], siz
             "n_loaded": int(len(part)), "class_counts": counts, "notes": notes,
             "skipped_bad_files": len(report.bad) if report is not None else 0}
     subjects = part.subjects if all(part.subjects.tolist()) else None
-    if subjects is not None and len(set(subjects.tolist())) < len(part):
-        n_subj = len(set(subjects.tolist()))
-        notes.append(f"{n_subj} subjects with several images each: the accuracy interval "
-                     "resamples subjects, not images"
-                     + (" (with so few subjects it is only a rough guide)" if n_subj < 10
-                        else ""))
+    if subjects is not None and len(set(subjects.tolist())) == len(part):
+        subjects = None  # one image per subject: the plain bootstrap is the same thing
     ev = evaluate_faces(predict_proba, model_classes, faces, part.labels, name=label,
                         paths=part.paths, only=only, tta=tta, seed=seed, dataset=info,
                         subjects=subjects)
