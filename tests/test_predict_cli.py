@@ -267,3 +267,32 @@ def test_commands_import_no_onnxruntime_at_module_level():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.split()
     assert out[0] == "False"
+
+
+def test_export_attaches_an_evaluation_to_the_model_card(capsys, conv_bundle, tmp_path,  # noqa: F811
+                                                         monkeypatch):
+    from ekspresi.web.modelcard import build_card
+
+    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
+    ev = tmp_path / "eval"
+    code, _, _ = run_cli(capsys, "evaluate", conv_bundle,
+                         "--data", f"fer2013-folder:{FIXTURES / 'datasets' / 'fer2013'}",
+                         "--data", FIXTURES / "datasets" / "ckplus48", "--out", ev)
+    assert code == 0
+    doc = json.loads((ev / "metrics.json").read_text())
+    code, _, _ = run_cli(capsys, "export", conv_bundle, "-o", tmp_path / "b",
+                         "--evaluation", ev)
+    assert code == 0
+    bundle = load_bundle(tmp_path / "b")
+    for name, block in doc["datasets"].items():
+        assert bundle.metrics[name]["accuracy"] == block["accuracy"]
+        assert bundle.metrics[name]["confusion_matrix"] == block["confusion_matrix"]
+    card = build_card(bundle)
+    assert [t.name for t in card.test_sets] == list(doc["datasets"])
+    assert {"confusion_matrix.png", "confusion_matrix_normalized.png",
+            "per_class.png"} <= set(card.images)
+
+    (ev / "metrics.json").write_text(json.dumps({"datasets": {}}))
+    code, _, err = run_cli(capsys, "export", conv_bundle, "-o", tmp_path / "c",
+                           "--evaluation", ev)
+    assert code == 2 and "no evaluated test sets" in err

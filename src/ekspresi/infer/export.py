@@ -182,10 +182,44 @@ def _copy_run_files(run: Path | None, out: Path) -> list[str]:
     return copied
 
 
+#: Evaluation plots (``ekspresi evaluate --out DIR``) shown on the About page's model card,
+#: by their name in the bundle folder -> their suffix in ``DIR/plots/<dataset slug>_…``.
+CARD_PLOTS = {"confusion_matrix.png": "confusion_counts.png",
+              "confusion_matrix_normalized.png": "confusion_normalized.png",
+              "per_class.png": "per_class.png", "reliability.png": "reliability.png"}
+
+
+def attach_evaluation(out: Path, metrics: dict[str, Any], evaluation: Path) -> dict[str, Any]:
+    """Fold an ``ekspresi evaluate`` output folder into a bundle: every test set's metrics
+    block (``ekspresi.metrics/1``) under its name, and the first test set's plots (plus the
+    learning curves of a run report) as the model card's images."""
+    from ekspresi.evaluate.report import slug
+
+    doc = _read_json(evaluation / "metrics.json")
+    datasets = doc.get("datasets") or {}
+    if not datasets:
+        raise BadInputError(str(evaluation), "metrics.json has no evaluated test sets "
+                                             "(run `ekspresi evaluate MODEL --data ...`)")
+    # a single-block shape (``accuracy`` at top level) would hide the named test sets
+    block_keys = set(next(iter(datasets.values())))
+    metrics = {**{k: v for k, v in metrics.items() if k not in block_keys}, **datasets}
+    plots = evaluation / "plots"
+    first = slug(next(iter(datasets)))
+    wanted = {dst: plots / f"{first}_{suffix}" for dst, suffix in CARD_PLOTS.items()}
+    wanted["learning_curves.png"] = plots / "learning_curves.png"
+    for dst, src in wanted.items():
+        if src.is_file():
+            shutil.copyfile(src, out / dst)
+    return metrics
+
+
 def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool = False,
-           data: str | None = None, calib_data: str | None = None, name: str | None = None
-           ) -> Bundle:
-    """Write the bundle of ``source`` (a run or a bundle) to ``out_dir``; see module doc."""
+           data: str | None = None, calib_data: str | None = None, name: str | None = None,
+           evaluation: str | Path | None = None) -> Bundle:
+    """Write the bundle of ``source`` (a run or a bundle) to ``out_dir``; see module doc.
+
+    ``evaluation``: an ``ekspresi evaluate`` output folder whose test-set metrics and plots
+    go into the bundle, so the shipped model card carries its cross-dataset results."""
     bundle, run = resolve_source(source)
     base = run if run is not None else bundle.path
     out = Path(out_dir) if out_dir else base / ("export-int8" if int8 else "export")
@@ -236,6 +270,8 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
         tmp.unlink()
         log.info("int8: accuracy %.4f -> %.4f on %d faces (%s)", acc32, acc8,
                  len(evalset.labels), evalset.source)
+    if evaluation is not None:
+        metrics = attach_evaluation(out, metrics, Path(evaluation))
     result = write_bundle(out, onnx_src, name=name or (bundle.name + ("-int8" if int8 else "")),
                           classes=bundle.classes, input_spec=bundle.input_spec,
                           training=training, metrics=metrics, extra=extra)

@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     p.add_argument("--calib-data", metavar="DATASET",
                    help="dataset whose train split calibrates the int8 activations")
     p.add_argument("--name", help="bundle name (default: the source's, + '-int8')")
+    p.add_argument("--evaluation", metavar="EVAL_DIR",
+                   help="an `ekspresi evaluate --out` folder: its test-set metrics and plots "
+                        "go into the bundle (shown on the About page's model card)")
     p.set_defaults(func=run)
 
 
@@ -29,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     from ekspresi.infer.export import export
 
     bundle = export(args.run, args.output, int8=args.int8, data=args.data,
-                    calib_data=args.calib_data, name=args.name)
+                    calib_data=args.calib_data, name=args.name,
+                    evaluation=args.evaluation)
     print(f"wrote {bundle.path} ({bundle.metadata['onnx']['bytes']:,} bytes, "
           f"sha256 {bundle.sha256[:12]}…)")
     q = bundle.metadata.get("quantization")
