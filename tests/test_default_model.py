@@ -1,0 +1,66 @@
+"""The shipped default model: it loads, its hash verifies, and it still classifies real
+FER2013 PrivateTest crops as the training run did (guards against a broken export, a
+preprocessing change or a stale bundle). The crops and the run's own PyTorch predictions
+come from ``scripts/make_default_fixture.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ekspresi.imaging import read_image
+from ekspresi.infer import Classifier, Recognizer, default_bundle_path
+from ekspresi.infer.bundle import load_bundle
+
+FIXTURE = Path(__file__).parent / "fixtures" / "fer2013_privatetest"
+MANIFEST = json.loads((FIXTURE / "manifest.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def predictions() -> tuple[list[str], list[str], list[str]]:
+    clf = Classifier(default_bundle_path(), threads=1)
+    faces = [read_image(FIXTURE / it["file"]) for it in MANIFEST["items"]]
+    pred = clf.predict_proba(faces).argmax(1)
+    return ([clf.classes[i] for i in pred], [it["label"] for it in MANIFEST["items"]],
+            [it["run_prediction"] for it in MANIFEST["items"]])
+
+
+def test_bundle_verifies_and_is_small():
+    bundle = load_bundle(default_bundle_path())          # checks sha256 and metadata
+    assert bundle.classes == tuple(MANIFEST["classes"])
+    assert bundle.onnx_path.stat().st_size <= 10 * 1024 * 1024
+    assert bundle.metadata["training"]["run"].endswith(MANIFEST["run"])
+    assert 0 < bundle.metrics["test_accuracy"] <= 1
+
+
+def test_reproduces_the_training_runs_predictions(predictions):
+    ours, _, run = predictions
+    agree = np.mean([a == b for a, b in zip(ours, run)])
+    assert agree >= 0.98, f"ONNX bundle agrees with the PyTorch run on only {agree:.1%}"
+
+
+def test_accuracy_matches_the_metadata_within_noise(predictions):
+    ours, truth, _ = predictions
+    n = len(truth)
+    acc = float(np.mean([a == b for a, b in zip(ours, truth)]))
+    recorded = load_bundle(default_bundle_path()).metrics["test_accuracy"]
+    tolerance = 3.5 * math.sqrt(recorded * (1 - recorded) / n)     # binomial noise of n crops
+    assert abs(acc - recorded) <= tolerance, (acc, recorded, tolerance)
+    assert acc == pytest.approx(MANIFEST["sample_accuracy"], abs=0.02)
+
+
+def test_every_class_is_recognised(predictions):
+    ours, truth, _ = predictions
+    recall = {c: np.mean([o == c for o, t in zip(ours, truth) if t == c])
+              for c in set(truth) if c != "disgust"}           # disgust: a handful of crops
+    assert min(recall.values()) > 0.2, recall
+
+
+def test_recognizer_uses_it_by_default():
+    rec = Recognizer()
+    assert rec.classifier.bundle.path.resolve() == default_bundle_path().resolve()
