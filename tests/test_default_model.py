@@ -64,3 +64,26 @@ def test_every_class_is_recognised(predictions):
 def test_recognizer_uses_it_by_default():
     rec = Recognizer()
     assert rec.classifier.bundle.path.resolve() == default_bundle_path().resolve()
+
+
+def test_about_page_shows_the_shipped_models_card():
+    from fastapi.testclient import TestClient
+
+    from ekspresi.web.app import create_app
+    from ekspresi.web.engine import Engine
+    from ekspresi.web.settings import WebSettings
+
+    bundle = load_bundle(default_bundle_path())
+    s = WebSettings(threads=1)                               # no --model: the bundled one
+    c = TestClient(create_app(s, engine=Engine(s)))
+    html = c.get("/about").text
+    assert bundle.name in html and 'id="training-summary"' in html
+    assert "fer2013-folder:data/fer2013" in html            # training data, in the summary
+    for test_set in ("fer2013 test", "ckplus48 all", "ferplus test"):
+        assert test_set in html
+    acc = bundle.metrics["fer2013 test"]["accuracy"]
+    assert f"{100 * acc:.1f} %" in html
+    for img in ("confusion_matrix.png", "learning_curves.png"):
+        assert f'src="/about/{img}"' in html
+        r = c.get(f"/about/{img}")
+        assert r.status_code == 200 and r.content[:4] == b"\x89PNG"

@@ -233,7 +233,9 @@ def resolve_model(spec: str | Path) -> tuple[Path, Path | None]:
     """MODEL argument -> (bundle directory, run directory or None).
 
     Accepts ``default`` (the bundled model), a bundle directory, its ``model.onnx`` or
-    ``model.json``, or a run directory holding ``bundle/``.
+    ``model.json``, or a run directory holding ``bundle/``. A bundle inside a run directory
+    (e.g. ``RUN/export-int8`` from ``ekspresi export --int8``) belongs to that run, so its
+    report gets the run's training part too.
     """
     if str(spec) == "default":
         from ekspresi.infer import default_bundle_path
@@ -243,7 +245,7 @@ def resolve_model(spec: str | Path) -> tuple[Path, Path | None]:
     if p.is_file() and p.name in (ONNX_NAME, META_NAME):
         p = p.parent
     if p.is_dir() and is_bundle_dir(p):
-        return p, None
+        return p, (p.parent if is_run_dir(p.parent) else None)
     if p.is_dir() and is_bundle_dir(p / BUNDLE_DIR):
         return p / BUNDLE_DIR, p
     if p.is_dir() and is_run_dir(p):

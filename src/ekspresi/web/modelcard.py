@@ -58,6 +58,12 @@ PAPER_CITATIONS = (
 )
 
 
+#: Training-record keys shown unfolded on the About page, in this order.
+SUMMARY_KEYS = ("config.data.sources", "config.data.classes", "config.data.split",
+                "config.model.name", "config.model.options.widths", "epochs", "best_epoch",
+                "train_time_seconds", "weights", "run")
+
+
 @dataclass
 class TestSet:
     name: str
@@ -111,6 +117,12 @@ class ModelCard:
     def training_items(self) -> list[tuple[str, str]]:
         """Flat (key, value) pairs of the training record for a definition list."""
         return list(_flatten(self.training))
+
+    @property
+    def training_summary(self) -> list[tuple[str, str]]:
+        """The few training facts a reader looks for first (the full config is folded)."""
+        items = dict(self.training_items)
+        return [(k, items[k]) for k in SUMMARY_KEYS if k in items]
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
