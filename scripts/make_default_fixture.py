@@ -1,6 +1,6 @@
 """Build the committed FER2013 PrivateTest sample that guards the shipped default model.
 
-    python scripts/make_default_fixture.py data/fer2013 runs/default-fer-vgg-w48
+    python scripts/make_default_fixture.py data/fer2013 runs/default-fer-vgg-e72
 
 Copies a seeded random sample of PrivateTest crops (the original JPEG bytes, no re-encoding)
 into ``tests/fixtures/fer2013_privatetest/`` and writes ``manifest.json`` with each crop's

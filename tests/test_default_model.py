@@ -22,16 +22,20 @@ MANIFEST = json.loads((FIXTURE / "manifest.json").read_text())
 
 
 @pytest.fixture(scope="module")
-def predictions() -> tuple[list[str], list[str], list[str]]:
-    clf = Classifier(default_bundle_path(), threads=1)
+def bundle():
+    return load_bundle(default_bundle_path())               # checks sha256 and metadata
+
+
+@pytest.fixture(scope="module")
+def predictions(bundle) -> tuple[list[str], list[str], list[str]]:
+    clf = Classifier(bundle, threads=1)
     faces = [read_image(FIXTURE / it["file"]) for it in MANIFEST["items"]]
     pred = clf.predict_proba(faces).argmax(1)
     return ([clf.classes[i] for i in pred], [it["label"] for it in MANIFEST["items"]],
             [it["run_prediction"] for it in MANIFEST["items"]])
 
 
-def test_bundle_verifies_and_is_small():
-    bundle = load_bundle(default_bundle_path())          # checks sha256 and metadata
+def test_bundle_verifies_and_is_small(bundle):
     assert bundle.classes == tuple(MANIFEST["classes"])
     assert bundle.onnx_path.stat().st_size <= 10 * 1024 * 1024
     assert bundle.metadata["training"]["run"].endswith(MANIFEST["run"])
@@ -44,11 +48,11 @@ def test_reproduces_the_training_runs_predictions(predictions):
     assert agree >= 0.98, f"ONNX bundle agrees with the PyTorch run on only {agree:.1%}"
 
 
-def test_accuracy_matches_the_metadata_within_noise(predictions):
+def test_accuracy_matches_the_metadata_within_noise(bundle, predictions):
     ours, truth, _ = predictions
     n = len(truth)
     acc = float(np.mean([a == b for a, b in zip(ours, truth)]))
-    recorded = load_bundle(default_bundle_path()).metrics["test_accuracy"]
+    recorded = bundle.metrics["test_accuracy"]
     tolerance = 3.5 * math.sqrt(recorded * (1 - recorded) / n)     # binomial noise of n crops
     assert abs(acc - recorded) <= tolerance, (acc, recorded, tolerance)
     assert acc == pytest.approx(MANIFEST["sample_accuracy"], abs=0.02)
@@ -66,14 +70,13 @@ def test_recognizer_uses_it_by_default():
     assert rec.classifier.bundle.path.resolve() == default_bundle_path().resolve()
 
 
-def test_about_page_shows_the_shipped_models_card():
+def test_about_page_shows_the_shipped_models_card(bundle):
     from fastapi.testclient import TestClient
 
     from ekspresi.web.app import create_app
     from ekspresi.web.engine import Engine
     from ekspresi.web.settings import WebSettings
 
-    bundle = load_bundle(default_bundle_path())
     s = WebSettings(threads=1)                               # no --model: the bundled one
     c = TestClient(create_app(s, engine=Engine(s)))
     html = c.get("/about").text

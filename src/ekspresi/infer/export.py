@@ -182,11 +182,14 @@ def _copy_run_files(run: Path | None, out: Path) -> list[str]:
     return copied
 
 
-#: Evaluation plots (``ekspresi evaluate --out DIR``) shown on the About page's model card,
-#: by their name in the bundle folder -> their suffix in ``DIR/plots/<dataset slug>_…``.
-CARD_PLOTS = {"confusion_matrix.png": "confusion_counts.png",
-              "confusion_matrix_normalized.png": "confusion_normalized.png",
-              "per_class.png": "per_class.png", "reliability.png": "reliability.png"}
+#: The model card's images, by their name in the bundle folder (the About page serves only
+#: these) -> their file in an ``ekspresi evaluate --out DIR`` folder; ``{slug}`` is the first
+#: test set's slug. Listed in the order the card shows them.
+CARD_PLOTS = {"confusion_matrix.png": "plots/{slug}_confusion_counts.png",
+              "confusion_matrix_normalized.png": "plots/{slug}_confusion_normalized.png",
+              "learning_curves.png": "plots/learning_curves.png",
+              "per_class.png": "plots/{slug}_per_class.png",
+              "reliability.png": "plots/{slug}_reliability.png"}
 
 
 def attach_evaluation(out: Path, metrics: dict[str, Any], evaluation: Path) -> dict[str, Any]:
@@ -203,11 +206,9 @@ def attach_evaluation(out: Path, metrics: dict[str, Any], evaluation: Path) -> d
     # a single-block shape (``accuracy`` at top level) would hide the named test sets
     block_keys = set(next(iter(datasets.values())))
     metrics = {**{k: v for k, v in metrics.items() if k not in block_keys}, **datasets}
-    plots = evaluation / "plots"
     first = slug(next(iter(datasets)))
-    wanted = {dst: plots / f"{first}_{suffix}" for dst, suffix in CARD_PLOTS.items()}
-    wanted["learning_curves.png"] = plots / "learning_curves.png"
-    for dst, src in wanted.items():
+    for dst, pattern in CARD_PLOTS.items():
+        src = evaluation / pattern.format(slug=first)
         if src.is_file():
             shutil.copyfile(src, out / dst)
     return metrics

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from ekspresi.infer.bundle import Bundle
+from ekspresi.infer.export import CARD_PLOTS
 
-#: Images a bundle folder may ship next to model.json that the About page shows.
-CARD_IMAGES = ("confusion_matrix.png", "confusion_matrix_normalized.png",
-               "learning_curves.png", "per_class.png", "reliability.png")
+#: Images a bundle folder may ship next to model.json that the About page shows (written by
+#: ``ekspresi export --evaluation``).
+CARD_IMAGES = tuple(CARD_PLOTS)
 
 #: Said on every card, whatever the model: what FER models trained on these data can't do.
 GENERAL_LIMITATIONS = (
