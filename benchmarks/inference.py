@@ -1,6 +1,6 @@
 """Inference benchmark: classifier, detectors, end-to-end frames/s, memory, footprint (JSON).
 
-    .venv/bin/python benchmarks/inference.py [--model BUNDLE] [--int8-model BUNDLE]
+    .venv/bin/python benchmarks/inference.py [--model BUNDLE] [--compare BUNDLE ...]
         [--photos data/jaffe_dev] [--negatives DIR] [-o benchmarks/results/inference.json]
 
 Same as `ekspresi benchmark`; by default the 640x480 test frame holds the committed

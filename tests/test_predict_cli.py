@@ -250,9 +250,11 @@ def test_int8_without_a_test_set_is_a_clean_error(capsys, conv_bundle, tmp_path)
 def test_benchmark_writes_json(capsys, conv_bundle, tmp_path):  # noqa: F811
     out = tmp_path / "bench.json"
     code, _, _ = run_cli(capsys, "benchmark", "--model", conv_bundle, "--image", PHOTO,
-                         "--repeat", "2", "-o", out)
+                         "--compare", conv_bundle, "--repeat", "2", "-o", out)
     assert code == 0
     res = json.loads(out.read_text())
+    assert res["machine"]["cpu"] and isinstance(res["machine"]["cpu_flags"], list)
+    assert set(res["classifier_compare"][str(conv_bundle)]) >= {"batch1_threads1_ms_per_face"}
     assert set(res["classifier"]) >= {"batch1_threads1_ms_per_face",
                                       "batch32_threads2_ms_per_face"}
     assert set(res["detector_ms_per_frame"]) >= {"haar", "blazeface"}
@@ -296,3 +298,40 @@ def test_export_attaches_an_evaluation_to_the_model_card(capsys, conv_bundle, tm
     code, _, err = run_cli(capsys, "export", conv_bundle, "-o", tmp_path / "c",
                            "--evaluation", ev)
     assert code == 2 and "no evaluated test sets" in err
+
+
+def test_int8_bundle_is_requantised_from_its_recovered_float_graph(capsys, conv_bundle,  # noqa: F811
+                                                                   tmp_path, monkeypatch):
+    """An int8 bundle whose float original is gone: `export --int8` dequantises it (weights,
+    and the Relus the quantiser folded into Q/DQ pairs) and quantises it again."""
+    import onnx
+
+    from ekspresi.infer import Classifier
+    from ekspresi.infer.quantize import dequantize_qdq
+    from test_infer_support import write_test_bundle
+
+    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
+    data = FIXTURES / "datasets" / "fer2013"
+    assert run_cli(capsys, "export", conv_bundle, "--int8", "--data", data,
+                   "-o", tmp_path / "q1")[0] == 0
+    q1 = load_bundle(tmp_path / "q1")
+    dequantize_qdq(q1.onnx_path, tmp_path / "float.onnx")
+    ops = [n.op_type for n in onnx.load(str(tmp_path / "float.onnx")).graph.node]
+    assert "QuantizeLinear" not in ops and "DequantizeLinear" not in ops
+    assert ops.count("Relu") >= 2                          # both conv Relus are back
+    rng = np.random.default_rng(1)
+    faces = rng.integers(0, 256, (64, 48, 48)).astype(np.uint8)
+    want = Classifier(conv_bundle, threads=1).logits(faces)
+    got = Classifier(write_test_bundle(tmp_path / "fl", (tmp_path / "float.onnx").read_bytes()),
+                     threads=1).logits(faces)
+    assert np.corrcoef(want.ravel(), got.ravel())[0, 1] > 0.99   # weights off by rounding only
+
+    code, out, _ = run_cli(capsys, "export", tmp_path / "q1", "--int8", "--data", data,
+                           "-o", tmp_path / "q2")
+    assert code == 0
+    q2 = load_bundle(tmp_path / "q2")
+    assert q2.metadata["requantized_from"]["sha256"] == q1.sha256
+    assert "7-bit weights" in q2.metadata["quantization"]["method"]
+    ops2 = [n.op_type for n in onnx.load(str(q2.onnx_path)).graph.node]
+    assert "QuantizeLinear" in ops2 and "DequantizeLinear" in ops2
+    assert "accuracy" not in q2.metrics          # the old int8 graph's figures are dropped

@@ -160,23 +160,45 @@ def install_footprint() -> dict[str, Any]:
             "distributions": len(seen)}
 
 
+#: CPU features that change int8/float speed (VNNI/AMX: fast int8 dot products).
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16")
+
+
+def machine() -> dict[str, Any]:
+    """What the timings were measured on: int8 speed differs several-fold between CPUs."""
+    import os
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                model = line.split(":", 1)[1].strip()
+            elif line.startswith("flags") and ":" in line:
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    return {"python": platform.python_version(), "cpu_count": os.cpu_count(), "cpu": model,
+            "cpu_flags": [f for f in CPU_FLAGS if f in flags],
+            "onnxruntime": md.version("onnxruntime"), "opencv": cv2.__version__}
+
+
 def run_benchmark(model=None, *, image: str | Path | None = None,
                   photo_dir: str | Path | None = None, negatives_dir: str | Path | None = None,
-                  int8_model=None, repeat: int = 50) -> dict[str, Any]:
+                  compare: list | None = None, repeat: int = 50) -> dict[str, Any]:
     from ekspresi.infer.recognizer import Recognizer, default_bundle_path
 
     model = model or default_bundle_path()
     photo = read_image(image) if image else None
     frame = frame_with_face(photo, 1.0)
     res: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "cpu_count": __import__("os").cpu_count(),
-                    "processor": platform.processor() or platform.machine(),
-                    "onnxruntime": md.version("onnxruntime"), "opencv": cv2.__version__},
+        "machine": machine(),
         "frame": {"size": f"{FRAME[1]}x{FRAME[0]}", "face_photo": str(image) if image else None},
         "classifier": classifier_speed(model, repeat),
     }
-    if int8_model:
-        res["classifier_int8"] = classifier_speed(int8_model, repeat)
+    if compare:
+        # timed in the same process and minutes as the main model: ratios are comparable
+        res["classifier_compare"] = {str(m): classifier_speed(m, repeat) for m in compare}
     res["detector_ms_per_frame"] = detector_speed(frame, max(10, repeat // 2))
     rec = Recognizer(model)
     faces = rec.analyze(frame)

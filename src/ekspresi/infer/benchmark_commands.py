@@ -15,7 +15,9 @@ def register(subparsers) -> None:
                     "640x480 frame per backend, end-to-end frames/s, peak memory, install "
                     "footprint without torch; with --photos, the detector comparison.")
     p.add_argument("--model", metavar="BUNDLE", help="bundle (default: the bundled model)")
-    p.add_argument("--int8-model", metavar="BUNDLE", help="also time this (int8) bundle")
+    p.add_argument("--compare", metavar="BUNDLE", action="append",
+                   help="also time this bundle's classifier in the same run (repeatable), "
+                        "e.g. the float and int8 exports of one model")
     p.add_argument("--image", metavar="PHOTO",
                    help="face photo pasted into the 640x480 test frame (default: none, "
                         "an empty frame)")
@@ -34,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     res = run_benchmark(args.model, image=args.image, photo_dir=args.photos,
                         negatives_dir=args.negatives,
-                        int8_model=args.int8_model, repeat=args.repeat)
+                        compare=args.compare, repeat=args.repeat)
     text = json.dumps(res, indent=2) + "\n"
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

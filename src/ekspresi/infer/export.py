@@ -5,7 +5,8 @@ bundle lacks them, and the run's ``final_metrics.json`` / ``train.log`` / ``metr
 beside it (the project ships the bundled model with the evidence of how it was made).
 
 ``--int8`` uses ONNX Runtime's static QDQ quantisation (per-channel weights, activations
-calibrated on a few hundred training faces) and then MEASURES what it costs: the float and
+calibrated on a few hundred faces of the TRAINING split — of ``--calib-data``, ``--data`` or
+the run's own first data source — never on the faces the drop is measured on) and then MEASURES what it costs: the float and
 the int8 graph classify the same evaluation faces and the accuracy of both, their
 difference and their agreement are written into the bundle's metadata (``quantization``).
 """
@@ -15,14 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ekspresi.errors import BadInputError, MissingDependencyError, ModelError
+from ekspresi.errors import BadInputError, ModelError
 from ekspresi.infer.bundle import META_NAME, ONNX_NAME, Bundle, load_bundle, write_bundle
 from ekspresi.labels import ALL_CLASSES
 
@@ -32,6 +32,8 @@ RUN_FILES = ("final_metrics.json", "train.log", "metrics.csv", "config.resolved.
 #: Logs above this size are shipped as their tail only (nothing big goes into the repo).
 MAX_LOG_BYTES = 512 * 1024
 CALIBRATION_FACES = 300
+#: Metrics of the float model that stay true for any int8 version of it.
+FLOAT_METRICS = ("val_accuracy", "fp32_test_accuracy")
 STANDARD_KEYS = {"format", "name", "classes", "input", "preprocessing_version", "onnx",
                  "training", "metrics", "created", "ekspresi_version"}
 
@@ -130,41 +132,15 @@ def _accuracy(onnx_path: Path, bundle: Bundle, faces: np.ndarray, threads: int =
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
-def quantize_int8(src_onnx: Path, dst_onnx: Path, calib_faces: np.ndarray,
-                  input_name: str) -> str:
-    """Static QDQ int8 (per-channel weights, MinMax-calibrated activations)."""
-    try:
-        from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                              quantize_static)
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-    except ImportError as exc:  # pragma: no cover - onnx missing
-        raise MissingDependencyError(f"int8 export needs the onnx package "
-                                     f"(pip install 'ekspresi[train]'): {exc}") from None
-    from ekspresi.preprocess import to_model_input
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self._it = iter(to_model_input(f[None])[0:1] for f in calib_faces)
-
-        def get_next(self):
-            x = next(self._it, None)
-            return None if x is None else {input_name: x}
-
-    with tempfile.TemporaryDirectory() as tmp:
-        prepped = Path(tmp) / "prepped.onnx"
-        try:
-            quant_pre_process(str(src_onnx), str(prepped), skip_symbolic_shape=True)
-            source = prepped
-        except Exception as exc:  # noqa: BLE001 - pre-processing is an optional optimisation
-            log.warning("quant_pre_process failed (%s); quantising the graph as is", exc)
-            source = src_onnx
-        quantize_static(str(source), str(dst_onnx), Reader(), quant_format=QuantFormat.QDQ,
-                        per_channel=True, activation_type=QuantType.QInt8,
-                        weight_type=QuantType.QInt8)
-    return "onnxruntime static QDQ, per-channel int8 weights, int8 activations (MinMax)"
+def _training_source(training: dict[str, Any]) -> str | None:
+    """The first data source of the run's config: its train split calibrates int8 by
+    default (never the test faces the int8 accuracy is then measured on)."""
+    sources = ((training.get("config") or {}).get("data") or {}).get("sources") or []
+    return str(sources[0]) if sources else None
 
 
-def _copy_run_files(run: Path | None, out: Path) -> list[str]:
+def copy_run_files(run: Path | None, out: Path) -> list[str]:
+    """Copy the training evidence (RUN_FILES) from a run or a bundle folder into ``out``."""
     copied = []
     if run is None or run.resolve() == out.resolve():
         return copied
@@ -238,24 +214,36 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
     onnx_src: Path | bytes = bundle.onnx_path
     out.mkdir(parents=True, exist_ok=True)
     if int8:
+        from ekspresi.infer.quantize import dequantize_qdq, is_qdq, quantize_int8
+        from ekspresi.preprocess import to_model_input
+
         size = bundle.input_spec.size
         evalset = (load_dataset_faces(data, bundle.classes, size, "test") if data
                    else load_run_test_faces(run, bundle) if run is not None else None)
         if evalset is None:
             raise BadInputError(str(source), "a bare bundle has no test set: pass --data "
                                              "DATASET to measure the int8 accuracy")
-        if calib_data:
-            calib = load_dataset_faces(calib_data, bundle.classes, size, "train")
-        elif data:
-            calib = load_dataset_faces(data, bundle.classes, size, "train")
-        else:
-            calib = evalset
+        calib_spec = calib_data or data or _training_source(training)
+        if calib_spec is None:
+            raise BadInputError(str(source), "the bundle names no training data to calibrate "
+                                             "the int8 activations on: pass --calib-data "
+                                             "DATASET (its train split is used)")
+        calib = load_dataset_faces(calib_spec, bundle.classes, size, "train")
         rng = np.random.default_rng(0)
         pick = rng.permutation(len(calib.faces))[:CALIBRATION_FACES]
         tmp = out / (ONNX_NAME + ".int8.tmp")
-        method = quantize_int8(bundle.onnx_path, tmp, calib.faces[pick],
+        float_src = bundle.onnx_path
+        if is_qdq(float_src):           # an int8 bundle: re-quantise its float graph
+            float_src = out / (ONNX_NAME + ".float.tmp")
+            dequantize_qdq(bundle.onnx_path, float_src)
+            extra["requantized_from"] = {"name": bundle.name, "sha256": bundle.sha256}
+            # what was measured on the old int8 graph does not describe the new one
+            metrics = {k: v for k, v in metrics.items() if k in FLOAT_METRICS}
+            log.info("%s is int8: re-quantising its dequantised float graph", bundle.path)
+        method = quantize_int8(float_src, tmp, [to_model_input(f[None]) for f in
+                                                 calib.faces[pick]],
                                meta["onnx"].get("input", "input"))
-        fp32 = _accuracy(bundle.onnx_path, bundle, evalset.faces)
+        fp32 = _accuracy(float_src, bundle, evalset.faces)
         q8 = _accuracy(tmp, bundle, evalset.faces)
         acc32 = float((fp32 == evalset.labels).mean())
         acc8 = float((q8 == evalset.labels).mean())
@@ -267,12 +255,14 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
             "accuracy_drop": round(acc32 - acc8, 5),
             "prediction_agreement": round(float((fp32 == q8).mean()), 5),
         }
-        if not data and "test_accuracy" in metrics:
+        if not data or data == _training_source(training):
             # measured on the run's own test split: the bundle's headline is the int8 graph's
-            metrics["fp32_test_accuracy"] = metrics["test_accuracy"]
+            metrics.setdefault("fp32_test_accuracy", metrics.get("test_accuracy", acc32))
             metrics["test_accuracy"] = acc8
         onnx_src = tmp.read_bytes()
         tmp.unlink()
+        if float_src != bundle.onnx_path:
+            float_src.unlink()
         log.info("int8: accuracy %.4f -> %.4f on %d faces (%s)", acc32, acc8,
                  len(evalset.labels), evalset.source)
     if evaluation is not None:
@@ -280,5 +270,5 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
     result = write_bundle(out, onnx_src, name=name or (bundle.name + ("-int8" if int8 else "")),
                           classes=bundle.classes, input_spec=bundle.input_spec,
                           training=training, metrics=metrics, extra=extra)
-    _copy_run_files(run, out)
+    copy_run_files(run if run is not None else bundle.path, out)   # a bundle keeps its evidence
     return result

@@ -20,7 +20,8 @@ def register(subparsers) -> None:
                    help="dataset to measure int8 accuracy on (its test split if it has one) "
                         "and to calibrate on (its train split)")
     p.add_argument("--calib-data", metavar="DATASET",
-                   help="dataset whose train split calibrates the int8 activations")
+                   help="dataset whose train split calibrates the int8 activations "
+                        "(default: --data, else the run's first training data source)")
     p.add_argument("--name", help="bundle name (default: the source's, + '-int8')")
     p.add_argument("--evaluation", metavar="EVAL_DIR",
                    help="an `ekspresi evaluate --out` folder: its test-set metrics and plots "
