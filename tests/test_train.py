@@ -233,3 +233,16 @@ def test_empty_split_is_a_config_error(dataset, tmp_path):
     cfg["data"]["split"] = "official"
     with pytest.raises(ConfigError, match="no official split"):
         run_training(cfg, tmp_path / "run", quiet=True)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_only_where_the_cpu_has_it(dataset, tmp_path, monkeypatch, caplog, native):
+    """Emulated bf16 is ~15x slower than float32: without native support it is not used."""
+    import ekspresi.train.loop as loop
+
+    monkeypatch.setattr(loop, "native_bf16", lambda: native)
+    cfg = config(dataset, epochs=1, bf16=True)
+    with caplog.at_level("WARNING", logger="ekspresi.train"):
+        run = run_training(cfg, tmp_path / "run", quiet=True)
+    assert json.loads((run / "final_metrics.json").read_text())["bf16_used"] is native
+    assert ("no native bfloat16" in caplog.text) is (not native)

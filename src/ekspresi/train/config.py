@@ -109,7 +109,8 @@ class TrainSection:
     select: str = _choice("best", "last", default="best")  # which weights are tested/exported
     threads: int | None = None           # torch.set_num_threads; None = leave as is
     channels_last: bool = False
-    bf16: bool = False                   # bfloat16 autocast (only where measured faster)
+    bf16: bool = False                   # bfloat16 autocast; ignored (with a warning) on
+    #                                      CPUs without native bf16, where it is ~15x slower
 
 
 @dataclass
