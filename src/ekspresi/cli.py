@@ -26,6 +26,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "evaluate": ("ekspresi.evaluate.commands", "evaluate a model on datasets"),
     "compare": ("ekspresi.evaluate.compare_commands", "compare training runs"),
     "export": ("ekspresi.infer.export_commands", "write an ONNX model bundle"),
+    "ensemble": ("ekspresi.infer.ensemble_commands", "average models in one ONNX bundle"),
     "predict": ("ekspresi.infer.commands", "recognise expressions in images and videos"),
     "webcam": ("ekspresi.infer.webcam_commands", "live webcam window"),
     "benchmark": ("ekspresi.infer.benchmark_commands", "measure inference speed"),

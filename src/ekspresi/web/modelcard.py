@@ -59,8 +59,9 @@ PAPER_CITATIONS = (
 )
 
 
-#: Training-record keys shown unfolded on the About page, in this order.
-SUMMARY_KEYS = ("config.data.sources", "config.data.classes", "config.data.split",
+#: Training-record keys shown unfolded on the About page, in this order (for an ensemble:
+#: its own keys, then the same keys for each member).
+SUMMARY_KEYS = ("ensemble.tta", "ensemble.combine", "config.data.sources", "config.data.classes", "config.data.split",
                 "config.model.name", "config.model.options.widths", "epochs", "best_epoch",
                 "train_time_seconds", "weights", "run")
 
@@ -122,8 +123,32 @@ class ModelCard:
     @property
     def training_summary(self) -> list[tuple[str, str]]:
         """The few training facts a reader looks for first (the full config is folded)."""
-        items = dict(self.training_items)
-        return [(k, items[k]) for k in SUMMARY_KEYS if k in items]
+        return _summary(self.training)
+
+    @property
+    def members(self) -> list[MemberCard]:
+        """The models an ensemble bundle averages (empty for a single model)."""
+        out = []
+        for m in (self.training.get("ensemble") or {}).get("members") or []:
+            acc = (m.get("metrics") or {}).get("test_accuracy")
+            out.append(MemberCard(str(m.get("name", "?")), float(m.get("weight", 1.0)),
+                                  _summary(m.get("training") or {}),
+                                  acc if isinstance(acc, (int, float)) else None))
+        return out
+
+
+@dataclass
+class MemberCard:
+    """One model of an ensemble bundle (``ekspresi ensemble``), from its own record."""
+    name: str
+    weight: float
+    summary: list[tuple[str, str]]
+    test_accuracy: float | None
+
+
+def _summary(training: dict[str, Any]) -> list[tuple[str, str]]:
+    items = dict(_flatten(training))
+    return [(k, items[k]) for k in SUMMARY_KEYS if k in items]
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -132,6 +157,9 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         key = f"{prefix}{k}"
         if isinstance(v, dict) and v and len(out) < 200:
             out.extend(_flatten(v, key + "."))
+        elif isinstance(v, (list, tuple)) and v and all(isinstance(x, dict) for x in v):
+            for i, x in enumerate(v):                     # e.g. an ensemble's members
+                out.extend(_flatten(x, f"{key}.{i}."))
         elif isinstance(v, (list, tuple)):
             text = ", ".join(str(x) for x in v[:20]) + (" …" if len(v) > 20 else "")
             out.append((key, text))
