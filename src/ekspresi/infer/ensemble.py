@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ekspresi.errors import BadInputError, MissingDependencyError, ModelError
-from ekspresi.infer.bundle import (INPUT_NAME, OUTPUT_NAME, Bundle, load_bundle,
-                                   write_bundle)
+from ekspresi.infer.bundle import INPUT_NAME, OUTPUT_NAME, Bundle, write_bundle
 
 TTA_MODES = ("none", "flip")
 #: Floor under the averaged probability before the log (keeps the output finite).
