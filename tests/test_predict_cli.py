@@ -315,6 +315,7 @@ def test_int8_bundle_is_requantised_from_its_recovered_float_graph(capsys, conv_
     assert run_cli(capsys, "export", conv_bundle, "--int8", "--data", data,
                    "-o", tmp_path / "q1")[0] == 0
     q1 = load_bundle(tmp_path / "q1")
+    assert "Relu" not in {n.op_type for n in onnx.load(str(q1.onnx_path)).graph.node}
     dequantize_qdq(q1.onnx_path, tmp_path / "float.onnx")
     ops = [n.op_type for n in onnx.load(str(tmp_path / "float.onnx")).graph.node]
     assert "QuantizeLinear" not in ops and "DequantizeLinear" not in ops

@@ -185,7 +185,7 @@ def machine() -> dict[str, Any]:
 
 def run_benchmark(model=None, *, image: str | Path | None = None,
                   photo_dir: str | Path | None = None, negatives_dir: str | Path | None = None,
-                  compare: list | None = None, repeat: int = 50) -> dict[str, Any]:
+                  compare: list[str | Path] | None = None, repeat: int = 50) -> dict[str, Any]:
     from ekspresi.infer.recognizer import Recognizer, default_bundle_path
 
     model = model or default_bundle_path()

@@ -25,7 +25,7 @@ from ekspresi.infer.bundle import INPUT_NAME, OUTPUT_NAME, Bundle, write_bundle
 TTA_MODES = ("none", "flip")
 #: Floor under the averaged probability before the log (keeps the output finite).
 PROB_FLOOR = 1e-12
-#: Ops built here need opset 13 (Unsqueeze/Split with input axes) or later.
+#: Softmax over one axis (what averaging probabilities needs) has its meaning from opset 13.
 MIN_OPSET = 13
 
 
@@ -93,7 +93,8 @@ def build_graph(members: list[Member], tta: str = "none"):
                   helper.make_node("Concat", [INPUT_NAME, "mirrored"], ["with_mirrored"],
                                    axis=0)]
         feed = "with_mirrored"
-    inits.append(helper.make_tensor("axis0", TP.INT64, [1], [0]))
+        if opset >= 18:                      # ReduceMean takes its axes as an input there
+            inits.append(helper.make_tensor("axis0", TP.INT64, [1], [0]))
     weighted = []
     for i, (m, proto) in enumerate(zip(members, protos)):
         prefix = f"m{i}_"
@@ -150,13 +151,12 @@ def _member_record(m: Member) -> dict[str, Any]:
                if "quantization" in b.metadata else {})}
 
 
-def _copy_member_evidence(bundles: list[Bundle], out: Path) -> None:
+def _copy_member_evidence(sources: list[tuple[Bundle, Path | None]], out: Path) -> None:
     """Each member's training log and metrics go to ``out/members/NAME/`` (the shipped
     ensemble keeps the evidence of how every part of it was made)."""
-    from ekspresi.infer.export import copy_run_files, resolve_source
+    from ekspresi.infer.export import copy_run_files
 
-    for b in bundles:
-        _, run = resolve_source(b.path)
+    for b, run in sources:
         dst = out / "members" / b.name
         dst.mkdir(parents=True, exist_ok=True)
         if not copy_run_files(run if run is not None else b.path, dst):
@@ -171,7 +171,8 @@ def build_ensemble(members: list[str | Path | Bundle], out_dir: str | Path, *,
     start empty: evaluate the ensemble, then ``ekspresi export ENSEMBLE --evaluation``."""
     from ekspresi.infer.export import resolve_source
 
-    bundles = [m if isinstance(m, Bundle) else resolve_source(m)[0] for m in members]
+    sources = [resolve_source(m.path if isinstance(m, Bundle) else m) for m in members]
+    bundles = [b for b, _ in sources]
     if weights is not None and len(weights) != len(bundles):
         raise BadInputError("weights", f"{len(weights)} weights for {len(bundles)} members")
     ms = [Member(b, float(w)) for b, w in zip(bundles, weights or [1.0] * len(bundles))]
@@ -182,7 +183,7 @@ def build_ensemble(members: list[str | Path | Bundle], out_dir: str | Path, *,
     out.mkdir(parents=True, exist_ok=True)
     training = {"ensemble": {"tta": tta, "combine": "weighted mean of softmax probabilities",
                              "members": [_member_record(m) for m in ms]}}
-    _copy_member_evidence(bundles, out)
+    _copy_member_evidence(sources, out)
     return write_bundle(out, model.SerializeToString(),
                         name=name or "+".join(b.name for b in bundles) + (
                             "-flip" if tta == "flip" else ""),

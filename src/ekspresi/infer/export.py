@@ -4,11 +4,12 @@ The float bundle is copied with its verified hash, the run's metrics filled in w
 bundle lacks them, and the run's ``final_metrics.json`` / ``train.log`` / ``metrics.csv``
 beside it (the project ships the bundled model with the evidence of how it was made).
 
-``--int8`` uses ONNX Runtime's static QDQ quantisation (per-channel weights, activations
-calibrated on a few hundred faces of the TRAINING split — of ``--calib-data``, ``--data`` or
-the run's own first data source — never on the faces the drop is measured on) and then MEASURES what it costs: the float and
-the int8 graph classify the same evaluation faces and the accuracy of both, their
-difference and their agreement are written into the bundle's metadata (``quantization``).
+``--int8`` uses ONNX Runtime's static QDQ quantisation (:mod:`ekspresi.infer.quantize`:
+per-channel 7-bit weights, activations calibrated on a few hundred faces of the TRAINING
+split — of ``--calib-data``, ``--data`` or the run's own first data source — never on the
+faces the drop is measured on) and then MEASURES what it costs: the float and the int8
+graph classify the same evaluation faces and the accuracy of both, their difference and
+their agreement are written into the bundle's metadata (``quantization``).
 """
 
 from __future__ import annotations
@@ -223,7 +224,8 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
         if evalset is None:
             raise BadInputError(str(source), "a bare bundle has no test set: pass --data "
                                              "DATASET to measure the int8 accuracy")
-        calib_spec = calib_data or data or _training_source(training)
+        own_source = _training_source(training)
+        calib_spec = calib_data or data or own_source
         if calib_spec is None:
             raise BadInputError(str(source), "the bundle names no training data to calibrate "
                                              "the int8 activations on: pass --calib-data "
@@ -255,7 +257,7 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
             "accuracy_drop": round(acc32 - acc8, 5),
             "prediction_agreement": round(float((fp32 == q8).mean()), 5),
         }
-        if not data or data == _training_source(training):
+        if not data or data == own_source:
             # measured on the run's own test split: the bundle's headline is the int8 graph's
             metrics.setdefault("fp32_test_accuracy", metrics.get("test_accuracy", acc32))
             metrics["test_accuracy"] = acc8

@@ -61,9 +61,10 @@ PAPER_CITATIONS = (
 
 #: Training-record keys shown unfolded on the About page, in this order (for an ensemble:
 #: its own keys, then the same keys for each member).
-SUMMARY_KEYS = ("ensemble.tta", "ensemble.combine", "config.data.sources", "config.data.classes", "config.data.split",
-                "config.model.name", "config.model.options.widths", "epochs", "best_epoch",
-                "train_time_seconds", "weights", "run")
+SUMMARY_KEYS = ("ensemble.tta", "ensemble.combine", "config.data.sources",
+                "config.data.classes", "config.data.split", "config.model.name",
+                "config.model.options.widths", "epochs", "best_epoch", "train_time_seconds",
+                "weights", "run")
 
 
 @dataclass
