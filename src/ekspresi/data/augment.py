@@ -95,36 +95,51 @@ def affine_matrices(n: int, cfg: AugmentConfig, g: torch.Generator) -> torch.Ten
 
 
 class BatchAugment:
-    """Callable ``(x, generator) -> augmented x`` for float batches in 0..255."""
+    """Callable ``(x, generator) -> augmented x`` for float batches in 0..255.
+
+    Random parameters are always drawn on the CPU from the caller's generator and then moved
+    to ``x``'s device, so a run draws the same numbers on a CPU and on a GPU (and resumes
+    across them); the pixel work runs where ``x`` lives. ``part=(offset, total)`` draws the
+    parameters of a whole global batch of ``total`` images and applies those of rows
+    ``offset..offset+len(x)``: data-parallel ranks each augment only their slice yet stay in
+    step with one another and with a single-process run.
+    """
 
     def __init__(self, cfg: AugmentConfig):
         self.cfg = cfg
 
-    def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-        cfg, n = self.cfg, x.shape[0]
-        if not cfg.enabled or n == 0:
+    def __call__(self, x: torch.Tensor, g: torch.Generator,
+                 part: tuple[int, int] | None = None) -> torch.Tensor:
+        cfg, m = self.cfg, x.shape[0]
+        offset, n = part if part is not None else (0, m)
+        if not cfg.enabled or m == 0:
             return x
+        rows = slice(offset, offset + m)
+
+        def mine(t: torch.Tensor) -> torch.Tensor:
+            return t[rows].to(x.device, non_blocking=True)
+
         if cfg.geometric:
-            theta = affine_matrices(n, cfg, g).to(x.dtype)
+            theta = mine(affine_matrices(n, cfg, g)).to(x.dtype)
             grid = F.affine_grid(theta, list(x.shape), align_corners=False)
             x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border",
                               align_corners=False)
         elif cfg.hflip:
-            flip = torch.rand(n, generator=g) < 0.5
-            x = torch.where(flip.view(n, 1, 1, 1), x.flip(-1), x)
+            flip = mine(torch.rand(n, generator=g) < 0.5)
+            x = torch.where(flip.view(m, 1, 1, 1), x.flip(-1), x)
         if cfg.contrast or cfg.brightness:
             mean = x.mean(dim=(1, 2, 3), keepdim=True)
-            k = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, g).view(n, 1, 1, 1)
-            b = _uniform(n, -cfg.brightness, cfg.brightness, g).view(n, 1, 1, 1) * 255
-            x = ((x - mean) * k + mean + b).clamp_(0, 255)
+            k = mine(_uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, g)).view(m, 1, 1, 1)
+            b = mine(_uniform(n, -cfg.brightness, cfg.brightness, g)).view(m, 1, 1, 1) * 255
+            x = ((x - mean) * k.to(x.dtype) + mean + b.to(x.dtype)).clamp_(0, 255)
         if cfg.erasing:
-            x = self._erase(x, g)
+            x = self._erase(x, g, rows, n)
         return x
 
-    def _erase(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def _erase(self, x: torch.Tensor, g: torch.Generator, rows: slice, n: int) -> torch.Tensor:
         """Random erasing (Zhong et al.): one rectangle of random area/aspect per chosen
         image, filled with uniform noise; built as a mask so the batch stays one op."""
-        n, _, h, w = x.shape
+        m, c, h, w = x.shape
         lo, hi = self.cfg.erasing_area
         area = _uniform(n, lo, hi, g) * h * w
         aspect = torch.exp(_uniform(n, math.log(0.3), math.log(1 / 0.3), g))
@@ -133,10 +148,12 @@ class BatchAugment:
         y0 = torch.rand(n, generator=g) * (h - eh)
         x0 = torch.rand(n, generator=g) * (w - ew)
         on = torch.rand(n, generator=g) < self.cfg.erasing
-        ys = torch.arange(h).view(1, h, 1)
-        xs = torch.arange(w).view(1, 1, w)
-        mask = ((ys >= y0.view(n, 1, 1)) & (ys < (y0 + eh).view(n, 1, 1))
-                & (xs >= x0.view(n, 1, 1)) & (xs < (x0 + ew).view(n, 1, 1))
-                & on.view(n, 1, 1)).unsqueeze(1)
-        noise = torch.rand(x.shape, generator=g, dtype=x.dtype) * 255
-        return torch.where(mask, noise, x)
+        noise = torch.rand((n, c, h, w), generator=g, dtype=torch.float32) * 255
+        dev = x.device
+        y0, x0, eh, ew, on = (t[rows].to(dev) for t in (y0, x0, eh, ew, on))
+        ys = torch.arange(h, device=dev).view(1, h, 1)
+        xs = torch.arange(w, device=dev).view(1, 1, w)
+        mask = ((ys >= y0.view(m, 1, 1)) & (ys < (y0 + eh).view(m, 1, 1))
+                & (xs >= x0.view(m, 1, 1)) & (xs < (x0 + ew).view(m, 1, 1))
+                & on.view(m, 1, 1)).unsqueeze(1)
+        return torch.where(mask, noise[rows].to(dev, x.dtype), x)

@@ -10,6 +10,7 @@ A spec is a path (the layout is detected) or ``LAYOUT:PATH``. Layouts:
 ``folders``         ``<class>/<image>`` (CK+48, your own data), optionally under split folders
 ``jaffe``           file-name coded ``KA.AN1.39.tiff``
 ``kdef``            file-name coded ``AF01ANS.JPG``
+``pack``            a file made by ``ekspresi data pack`` (any of the above, packed)
 ==================  ========================================================================
 
 Readers always return every canonical class present; ``classes`` then selects, and the
@@ -31,6 +32,8 @@ from ekspresi.data.ferplus import is_ferplus, read_ferplus
 from ekspresi.data.folders import (FER2013_PREFIXES, has_class_folders, has_split_folders,
                                    read_folders)
 from ekspresi.data.listing import iter_files, subdirs
+from ekspresi.data.pack import SUFFIX as PACK_SUFFIX
+from ekspresi.data.pack import read_pack
 from ekspresi.data.records import LoadReport, SampleSet
 from ekspresi.errors import BadInputError
 from ekspresi.labels import ALL_CLASSES, parse_classes
@@ -46,6 +49,7 @@ LAYOUTS: dict[str, Reader] = {
     "folders": read_folders,
     "jaffe": read_jaffe,
     "kdef": read_kdef,
+    "pack": lambda p, *, strict: read_pack(p, strict=strict),
 }
 
 
@@ -65,8 +69,11 @@ def detect_layout(path: Path) -> str:
     if path.is_file():
         if path.suffix.lower() == ".csv":
             return "fer2013-csv"
-        raise BadInputError(str(path), "a dataset file must be a FER2013 .csv; image "
-                                       "datasets are given as folders")
+        if path.suffix.lower() == PACK_SUFFIX:
+            return "pack"
+        raise BadInputError(str(path), f"a dataset file must be a FER2013 .csv or a "
+                                       f"{PACK_SUFFIX} pack; image datasets are given as "
+                                       "folders")
     if is_ferplus(path):
         return "ferplus"
     if has_split_folders(path):

@@ -21,6 +21,9 @@ def register(subparsers) -> None:
                    "would overrun this budget (resumable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (for logs)")
     p.add_argument("--threads", type=int, help="torch threads (default: config or torch's)")
+    p.add_argument("--device", help="auto (CUDA when usable, the default), cpu, cuda or cuda:N; "
+                   "overrides train.device. Several GPUs/machines: torchrun --nproc_per_node "
+                   "N -m ekspresi train CONFIG")
     p.set_defaults(func=run)
 
 
@@ -40,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
             cfg = parse_config(apply_overrides(read_config_file(stored), args.overrides))
             stored.write_text(dump_yaml(cfg))
         out = run_training(None, run_dir, resume=True, max_minutes=args.max_minutes,
-                           quiet=args.quiet, threads=args.threads)
+                           quiet=args.quiet, threads=args.threads, device=args.device)
     else:
         if not args.config:
             raise ConfigError("give a CONFIG file (or --resume RUN_DIR)")
@@ -48,8 +51,12 @@ def run(args: argparse.Namespace) -> int:
         cfg = parse_config(data)
         run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
         out = run_training(cfg, run_dir, max_minutes=args.max_minutes, quiet=args.quiet,
-                           threads=args.threads)
+                           threads=args.threads, device=args.device)
     import json
+    import os
+
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        return 0  # torchrun: rank 0 reports
 
     final = json.loads((out / "final_metrics.json").read_text())
     print(f"{out}: val acc {final['val_acc']:.4f}, test acc {final['test_acc']:.4f} "

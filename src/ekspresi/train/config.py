@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 import tomllib
 import types
 import typing
@@ -26,6 +27,7 @@ import yaml
 
 from ekspresi.data.augment import AugmentConfig
 from ekspresi.errors import ConfigError
+from ekspresi.train.devices import DEVICE_CHOICES
 
 
 def _choice(*options: Any, default: Any) -> Any:
@@ -93,6 +95,26 @@ class EarlyStoppingConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Knowledge distillation: the loss mixes ``alpha`` x KL(teacher || student) at
+    ``temperature`` (scaled by T^2, Hinton et al.) with ``1 - alpha`` x the label loss."""
+    teachers: list[str] = field(default_factory=list)  # run folders or ONNX bundle folders
+    temperature: float = 4.0
+    alpha: float = 0.9
+    flip: bool = True                    # average each teacher over the view and its mirror
+
+
+@dataclass
+class SwaConfig:
+    """Stochastic weight averaging (Izmailov et al.): the equal-weight mean of the weights
+    at the end of each epoch from ``start`` on becomes the final model (BatchNorm statistics
+    recomputed on the training set). ``start`` < 1 is a fraction of the epochs."""
+    start: float = 0.75
+    lr: float | None = None              # constant SWA learning rate from `start` (SWALR)
+    anneal_epochs: int = 2
+
+
+@dataclass
 class TrainSection:
     epochs: int = 30
     batch_size: int = 64
@@ -108,9 +130,17 @@ class TrainSection:
     grad_clip: float | None = None       # max gradient norm
     select: str = _choice("best", "last", default="best")  # which weights are tested/exported
     threads: int | None = None           # torch.set_num_threads; None = leave as is
-    channels_last: bool = False
-    bf16: bool = False                   # bfloat16 autocast; ignored (with a warning) on
-    #                                      CPUs without native bf16, where it is ~15x slower
+    device: str = "auto"                 # auto | cpu | cuda | cuda:N (auto = CUDA if usable)
+    precision: str = _choice("auto", "fp32", "bf16", "fp16", default="auto")  # auto: bf16
+    #                                      on GPUs that have it, else fp16 + GradScaler; on
+    #                                      the CPU fp32, or bf16 when `bf16` says so
+    channels_last: bool | None = None    # None = on for CUDA, off on the CPU
+    bf16: bool = False                   # CPU: bfloat16 autocast; ignored (with a warning)
+    #                                      on CPUs without native bf16 (~15x slower there)
+    compile: bool = False                # torch.compile the model (worth it on GPUs)
+    sync_bn: bool = False                # SyncBatchNorm across torchrun processes (CUDA)
+    distill: DistillConfig | None = None
+    swa: SwaConfig | None = None
 
 
 @dataclass
@@ -146,6 +176,8 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp`` (ints are accepted as floats)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in typing.get_args(tp):
+            return None  # an optional section left null stays off
         errors = []
         for alt in typing.get_args(tp):
             try:
@@ -245,6 +277,18 @@ def _check(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"train.ema: decay must be in (0, 1), got {t.ema}")
     if t.mixup < 0 or t.cutmix < 0 or not 0 <= t.mix_prob <= 1:
         raise ConfigError("train.mixup/cutmix must be >= 0 and train.mix_prob in [0, 1]")
+    if t.distill is not None:
+        if not t.distill.teachers:
+            raise ConfigError("train.distill.teachers: give at least one run or bundle folder")
+        if t.distill.temperature <= 0 or not 0 <= t.distill.alpha <= 1:
+            raise ConfigError("train.distill: temperature must be > 0 and alpha in [0, 1]")
+    if t.swa is not None and (t.swa.start <= 0 or (t.swa.start >= 1 and
+                                                   t.swa.start > t.epochs)):
+        raise ConfigError(f"train.swa.start: a fraction in (0, 1) or an epoch <= train.epochs "
+                          f"({t.epochs}), got {t.swa.start}")
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device.strip().lower()):
+        raise ConfigError(f"train.device: unknown device {t.device!r}; use one of "
+                          f"{', '.join(DEVICE_CHOICES)}")
     if t.grad_clip is not None and t.grad_clip <= 0:
         raise ConfigError(f"train.grad_clip: must be > 0, got {t.grad_clip}")
     if not d.sources:
@@ -359,5 +403,6 @@ def dump_yaml(cfg: TrainConfig) -> str:
 
 
 __all__ = ["TrainConfig", "DataConfig", "ModelConfig", "TrainSection", "OptimizerConfig",
+           "DistillConfig", "SwaConfig",
            "SchedulerConfig", "EarlyStoppingConfig", "AugmentConfig", "load_config",
            "parse_config", "apply_overrides", "expand_grid", "read_config_file", "dump_yaml"]

@@ -1,13 +1,19 @@
 """The training loop: ``run_training(config, out_dir)`` -> a complete run directory.
 
-Speed on a small CPU comes from keeping everything as tensors: each split is one uint8
-tensor in memory, a batch is an index into it, augmentation runs on the whole batch
-(:mod:`ekspresi.data.augment`), and evaluation uses large batches without gradients.
+Speed comes from keeping everything as tensors on the training device: each split is one
+uint8 tensor (on the GPU when training there: FER2013 at 48 px is 83 MB), a batch is an
+index into it, augmentation runs on the whole batch (:mod:`ekspresi.data.augment`), and
+evaluation uses large batches without gradients. Device and precision come from
+:mod:`ekspresi.train.devices`; under ``torchrun`` the model is wrapped in
+DistributedDataParallel and each process trains on its slice of every global batch
+(:mod:`ekspresi.train.distributed`).
 
-Reproducibility: one ``torch.Generator`` drives shuffling, augmentation and mixing; every
-epoch ends with a checkpoint holding it and all other random states, so ``resume=True``
-continues exactly where an interrupted run stopped (same seed, same thread count -> same
-metrics). Validation selects the model; the test split is evaluated once, at the end.
+Reproducibility: one CPU ``torch.Generator`` drives shuffling, augmentation and mixing (on
+every device, so a run draws the same numbers on a CPU and a GPU); every epoch ends with a
+checkpoint holding it and all other random states, so ``resume=True`` continues exactly
+where an interrupted run stopped (same seed, same thread count -> same metrics on the CPU).
+Checkpoints hold CPU-loadable tensors only, so a run started on a GPU resumes on a CPU and
+back. Validation selects the model; the test split is evaluated once, at the end.
 """
 
 from __future__ import annotations
@@ -25,71 +31,72 @@ import torch.nn.functional as F
 
 from ekspresi.data.augment import BatchAugment
 from ekspresi.errors import ConfigError
-from ekspresi.models import build_model, count_params
+from ekspresi.models import count_params
 from ekspresi.models.base import FERModel
 from ekspresi.train import checkpoint as ckpt
+from ekspresi.train import devices
 from ekspresi.train.callbacks import Monitor, TimeBudget
 from ekspresi.train.config import TrainConfig, dump_yaml, parse_config, read_config_file
 from ekspresi.train.data import PreparedData, Split, prepare_data
+from ekspresi.train.distill import FINAL_WEIGHTS
+from ekspresi.train.distributed import DistContext, from_environment, per_rank_batch
+from ekspresi.train.modeling import apply_freeze, make_model
 from ekspresi.train.optim import build_optimizer, build_scheduler
 from ekspresi.train.runfiles import environment, write_history, write_json, write_text
 
 log = logging.getLogger("ekspresi.train")
 CONFIG_FILE = "config.resolved.yaml"
 
-
-def make_model(cfg: TrainConfig, num_classes: int) -> FERModel:
-    m = cfg.model
-    return build_model(m.name, num_classes, input_size=m.input_size, pretrained=m.pretrained,
-                       weights=m.weights, **m.options)
-
-
-def apply_freeze(model: FERModel, cfg: TrainConfig, epoch: int) -> None:
-    """Freezing for the epoch about to start (0-based): the configured freeze until
-    ``unfreeze_after`` epochs have passed, then everything trainable."""
-    m = cfg.model
-    if m.unfreeze_after is not None and epoch >= m.unfreeze_after:
-        model.freeze(0)
-    elif m.freeze_backbone or m.freeze_first:
-        model.freeze(m.freeze_first, backbone=m.freeze_backbone)
-
-
-def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX). Elsewhere autocast
-    emulates it: benchmarks/train_throughput.py measured fer-vgg at 9 img/s with bf16 vs
-    150 img/s in float32 on an AVX2 AMD EPYC, so the trainer falls back to float32."""
-    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+__all__ = ["run_training", "make_model", "apply_freeze", "CONFIG_FILE"]
 
 
 class _Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: Path, data: PreparedData, quiet: bool,
-                 max_minutes: float | None):
-        self.cfg, self.run_dir, self.data, self.quiet = cfg, run_dir, data, quiet
+                 max_minutes: float | None, place: devices.Placement, ctx: DistContext):
+        self.cfg, self.run_dir, self.data = cfg, run_dir, data
+        self.place, self.ctx, self.dev = place, ctx, place.device
+        self.quiet = quiet or not ctx.is_main
         t = cfg.train
         torch.manual_seed(cfg.seed)
         random.seed(cfg.seed)
         self.np_rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.model = make_model(cfg, len(data.classes))
-        apply_freeze(self.model, cfg, 0)
-        self.memory_format = torch.channels_last if t.channels_last else torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
-        self.x = {k: torch.from_numpy(np.ascontiguousarray(s.images)) for k, s in data.splits.items()}
-        self.y = {k: torch.from_numpy(s.labels) for k, s in data.splits.items()}
-        self.steps = max(1, len(self.y["train"]) // t.batch_size)  # drop the last partial batch
+        if ctx.enabled and t.sync_bn:
+            if not place.is_cuda:
+                raise ConfigError("train.sync_bn needs CUDA GPUs (PyTorch's SyncBatchNorm has "
+                                  "no CPU kernel); turn it off for CPU processes")
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.model.to(self.dev, memory_format=place.memory_format)
+        self.batch_size = per_rank_batch(t.batch_size, ctx)
+        # Whole splits as uint8 on the device: one index per batch, no loader, no copies.
+        self.x = {k: torch.from_numpy(np.ascontiguousarray(s.images)).to(self.dev)
+                  for k, s in data.splits.items()}
+        self.y = {k: torch.from_numpy(s.labels).to(self.dev) for k, s in data.splits.items()}
+        self.steps = max(1, len(data.splits["train"]) // t.batch_size)  # drop last partial
         self.opt = build_optimizer(self.model, t)
         self.sched, self.per_step = build_scheduler(self.opt, t, self.steps)
+        self.scaler = place.grad_scaler()
         self.ema = None
         if t.ema:
             from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(t.ema),
                                      use_buffers=True)
-        self.bf16 = t.bf16 and native_bf16()
-        if t.bf16 and not self.bf16:
-            log.warning("train.bf16 is set but this CPU has no native bfloat16 (%s): training "
-                        "in float32 instead (emulated bf16 measured ~15x slower)",
-                        torch.backends.cpu.get_cpu_capability())
+        self.swa = self.swa_sched = None
+        self.swa_start = _swa_start(cfg)
+        if t.swa is not None:
+            from torch.optim.swa_utils import SWALR, AveragedModel
+
+            self.swa = AveragedModel(self.model)
+            if t.swa.lr is not None:
+                self.swa_sched = SWALR(self.opt, swa_lr=t.swa.lr,
+                                       anneal_epochs=max(1, t.swa.anneal_epochs))
+        self.teachers = None
+        if t.distill is not None:
+            from ekspresi.train.distill import TeacherEnsemble
+
+            self.teachers = TeacherEnsemble(t.distill, data.classes, self.dev, place.amp_dtype)
         self.augment = BatchAugment(cfg.augment)
         weights = None
         if cfg.data.class_weights:
@@ -97,54 +104,88 @@ class _Trainer:
 
             weights = torch.tensor(class_weights(data.splits["train"].labels,
                                                  len(data.classes)), dtype=torch.float32)
-        self.class_weights = weights
+        self.class_weights = None if weights is None else weights.to(self.dev)
         es = t.early_stopping
         self.monitor = Monitor(es.monitor, es.min_delta)
         self.history: list[dict[str, Any]] = []
         self.epoch = 0
         self.train_seconds = 0.0
         self.budget = TimeBudget(max_minutes)
+        self._trainable: tuple[bool, ...] | None = None
+        self.net: torch.nn.Module = self.model
+        self._freeze_and_wrap(0)
+
+    # -- the network the optimiser steps --------------------------------------------------
+    def _freeze_and_wrap(self, epoch: int) -> None:
+        """Apply the freezing schedule; (re)wrap in DDP and torch.compile when the set of
+        trainable parameters changed (DDP only synchronises what was trainable when it
+        wrapped the model)."""
+        apply_freeze(self.model, self.cfg, epoch)
+        trainable = tuple(p.requires_grad for p in self.model.parameters())
+        if trainable == self._trainable:
+            return
+        self._trainable = trainable
+        net: torch.nn.Module = self.model
+        if self.ctx.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            net = DDP(self.model, device_ids=[self.dev] if self.place.is_cuda else None)
+        if self.cfg.train.compile:
+            net = torch.compile(net)
+        self.net = net
 
     # -- state ----------------------------------------------------------------------------
     def eval_model(self) -> FERModel:
         return self.ema.module if self.ema is not None else self.model
 
     def state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "model": self.model.state_dict(),
+        return {"epoch": self.epoch, "model": _cpu(self.model.state_dict()),
                 "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict() if self.sched is not None else None,
-                "ema": self.ema.state_dict() if self.ema is not None else None,
+                "ema": _cpu(self.ema.state_dict()) if self.ema is not None else None,
+                "swa": _cpu(self.swa.state_dict()) if self.swa is not None else None,
+                "swa_scheduler": (self.swa_sched.state_dict() if self.swa_sched is not None
+                                  else None),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "monitor": self.monitor.state_dict(), "history": self.history,
-                "train_seconds": self.train_seconds, "rng": ckpt.rng_state(self.gen, self.np_rng),
-                "config": self.cfg.to_dict()}
+                "train_seconds": self.train_seconds,
+                "rng": ckpt.rng_state(self.gen, self.np_rng),
+                "device": str(self.dev), "config": self.cfg.to_dict()}
 
     def load(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        self.opt.load_state_dict(state["optimizer"])  # moves its tensors to the params' device
         if self.sched is not None and state["scheduler"] is not None:
             self.sched.load_state_dict(state["scheduler"])
         if self.ema is not None and state["ema"] is not None:
             self.ema.load_state_dict(state["ema"])
+        if self.swa is not None and state.get("swa") is not None:
+            self.swa.load_state_dict(state["swa"])
+        if self.swa_sched is not None and state.get("swa_scheduler") is not None:
+            self.swa_sched.load_state_dict(state["swa_scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.monitor.load_state_dict(state["monitor"])
         self.history = list(state["history"])
         self.epoch = int(state["epoch"])
         self.train_seconds = float(state["train_seconds"])
         ckpt.restore_rng(state["rng"], self.gen, self.np_rng)
-        apply_freeze(self.model, self.cfg, self.epoch)
+        self._freeze_and_wrap(self.epoch)
 
     # -- one epoch ------------------------------------------------------------------------
     def _batch(self, x_u8: torch.Tensor) -> torch.Tensor:
-        return x_u8.unsqueeze(1).float().contiguous(memory_format=self.memory_format)
+        return x_u8.unsqueeze(1).float().contiguous(memory_format=self.place.memory_format)
 
     def _mix(self, xb: torch.Tensor, yb: torch.Tensor):
-        """Mixup or CutMix (chosen at random when both are on); returns (x, y_a, y_b, lam)."""
+        """Mixup or CutMix (chosen at random when both are on); returns (x, y_a, y_b, lam).
+        Partners come from the process's own slice (every rank draws the same numbers)."""
         t = self.cfg.train
         if not (t.mixup or t.cutmix) or self.np_rng.random() >= t.mix_prob:
             return xb, yb, yb, 1.0
         use_cut = t.cutmix > 0 and (t.mixup == 0 or self.np_rng.random() < 0.5)
         alpha = t.cutmix if use_cut else t.mixup
         lam = float(self.np_rng.beta(alpha, alpha))
-        perm = torch.randperm(xb.shape[0], generator=self.gen)
+        perm = torch.randperm(xb.shape[0], generator=self.gen).to(self.dev)
         if use_cut:
             h, w = xb.shape[-2:]
             ch, cw = int(h * np.sqrt(1 - lam)), int(w * np.sqrt(1 - lam))
@@ -165,116 +206,199 @@ class _Trainer:
     def train_epoch(self) -> tuple[float, float]:
         t = self.cfg.train
         self.model.train()
-        n = len(self.y["train"])
+        n = len(self.data.splits["train"])
         perm = torch.randperm(n, generator=self.gen)
-        total_loss = correct = seen = 0.0
+        b, rank = self.batch_size, self.ctx.rank
+        sums = torch.zeros(3, dtype=torch.float64, device=self.dev)  # loss*n, correct, n
         bar = None
         if not self.quiet:
             from tqdm import tqdm
 
             bar = tqdm(total=self.steps, desc=f"epoch {self.epoch + 1}/{t.epochs}",
                        leave=False, dynamic_ncols=True, mininterval=1.0)
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16)
         for step in range(self.steps):
-            idx = perm[step * t.batch_size:(step + 1) * t.batch_size]
-            xb = self.augment(self._batch(self.x["train"][idx]), self.gen)
+            lo = step * t.batch_size + rank * b
+            idx = perm[lo:lo + b].to(self.dev, non_blocking=True)
+            xb = self.augment(self._batch(self.x["train"][idx]), self.gen,
+                              part=(rank * b, t.batch_size))
             yb = self.y["train"][idx]
             xb, ya, yb2, lam = self._mix(xb, yb)
-            with autocast:
-                logits = self.model(xb)
+            with self.place.autocast():
+                logits = self.net(xb)
             logits = logits.float()
             loss = self._loss(logits, ya) if lam == 1.0 else (
                 lam * self._loss(logits, ya) + (1 - lam) * self._loss(logits, yb2))
+            if self.teachers is not None:
+                a = t.distill.alpha
+                kd = self.teachers.loss(logits, self.teachers.probs(xb))
+                loss = a * kd + (1 - a) * loss
             self.opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if t.grad_clip:
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-            self.opt.step()
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                if t.grad_clip:
+                    self.scaler.unscale_(self.opt)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+                self.scaler.step(self.opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                if t.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+                self.opt.step()
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
-            if self.sched is not None and self.per_step:
+            if self.sched is not None and self.per_step and not self._swa_active():
                 self.sched.step()
-            b = len(idx)
-            total_loss += float(loss.detach()) * b
-            correct += float((logits.argmax(1) == ya).sum())
-            seen += b
+            with torch.no_grad():  # accumulated on the device: no sync per step on GPUs
+                sums += torch.stack([loss.detach().double() * len(idx),
+                                     (logits.argmax(1) == ya).sum().double(),
+                                     torch.tensor(float(len(idx)), dtype=torch.float64,
+                                                  device=self.dev)])
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{total_loss / seen:.4f}", acc=f"{correct / seen:.4f}",
-                                refresh=False)
+                if step % 20 == 0 or step == self.steps - 1:
+                    s = sums.tolist()
+                    bar.set_postfix(loss=f"{s[0] / s[2]:.4f}", acc=f"{s[1] / s[2]:.4f}",
+                                    refresh=False)
         if bar is not None:
             bar.close()
+        total_loss, correct, seen = self.ctx.all_sum(sums.tolist(), self.dev)
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
     @torch.no_grad()
-    def predict(self, model: FERModel, split: str, bf16: bool | None = None) -> np.ndarray:
-        """Logits for a whole split (eval mode, big batches). Final scores use float32
-        (``bf16=False``) so they are the numbers the exported ONNX model reproduces."""
+    def predict(self, model: FERModel, split: str, amp: bool = True,
+                shard: bool = True) -> np.ndarray:
+        """Logits for a whole split (eval mode, big batches). Under torchrun each process
+        scores every ``world``-th image and the rows are gathered (``shard=False``: this
+        process scores all of them, as rank 0 does alone at the end). Final scores use
+        float32 (``amp=False``) so they are the numbers the exported ONNX model
+        reproduces."""
         model.eval()
-        x, bs, out = self.x[split], self.cfg.train.eval_batch_size, []
-        bf16 = self.bf16 if bf16 is None else bf16
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+        x, bs = self.x[split], self.cfg.train.eval_batch_size
+        sharded = shard and self.ctx.enabled
+        if sharded:
+            x = x[self.ctx.rank::self.ctx.world_size]
+        autocast = self.place.autocast() if amp else torch.autocast(self.dev.type,
+                                                                    enabled=False)
+        out = []
         for i in range(0, len(x), bs):
             with autocast:
                 out.append(model(self._batch(x[i:i + bs])).float())
-        return torch.cat(out).numpy() if out else np.zeros((0, len(self.data.classes)), np.float32)
+        c = len(self.data.classes)
+        logits = torch.cat(out) if out else torch.zeros((0, c), device=self.dev)
+        if sharded:
+            logits = self.ctx.gather_rows(logits, len(self.y[split]))
+        return logits.cpu().numpy()
 
     def scores(self, logits: np.ndarray, split: str) -> dict[str, float]:
-        y = self.y[split]
+        y = self.y[split].cpu()
         lg = torch.from_numpy(logits)
-        return {"loss": float(F.cross_entropy(lg, y)), "acc": float((lg.argmax(1) == y).float().mean())}
+        return {"loss": float(F.cross_entropy(lg, y)),
+                "acc": float((lg.argmax(1) == y).float().mean())}
+
+    # -- weight averaging -----------------------------------------------------------------
+    def _swa_active(self) -> bool:
+        return self.swa is not None and self.epoch >= self.swa_start
+
+    def _swa_epoch_end(self) -> None:
+        """After an epoch at or past the SWA start: add the weights to the average."""
+        if self.swa is None or self.epoch < self.swa_start:
+            return
+        self.swa.update_parameters(self.model)
+        if self.swa_sched is not None:
+            self.swa_sched.step()
+
+    @torch.no_grad()
+    def swa_model(self) -> FERModel | None:
+        """The averaged weights with BatchNorm statistics recomputed on the (unaugmented)
+        training images, as SWA requires; None when nothing was averaged yet."""
+        if self.swa is None or int(self.swa.n_averaged) == 0:
+            return None
+        from torch.optim.swa_utils import update_bn
+
+        model = copy.deepcopy(self.swa.module)
+        x, bs = self.x["train"], self.cfg.train.eval_batch_size
+        update_bn((self._batch(x[i:i + bs]) for i in range(0, len(x), bs)), model)
+        return model
 
     # -- the run --------------------------------------------------------------------------
     def fit(self) -> str:
         t, es = self.cfg.train, self.cfg.train.early_stopping
         ckdir = self.run_dir / "checkpoints"
+        main = self.ctx.is_main
         started = time.perf_counter()
         last_epoch_seconds = 0.0
         while self.epoch < t.epochs:
-            apply_freeze(self.model, self.cfg, self.epoch)
+            self._freeze_and_wrap(self.epoch)
             t0 = time.perf_counter()
             lr = self.opt.param_groups[0]["lr"]
             train_loss, train_acc = self.train_epoch()
+            train_seconds = time.perf_counter() - t0
             val = self.scores(self.predict(self.eval_model(), "val"), "val")
-            if self.sched is not None and not self.per_step:
+            if self.sched is not None and not self.per_step and not self._swa_active():
                 self.sched.step(val["acc"] if t.scheduler.monitor == "val_acc" else val["loss"])
             self.epoch += 1
+            self._swa_epoch_end()
             seconds = time.perf_counter() - t0
             self.train_seconds += seconds
             row = {"epoch": self.epoch, "lr": lr, "train_loss": round(train_loss, 6),
                    "train_acc": round(train_acc, 6), "val_loss": round(val["loss"], 6),
-                   "val_acc": round(val["acc"], 6), "seconds": round(seconds, 2)}
+                   "val_acc": round(val["acc"], 6), "seconds": round(seconds, 2),
+                   "img_per_s": round(self.steps * t.batch_size / max(train_seconds, 1e-9), 1)}
             self.history.append(row)
             improved = self.monitor.update(val["acc"] if self.monitor.metric == "val_acc"
                                            else val["loss"], self.epoch)
-            if improved:
-                ckpt.save(ckdir / "best.pt", {"epoch": self.epoch,
-                                              "model": self.eval_model().state_dict(),
-                                              "config": self.cfg.to_dict(),
-                                              "classes": list(self.data.classes)})
-            ckpt.save(ckdir / "last.pt", self.state())
-            write_history(self.run_dir, self.history)
+            if main:
+                if improved:
+                    ckpt.save(ckdir / "best.pt", {"epoch": self.epoch,
+                                                  "model": _cpu(self.eval_model().state_dict()),
+                                                  "config": self.cfg.to_dict(),
+                                                  "classes": list(self.data.classes)})
+                ckpt.save(ckdir / "last.pt", self.state())
+                write_history(self.run_dir, self.history)
             log.info("epoch %d/%d lr %.2e train loss %.4f acc %.4f | val loss %.4f acc %.4f%s "
-                     "| %.1fs", self.epoch, t.epochs, lr, train_loss, train_acc, val["loss"],
-                     val["acc"], " *" if improved else "", seconds)
+                     "| %.1fs, %.0f img/s", self.epoch, t.epochs, lr, train_loss, train_acc,
+                     val["loss"], val["acc"], " *" if improved else "", seconds,
+                     row["img_per_s"])
             last_epoch_seconds = seconds
-            if es.patience is not None and self.monitor.bad_epochs >= es.patience:
+            stop_early = es.patience is not None and self.monitor.bad_epochs >= es.patience
+            if self.ctx.broadcast_flag(stop_early, self.dev):
                 log.info("early stopping: no %s improvement > %g for %d epochs (best %.4f at "
                          "epoch %d)", es.monitor, es.min_delta, es.patience, self.monitor.best,
                          self.monitor.best_epoch)
                 return "early_stopping"
-            if self.epoch < t.epochs and self.budget.exhausted(time.perf_counter() - started,
-                                                               last_epoch_seconds):
+            out_of_time = self.epoch < t.epochs and self.budget.exhausted(
+                time.perf_counter() - started, last_epoch_seconds)
+            if self.ctx.broadcast_flag(out_of_time, self.dev):
                 log.info("time budget reached after epoch %d; resume with --resume %s",
                          self.epoch, self.run_dir)
                 return "time_budget"
         return "completed"
 
 
-def _final_model(tr: _Trainer, stop_reason: str) -> tuple[FERModel, str]:
-    """The weights that are tested and exported: the best validation epoch unless the config
-    asks for the last one (or early stopping was told not to restore the best)."""
+def _swa_start(cfg: TrainConfig) -> int:
+    """The first epoch (1-based count of finished epochs) whose weights are averaged."""
+    swa = cfg.train.swa
+    if swa is None:
+        return 0
+    if swa.start < 1:
+        return max(1, int(round(swa.start * cfg.train.epochs)))
+    return int(swa.start)
+
+
+def _cpu(state: dict[str, Any]) -> dict[str, Any]:
+    """A state dict with CPU tensors, so checkpoints load anywhere (GPU runs resume on CPUs)."""
+    return {k: v.detach().cpu() if torch.is_tensor(v) else v for k, v in state.items()}
+
+
+def _final_model(tr: _Trainer) -> tuple[FERModel, str]:
+    """The weights that are tested and exported: the SWA average when configured, else the
+    best validation epoch unless the config asks for the last one (or early stopping was
+    told not to restore the best)."""
     cfg = tr.cfg
+    swa = tr.swa_model()
+    if swa is not None:
+        return swa, f"swa (epochs {tr.swa_start}-{tr.epoch}, {int(tr.swa.n_averaged)} averaged)"
     want_last = cfg.train.select == "last" or (
         cfg.train.early_stopping.patience is not None and not cfg.train.early_stopping.restore_best)
     model = copy.deepcopy(tr.eval_model())
@@ -290,9 +414,9 @@ def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
     from ekspresi.train.export import export_bundle
 
     cfg, data = tr.cfg, tr.data
-    model, which = _final_model(tr, stop_reason)
-    val_logits = tr.predict(model, "val", bf16=False)
-    test_logits = tr.predict(model, "test", bf16=False)
+    model, which = _final_model(tr)
+    val_logits = tr.predict(model, "val", amp=False, shard=False)
+    test_logits = tr.predict(model, "test", amp=False, shard=False)
     val, test = tr.scores(val_logits, "val"), tr.scores(test_logits, "test")
     train_row = next((h for h in tr.history if h["epoch"] == tr.monitor.best_epoch),
                      tr.history[-1] if tr.history else {})
@@ -307,6 +431,7 @@ def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
         for src in sorted(set(ts.sources.tolist())):
             m = ts.sources == src
             by_source[src] = {"n": int(m.sum()), "acc": float((pred[m] == ts.labels[m]).mean())}
+    rates = [h["img_per_s"] for h in tr.history if "img_per_s" in h]
     final = {
         "name": cfg.name, "model": cfg.model.name, "classes": list(data.classes),
         "input_size": model.input_spec.size, "trainable_params": count_params(tr.model),
@@ -317,14 +442,22 @@ def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
         "epochs_planned": cfg.train.epochs, "weights_used": which,
         "train_time_seconds": round(tr.train_seconds, 1), "stop_reason": stop_reason,
         "resumable": stop_reason == "time_budget", "test_by_source": by_source,
-        "counts": data.counts, "data_notes": data.notes, "bf16_used": tr.bf16,
+        "counts": data.counts, "data_notes": data.notes,
+        "device": str(tr.dev), "precision": tr.place.precision,
+        "bf16_used": tr.place.precision == "bf16", "world_size": tr.ctx.world_size,
+        "train_img_per_s": round(float(np.median(rates)), 1) if rates else None,
+        "distilled_from": list(cfg.train.distill.teachers) if cfg.train.distill else [],
     }
     write_json(tr.run_dir / "final_metrics.json", final)
-    export_bundle(model, tr.run_dir / "bundle", name=cfg.name, classes=data.classes,
+    # The selected weights alone (no optimiser state): what teachers and archives use.
+    ckpt.save(tr.run_dir / FINAL_WEIGHTS, {"model": _cpu(model.state_dict()),
+                                           "config": cfg.to_dict(),
+                                           "classes": list(data.classes), "weights": which})
+    export_bundle(model.cpu(), tr.run_dir / "bundle", name=cfg.name, classes=data.classes,
                   training={"config": cfg.to_dict(), "run": str(tr.run_dir),
                             "epochs": tr.epoch, "best_epoch": tr.monitor.best_epoch,
                             "train_time_seconds": final["train_time_seconds"],
-                            "weights": which},
+                            "weights": which, "device": final["device"]},
                   metrics={"val_accuracy": val["acc"], "test_accuracy": test["acc"],
                            "test_loss": test["loss"], "test_by_source": by_source})
     log.info("final (%s weights): val acc %.4f loss %.4f | test acc %.4f loss %.4f | %s in %.0fs",
@@ -341,15 +474,20 @@ def _attach_log(run_dir: Path) -> logging.Handler:
     return handler
 
 
-def run_training(config: dict | TrainConfig | str | Path, out_dir: str | Path, *,
+def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | Path, *,
                  resume: bool = False, max_minutes: float | None = None, quiet: bool = False,
-                 threads: int | None = None) -> Path:
+                 threads: int | None = None, device: str | None = None) -> Path:
     """Train (or, with ``resume``, continue) the run in ``out_dir``; returns its path.
 
     ``config`` may be a mapping, a :class:`TrainConfig` or a config file path. When resuming,
     the run directory's own ``config.resolved.yaml`` is used and ``config`` may be None.
+    ``device`` overrides ``train.device`` (``auto``/``cpu``/``cuda``/``cuda:N``). Under
+    ``torchrun`` every process calls this; they train together and only rank 0 writes.
     """
+    from ekspresi.train import distributed
+
     run_dir = Path(out_dir)
+    ctx = from_environment()
     if resume:
         stored = run_dir / CONFIG_FILE
         if not stored.is_file():
@@ -362,32 +500,55 @@ def run_training(config: dict | TrainConfig | str | Path, out_dir: str | Path, *
         if (run_dir / "checkpoints" / "last.pt").is_file():
             raise ConfigError(f"{run_dir}: already holds a run; use --resume {run_dir} to "
                               "continue it or choose another --out")
+    if device is not None:
+        cfg.train.device = device
+    per_rank_batch(cfg.train.batch_size, ctx)  # fail before any work
     n_threads = threads or cfg.train.threads
     if n_threads:
         torch.set_num_threads(int(n_threads))
-    run_dir.mkdir(parents=True, exist_ok=True)
-    handler = _attach_log(run_dir)
+    t = cfg.train
+    place = devices.placement(t.device, t.precision, cpu_bf16=t.bf16,
+                              channels_last=t.channels_last,
+                              local_rank=ctx.local_rank if ctx.enabled else None)
+    distributed.init(ctx, place.device)
+    if not ctx.is_main:  # one voice per job: other ranks report only problems
+        logging.getLogger("ekspresi").setLevel(logging.WARNING)
+    handler = None
     try:
-        if not resume:
-            write_text(run_dir / CONFIG_FILE, dump_yaml(cfg))
-        write_json(run_dir / "env.json", environment(torch.get_num_threads()))
+        ctx.barrier()  # every rank has checked the run folder before rank 0 writes to it
+        if ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            handler = _attach_log(run_dir)
+            if not resume:
+                write_text(run_dir / CONFIG_FILE, dump_yaml(cfg))
+        env = environment(torch.get_num_threads())
+        env.update(place.describe(), world_size=ctx.world_size)
+        if ctx.is_main:
+            write_json(run_dir / "env.json", env)
         size = cfg.model.input_size or _default_size(cfg)
         t0 = time.perf_counter()
         data = prepare_data(cfg, size)
         log.info("data ready in %.1fs: %s", time.perf_counter() - t0,
                  {k: len(v) for k, v in data.splits.items()})
-        tr = _Trainer(cfg, run_dir, data, quiet, max_minutes)
+        tr = _Trainer(cfg, run_dir, data, quiet, max_minutes, place, ctx)
         if resume:
             tr.load(ckpt.load(run_dir / "checkpoints" / "last.pt"))
-            log.info("resumed %s at epoch %d", run_dir, tr.epoch)
+            log.info("resumed %s at epoch %d on %s", run_dir, tr.epoch, place.device)
         else:
-            log.info("model %s: %d trainable parameters, input %d px, threads %d",
-                     cfg.model.name, count_params(tr.model), size, torch.get_num_threads())
+            log.info("model %s: %d trainable parameters, input %d px, %s %s, %d process(es), "
+                     "threads %d", cfg.model.name, count_params(tr.model), size, place.device,
+                     place.precision, ctx.world_size, torch.get_num_threads())
         reason = tr.fit() if tr.epoch < cfg.train.epochs else "completed"
-        _finish(tr, reason)
+        ctx.barrier()
+        if ctx.is_main:
+            final = _finish(tr, reason)
+            env["train_img_per_s"] = final["train_img_per_s"]
+            write_json(run_dir / "env.json", env)
     finally:
-        log.removeHandler(handler)
-        handler.close()
+        if handler is not None:
+            log.removeHandler(handler)
+            handler.close()
+        distributed.shutdown(ctx)
     return run_dir
 
 
