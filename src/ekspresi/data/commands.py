@@ -8,7 +8,7 @@ import json
 import sys
 
 LAYOUT_HELP = ("a dataset folder or file (layout detected), or LAYOUT:PATH with LAYOUT one of "
-               "fer2013-folder, fer2013-csv, ferplus, folders, jaffe, kdef")
+               "fer2013-folder, fer2013-csv, ferplus, folders, jaffe, kdef, pack")
 
 
 def register(subparsers) -> None:
@@ -40,6 +40,24 @@ def register(subparsers) -> None:
     pp.add_argument("--seed", type=int, default=0, help="which random samples")
     pp.set_defaults(func=_preview)
 
+    pk = sub.add_parser(
+        "pack", help="pack datasets into one checksummed file (pack:FILE)",
+        description="Write the decoded faces, labels, splits and provenance of one or more "
+                    "datasets into one versioned, checksummed file, usable as pack:FILE "
+                    "wherever a dataset is (train, evaluate, data inspect). Copy it to a "
+                    "cloud GPU instead of thousands of image files.")
+    pk.add_argument("paths", nargs="+", metavar="PATH", help=LAYOUT_HELP)
+    pk.add_argument("-o", "--output", required=True, help="pack file to write (.ekpack)")
+    pk.add_argument("--codec", choices=("auto", "raw"), default="auto",
+                    help="auto: store each image as its source file's bytes when they decode "
+                         "to exactly the reader's pixels (smallest), else raw pixels; raw: "
+                         "always raw pixels (independent of the JPEG decoder)")
+    pk.add_argument("--level", type=int, default=6, choices=range(0, 10), metavar="0-9",
+                    help="xz compression level (default 6)")
+    pk.add_argument("--skip-bad", action="store_true",
+                    help="skip bad inputs (recorded in the pack's load report)")
+    pk.set_defaults(func=_pack)
+
     p.set_defaults(func=lambda _a: (p.print_help(), 0)[1])
 
 
@@ -67,4 +85,17 @@ def _preview(args: argparse.Namespace) -> int:
     out = write_preview(ss, args.output, per_class=args.per_class, size=args.size,
                         seed=args.seed)
     print(f"wrote {out} ({len(ss.present_classes())} classes)")
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ekspresi.data.pack import SUFFIX, describe, write_pack
+    out = Path(args.output)
+    if out.suffix.lower() != SUFFIX:
+        out = out.with_name(out.name + SUFFIX)
+    header = write_pack(args.paths, out, codec=args.codec, skip_bad=args.skip_bad,
+                        preset=args.level)
+    print(describe(header, out))
     return 0

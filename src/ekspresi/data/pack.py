@@ -73,7 +73,7 @@ def _source_bytes(path: str, image: np.ndarray) -> bytes | None:
 
 
 def write_pack(specs: Sequence[str], out: str | Path, *, codec: str = "auto",
-               skip_bad: bool = False, preset: int = 9, progress: bool = False) -> dict[str, Any]:
+               skip_bad: bool = False, preset: int = 6) -> dict[str, Any]:
     """Pack the datasets ``specs`` into ``out``; returns the header written."""
     from ekspresi.data.loading import load, parse_spec
 
@@ -116,8 +116,7 @@ def write_pack(specs: Sequence[str], out: str | Path, *, codec: str = "auto",
         table.append({"name": name, "offset": offset, "size": len(data)})
         raw.write(data)
         offset += len(data)
-    payload = lzma.compress(raw.getvalue(), preset=preset | lzma.PRESET_EXTREME
-                            if preset >= 9 else preset)
+    payload = lzma.compress(raw.getvalue(), preset=preset)
     from ekspresi import __version__
 
     header = {
