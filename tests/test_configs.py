@@ -14,7 +14,9 @@ from ekspresi.train.config import (apply_overrides, expand_grid, load_config, pa
 from ekspresi.train.loop import make_model
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").rglob("*.yaml")) + sorted((ROOT / "configs").rglob("*.toml"))
+CAMPAIGNS = sorted((ROOT / "configs" / "campaign").glob("*.yaml"))
+CONFIGS = [p for p in sorted((ROOT / "configs").rglob("*.yaml"))
+           + sorted((ROOT / "configs").rglob("*.toml")) if p not in CAMPAIGNS]
 torch.set_num_threads(1)
 
 
@@ -41,6 +43,20 @@ def test_config_parses_and_builds(path):
         cfg.model.pretrained = False  # weights are tested in test_models_weights.py
         model = make_model(cfg, 7)
         assert model.input_spec.size == (cfg.model.input_size or model.input_spec.size)
+
+
+@pytest.mark.parametrize("path", CAMPAIGNS, ids=lambda p: p.name)
+def test_campaign_files_resolve_every_run(path, tmp_path, monkeypatch):
+    from ekspresi.train.campaign import _config_for, read_campaign
+
+    monkeypatch.chdir(ROOT)
+    camp = read_campaign(path.relative_to(ROOT))
+    assert camp.runs
+    for run in camp.runs:
+        cfg = _config_for(run, camp, tmp_path, [])
+        assert cfg.name == run.name and cfg.train.fit_to_budget
+        if cfg.train.distill is not None:
+            assert all(t.startswith(str(tmp_path)) for t in cfg.train.distill.teachers)
 
 
 def test_paper_configs_state_the_reported_figure():

@@ -23,6 +23,7 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
     "models": ("ekspresi.models.commands", "list the model registry"),
     "train": ("ekspresi.train.commands", "train a model from a config"),
     "sweep": ("ekspresi.train.sweep_commands", "run a set of experiments"),
+    "campaign": ("ekspresi.train.campaign_commands", "run a list of trainings in a time budget"),
     "evaluate": ("ekspresi.evaluate.commands", "evaluate a model on datasets"),
     "compare": ("ekspresi.evaluate.compare_commands", "compare training runs"),
     "export": ("ekspresi.infer.export_commands", "write an ONNX model bundle"),

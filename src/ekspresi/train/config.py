@@ -141,6 +141,9 @@ class TrainSection:
     sync_bn: bool = False                # SyncBatchNorm across torchrun processes (CUDA)
     distill: DistillConfig | None = None
     swa: SwaConfig | None = None
+    fit_to_budget: bool = False          # with a time budget: after the first epoch, cut
+    #                                      `epochs` to what fits and re-plan the LR schedule
+    #                                      (a one-cycle/cosine run then still anneals)
 
 
 @dataclass

@@ -112,6 +112,7 @@ class _Trainer:
         self.train_seconds = 0.0
         self.budget = TimeBudget(max_minutes)
         self._trainable: tuple[bool, ...] | None = None
+        self.configured_epochs: int | None = None  # before fit_to_budget shortened the run
         self.net: torch.nn.Module = self.model
         self._freeze_and_wrap(0)
 
@@ -322,10 +323,42 @@ class _Trainer:
         return model
 
     # -- the run --------------------------------------------------------------------------
+    def _fit_to_budget(self, elapsed: float, epoch_seconds: float) -> None:
+        """Shorten the run to the epochs the time budget holds (measured on this process's
+        first epoch, which includes warm-up, so the estimate errs short) and re-plan the
+        per-step LR schedule for the new length by replaying the steps already taken."""
+        seconds = self.budget.seconds
+        t = self.cfg.train
+        if seconds is None:
+            return
+        fits = self.epoch + int(max(0.0, seconds - elapsed) // max(epoch_seconds, 1e-9))
+        fits = self.ctx.all_sum([float(fits)], self.dev)[0] / self.ctx.world_size
+        fits = max(self.epoch, int(fits))
+        if fits >= t.epochs:
+            return
+        log.info("fitting to the time budget: %d epochs instead of %d (%.1f s an epoch)",
+                 fits, t.epochs, epoch_seconds)
+        self.configured_epochs = self.configured_epochs or t.epochs
+        t.epochs = fits
+        self.swa_start = _swa_start(self.cfg)
+        if self.sched is not None and self.per_step:
+            import warnings
+
+            for g in self.opt.param_groups:
+                g["lr"] = g.get("initial_lr", g["lr"])
+            self.sched, _ = build_scheduler(self.opt, t, self.steps)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                for _ in range(self.epoch * self.steps):
+                    self.sched.step()
+        if self.ctx.is_main:
+            write_text(self.run_dir / CONFIG_FILE, dump_yaml(self.cfg))
+
     def fit(self) -> str:
         t, es = self.cfg.train, self.cfg.train.early_stopping
         ckdir = self.run_dir / "checkpoints"
         main = self.ctx.is_main
+        self._first_epoch = self.epoch
         started = time.perf_counter()
         last_epoch_seconds = 0.0
         while self.epoch < t.epochs:
@@ -361,6 +394,8 @@ class _Trainer:
                      val["loss"], val["acc"], " *" if improved else "", seconds,
                      row["img_per_s"])
             last_epoch_seconds = seconds
+            if t.fit_to_budget and self.epoch == self._first_epoch + 1:
+                self._fit_to_budget(time.perf_counter() - started, seconds)
             stop_early = es.patience is not None and self.monitor.bad_epochs >= es.patience
             if self.ctx.broadcast_flag(stop_early, self.dev):
                 log.info("early stopping: no %s improvement > %g for %d epochs (best %.4f at "
@@ -440,6 +475,7 @@ def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
         "train_loss": train_row.get("train_loss"),
         "best_epoch": tr.monitor.best_epoch, "epochs_run": tr.epoch,
         "epochs_planned": cfg.train.epochs, "weights_used": which,
+        "epochs_configured": tr.configured_epochs or cfg.train.epochs,
         "train_time_seconds": round(tr.train_seconds, 1), "stop_reason": stop_reason,
         "resumable": stop_reason == "time_budget", "test_by_source": by_source,
         "counts": data.counts, "data_notes": data.notes,

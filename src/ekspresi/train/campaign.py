@@ -1,0 +1,337 @@
+"""A campaign: a prioritised list of training runs for one machine and one time budget.
+
+``ekspresi campaign configs/campaign/NAME.yaml --budget-minutes M --out DIR`` runs each entry
+in order with its own time cap (never past the overall budget), logs one line per epoch,
+records every outcome in ``DIR/campaign.json`` after each run (so a killed campaign still
+says what it did), and finally packs every finished run (bundle, metrics, logs, test
+predictions, final fp16 weights; never optimiser state) into at most ``max_archives``
+``.tar.xz`` files of at most ``archive_mb`` each: what a rented GPU can hand back.
+
+The campaign file::
+
+    name: default-model
+    data:                       # dataset specs in the configs -> what this machine has
+      fer2013-folder:data/fer2013: pack:data/packs/fer2013.ekpack
+    set: [train.device=auto]    # overrides for every run
+    runs:
+      - name: teacher-a
+        config: configs/campaign/default/teacher-a.yaml
+        minutes: 3
+        set: [train.epochs=100]
+      - name: student
+        config: configs/campaign/default/student.yaml
+        minutes: 3
+        after: [teacher-a]      # skipped unless these finished
+        set: ["train.distill.teachers=['{out}/teacher-a']"]
+
+``{out}`` in an override is the campaign's output folder. A rerun skips finished runs and
+resumes interrupted ones, so the same command continues a campaign after a restart.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import tarfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ekspresi.errors import ConfigError, EkspresiError
+
+log = logging.getLogger("ekspresi.campaign")
+
+SUMMARY = "campaign.json"
+#: Files of a finished run that travel back, in order of importance.
+ESSENTIAL = ("final_metrics.json", "metrics.csv", "metrics.jsonl", "train.log",
+             "config.resolved.yaml", "env.json")
+EXTRA = ("predictions_test.npz",)
+DONE_REASONS = ("completed", "early_stopping")
+
+
+@dataclass
+class CampaignRun:
+    name: str
+    config: Path
+    minutes: float
+    overrides: list[str] = field(default_factory=list)
+    after: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Campaign:
+    name: str
+    runs: list[CampaignRun]
+    data: dict[str, str] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+
+
+def read_campaign(path: str | Path) -> Campaign:
+    """Parse and check a campaign file (every config must exist; names unique)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: campaign file not found")
+    try:
+        doc = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{p}: cannot parse ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
+        raise ConfigError(f"{p}: expected a mapping with a non-empty `runs:` list")
+    unknown = set(doc) - {"name", "description", "data", "set", "runs"}
+    if unknown:
+        raise ConfigError(f"{p}: unknown key(s) {sorted(unknown)}; valid: name, description, "
+                          "data, set, runs")
+    runs, seen = [], set()
+    for i, r in enumerate(doc["runs"]):
+        where = f"{p}: runs[{i}]"
+        if not isinstance(r, dict) or "name" not in r or "config" not in r:
+            raise ConfigError(f"{where}: each run needs `name` and `config`")
+        bad = set(r) - {"name", "config", "minutes", "set", "after", "notes"}
+        if bad:
+            raise ConfigError(f"{where}: unknown key(s) {sorted(bad)}")
+        name = str(r["name"])
+        if name in seen:
+            raise ConfigError(f"{where}: run name {name!r} used twice")
+        cfg = Path(r["config"])
+        if not cfg.is_file():
+            raise ConfigError(f"{where}: config {cfg} not found")
+        missing = [a for a in r.get("after", []) if a not in seen]
+        if missing:
+            raise ConfigError(f"{where}: `after` names {missing}, which are not earlier runs")
+        minutes = float(r.get("minutes", 5))
+        if minutes <= 0:
+            raise ConfigError(f"{where}: minutes must be > 0")
+        runs.append(CampaignRun(name, cfg, minutes, [str(s) for s in r.get("set", [])],
+                                list(r.get("after", []))))
+        seen.add(name)
+    data = {str(k): str(v) for k, v in (doc.get("data") or {}).items()}
+    return Campaign(str(doc.get("name", p.stem)), runs, data, [str(s) for s in doc.get("set", [])])
+
+
+def _config_for(run: CampaignRun, camp: Campaign, out: Path, extra: list[str]):
+    from ekspresi.train.config import apply_overrides, parse_config, read_config_file
+
+    sets = [s.replace("{out}", str(out)) for s in [*camp.overrides, *run.overrides, *extra]]
+    data = apply_overrides(read_config_file(run.config), sets)
+    data["name"] = run.name
+    data.setdefault("train", {}).setdefault("fit_to_budget", True)
+    sources = data.setdefault("data", {}).get("sources", [])
+    data["data"]["sources"] = [_substitute(s, camp.data) for s in sources]
+    return parse_config(data)
+
+
+def _substitute(spec: str, table: dict[str, str]) -> str:
+    """The campaign's replacement for a dataset spec when that replacement exists here
+    (e.g. a pack copied to the GPU machine), else the spec itself."""
+    new = table.get(spec)
+    if new is None:
+        return spec
+    from ekspresi.data.loading import parse_spec
+
+    if parse_spec(new)[1].exists():
+        return new
+    log.info("%s: %s not found here; using %s", spec, new, spec)
+    return spec
+
+
+def _status(run_dir: Path) -> dict[str, Any] | None:
+    f = run_dir / "final_metrics.json"
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
+                 overrides: list[str] | None = None, only: list[str] | None = None,
+                 archive_dir: str | Path | None = None, archive_mb: float = 16.0,
+                 max_archives: int = 8, reserve_minutes: float = 0.5) -> dict[str, Any]:
+    """Run the campaign; returns (and writes) its summary, then packs the results."""
+    from ekspresi.train.loop import CONFIG_FILE, run_training
+
+    started = time.perf_counter()
+    camp = read_campaign(path)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    budget = float(budget_minutes) * 60.0
+    summary: dict[str, Any] = {"campaign": camp.name, "file": str(path),
+                               "budget_minutes": budget_minutes, "runs": []}
+    selected = [r for r in camp.runs if not only or r.name in only]
+    if only and len(selected) != len(only):
+        raise ConfigError(f"--only: unknown run(s) {sorted(set(only) - {r.name for r in camp.runs})}")
+    outcome: dict[str, str] = {}
+    for i, run in enumerate(selected, 1):
+        run_dir = out / run.name
+        entry: dict[str, Any] = {"name": run.name, "config": str(run.config),
+                                 "cap_minutes": run.minutes}
+        left = budget - (time.perf_counter() - started) - reserve_minutes * 60.0
+        prev = _status(run_dir)
+        blocked = [a for a in run.after if outcome.get(a) not in ("done", "stopped")]
+        if prev is not None and prev.get("stop_reason") in DONE_REASONS:
+            entry.update(status="done", note="finished earlier; skipped")
+        elif blocked:
+            entry.update(status="skipped", note=f"needs {blocked}, which did not finish")
+        elif left < 20:
+            entry.update(status="skipped", note="no time left in the budget")
+        else:
+            cap = min(run.minutes, left / 60.0)
+            log.info("[%d/%d] %s: %s, up to %.1f min (%.1f of %.1f min left)", i,
+                     len(selected), run.name, run.config, cap, left / 60.0, budget / 60.0)
+            t0 = time.perf_counter()
+            try:
+                resume = (run_dir / "checkpoints" / "last.pt").is_file()
+                if resume:  # continue an interrupted run, with this campaign's overrides
+                    cfg = _config_for(run, camp, out, overrides or [])
+                    from ekspresi.train.config import dump_yaml
+
+                    (run_dir / CONFIG_FILE).write_text(dump_yaml(cfg))
+                    run_training(None, run_dir, resume=True, max_minutes=cap, quiet=True)
+                else:
+                    cfg = _config_for(run, camp, out, overrides or [])
+                    run_training(cfg, run_dir, max_minutes=cap, quiet=True)
+                fin = _status(run_dir) or {}
+                entry.update(status="done" if fin.get("stop_reason") in DONE_REASONS
+                             else "stopped", resumed=resume)
+            except EkspresiError as exc:
+                entry.update(status="failed", error=str(exc))
+                log.error("%s failed: %s", run.name, exc)
+            except Exception as exc:  # noqa: BLE001 - one broken run must not end the rest
+                entry.update(status="failed", error=f"{type(exc).__name__}: {exc}",
+                             traceback=traceback.format_exc(limit=8))
+                log.exception("%s failed", run.name)
+            entry["wall_seconds"] = round(time.perf_counter() - t0, 1)
+        fin = _status(run_dir)
+        if fin is not None:
+            entry["metrics"] = {k: fin.get(k) for k in (
+                "val_acc", "test_acc", "epochs_run", "epochs_planned", "stop_reason",
+                "train_time_seconds", "device", "precision", "train_img_per_s",
+                "weights_used")}
+        outcome[run.name] = entry["status"]
+        summary["runs"].append(entry)
+        summary["elapsed_minutes"] = round((time.perf_counter() - started) / 60.0, 2)
+        (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        log.info("%s: %s%s", run.name, entry["status"],
+                 f" (val {entry['metrics']['val_acc']:.4f}, test "
+                 f"{entry['metrics']['test_acc']:.4f})" if "metrics" in entry else "")
+    archives = pack_results(out, [r["name"] for r in summary["runs"]
+                                  if r["status"] in ("done", "stopped")],
+                            Path(archive_dir) if archive_dir else out / "archives",
+                            limit_mb=archive_mb, max_files=max_archives)
+    summary["archives"] = archives
+    summary["elapsed_minutes"] = round((time.perf_counter() - started) / 60.0, 2)
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+# -- packing the results ---------------------------------------------------------------------
+def _fp16_weights(run_dir: Path) -> bytes | None:
+    from ekspresi.train.distill import FINAL_WEIGHTS
+
+    import torch
+
+    f = run_dir / FINAL_WEIGHTS
+    if not f.is_file():
+        return None
+    state = torch.load(f, map_location="cpu", weights_only=False)
+    state["model"] = {k: v.half() if torch.is_tensor(v) and v.is_floating_point() else v
+                      for k, v in state["model"].items()}
+    state["dtype"] = "float16 (cast from the float32 weights the bundle was exported from)"
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def _run_files(run_dir: Path, level: int) -> list[tuple[str, bytes]]:
+    """Files of one run at a detail level: 0 metrics and logs, 1 + test predictions and the
+    ONNX bundle, 2 + fp16 weights."""
+    files = [(n, (run_dir / n).read_bytes()) for n in ESSENTIAL if (run_dir / n).is_file()]
+    if level >= 1:
+        files += [(n, (run_dir / n).read_bytes()) for n in EXTRA if (run_dir / n).is_file()]
+        bundle = run_dir / "bundle"
+        if bundle.is_dir():
+            files += [(f"bundle/{f.name}", f.read_bytes()) for f in sorted(bundle.iterdir())
+                      if f.is_file()]
+    if level >= 2:
+        w = _fp16_weights(run_dir)
+        if w is not None:
+            files.append(("final_weights.fp16.pt", w))
+    return files
+
+
+def _tar_xz(members: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    # preset 1: weights and ONNX floats barely compress, and level 6 took ~10x longer
+    with tarfile.open(fileobj=buf, mode="w:xz", preset=1) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), int(time.time())
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def pack_results(out: Path, names: list[str], archive_dir: Path, *, limit_mb: float = 16.0,
+                 max_files: int = 8) -> list[dict[str, Any]]:
+    """Pack finished runs into one ``results.tar.xz`` split into at most ``max_files`` parts
+    of at most ``limit_mb`` MiB (``results.tar.xz.000``, ``.001``...; join them with
+    ``cat results.tar.xz.* > results.tar.xz``; a single part is named ``results.tar.xz``).
+
+    Every run travels with its metrics and logs; test predictions, bundle and fp16 weights
+    are added while they fit. When they do not, the largest runs lose their weights first,
+    then their bundle, and the index (``archives.json``, inside the archive) says what each
+    run kept. A ResNet-18-sized net is a 44 MB ONNX file: splitting is what lets it travel.
+    """
+    limit = int(limit_mb * 2**20)
+    capacity = limit * max_files - 64 * 1024  # campaign.json + index
+    archive_dir.mkdir(parents=True, exist_ok=True)
+    runs = {n: out / n for n in names if (out / n).is_dir()}
+    level = {n: 2 for n in runs}
+    sizes: dict[tuple[str, int], int] = {}
+
+    def size(n: str) -> int:
+        key = (n, level[n])
+        if key not in sizes:
+            sizes[key] = len(_tar_xz([(f"{n}/{a}", b) for a, b in
+                                      _run_files(runs[n], level[n])]))
+        return sizes[key]
+
+    def shed() -> None:
+        shrinkable = [n for n in runs if level[n] > 0]
+        if not shrinkable:
+            raise ConfigError(f"even the metrics and logs of {len(runs)} runs do not fit in "
+                              f"{max_files} archive parts of {limit_mb} MiB")
+        worst = max(shrinkable, key=size)
+        level[worst] -= 1
+
+    while sum(size(n) for n in runs) > capacity:
+        shed()
+    labels = ["metrics+logs", "metrics+logs+bundle", "metrics+logs+bundle+fp16 weights"]
+    while True:
+        index = {"runs": {n: labels[level[n]] for n in runs},
+                 "join": "cat results.tar.xz.* > results.tar.xz  (when split)"}
+        members = [(f"{n}/{a}", b) for n in sorted(runs) for a, b in _run_files(runs[n],
+                                                                                 level[n])]
+        if (out / SUMMARY).is_file():
+            members.append((SUMMARY, (out / SUMMARY).read_bytes()))
+        members.append(("archives.json", json.dumps(index, indent=2).encode()))
+        data = _tar_xz(members)
+        parts = [data[i:i + limit] for i in range(0, len(data), limit)] or [b""]
+        if len(parts) <= max_files:
+            break
+        shed()
+    for old in archive_dir.glob("results.tar.xz*"):
+        old.unlink()
+    written = []
+    for i, part in enumerate(parts):
+        name = "results.tar.xz" if len(parts) == 1 else f"results.tar.xz.{i:03d}"
+        path = archive_dir / name
+        path.write_bytes(part)
+        written.append({"file": str(path), "bytes": len(part),
+                        "runs": sorted(runs) if i == 0 else []})
+    return written
