@@ -71,14 +71,22 @@ class OptimizerConfig:
     momentum: float = 0.9                # sgd, rmsprop
     nesterov: bool = False               # sgd
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    rho: float = 0.99                    # rmsprop's squared-gradient decay (torch alpha;
+    #                                      Keras' default is 0.9)
+    eps: float | None = None             # adam/adamw/rmsprop; None = torch's 1e-8 (Keras 1e-7)
 
 
 @dataclass
 class SchedulerConfig:
     name: str = _choice("none", "plateau", "cosine", "onecycle", default="none")
+    # plateau = Keras' ReduceLROnPlateau: after `patience` epochs in a row without an
+    # improvement of the monitor by more than `min_delta` (absolute), lr *= factor (not
+    # below min_lr), then `cooldown` epochs without counting.
     monitor: str = _choice("val_loss", "val_acc", default="val_loss")  # plateau
     factor: float = 0.1                  # plateau
     patience: int = 5                    # plateau
+    min_delta: float = 1e-4              # plateau (Keras' default)
+    cooldown: int = 0                    # plateau
     min_lr: float = 0.0
     warmup_epochs: float = 0.0           # cosine
     pct_start: float = 0.3               # onecycle
@@ -253,6 +261,15 @@ def _check(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"data.use_splits: use train, val, test; got {d.use_splits}")
     if len(t.optimizer.betas) != 2:
         raise ConfigError("train.optimizer.betas: expected two numbers")
+    if not 0 <= t.optimizer.rho < 1:
+        raise ConfigError(f"train.optimizer.rho: must be in [0, 1), got {t.optimizer.rho}")
+    if t.optimizer.eps is not None and t.optimizer.eps <= 0:
+        raise ConfigError(f"train.optimizer.eps: must be > 0, got {t.optimizer.eps}")
+    s = t.scheduler
+    if s.name == "plateau" and (not 0 < s.factor < 1 or s.patience < 0 or s.min_delta < 0
+                                or s.cooldown < 0 or s.min_lr < 0):
+        raise ConfigError("train.scheduler: plateau needs 0 < factor < 1 and patience, "
+                          "min_delta, cooldown, min_lr >= 0")
     if cfg.model.input_size is not None and cfg.model.input_size < 8:
         raise ConfigError(f"model.input_size: too small ({cfg.model.input_size})")
     return cfg
