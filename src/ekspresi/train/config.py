@@ -55,7 +55,10 @@ class DataConfig:
 class ModelConfig:
     name: str = "fer-resnet"
     input_size: int | None = None        # default: the model's own size
-    pretrained: bool = False
+    # true: ImageNet weights (an error names the file when it is not found offline);
+    # "if-available": use them when found, else train from scratch, labelled "scratch" in
+    # final_metrics.json, reports and `ekspresi compare`
+    pretrained: bool | str = _choice(False, True, "if-available", default=False)
     weights: str | None = None           # explicit ImageNet weight file (implies pretrained)
     options: dict = field(default_factory=dict)  # builder options (see `ekspresi models`)
     freeze_first: int = 0                # freeze the first N backbone blocks
