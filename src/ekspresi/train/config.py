@@ -49,6 +49,16 @@ class DataConfig:
     class_weights: bool = False          # weight the loss by inverse class frequency
     skip_bad: bool = False
     test_by_source: bool = True          # report test accuracy per dataset source too
+    # -- paper protocols (ekspresi.data.protocol), applied before class selection/splitting
+    optional_sources: list[str] = field(default_factory=list)  # used when the path exists
+    #                                      (e.g. KDEF), else noted in final_metrics.json
+    relabel: dict = field(default_factory=dict)  # class -> class, e.g. {contempt: neutral}
+    frames_per_sequence: int | None = None  # CK+: keep the last N frames of each sequence
+    kdef_views: list[str] | None = None  # KDEF views to keep (S = straight/frontal)
+    kdef_sessions: list[str] | None = None  # KDEF sessions to keep (A, B)
+    balance_scope: str = _choice("train", "pooled", default="train")  # pooled: balance all
+    #                                      data before the split (paper 3), so val/test too
+    protocol: str = ""                   # "paper: ..." or "ours: ..." (which protocol and why)
 
 
 @dataclass
@@ -260,6 +270,12 @@ def _check(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"train.grad_clip: must be > 0, got {t.grad_clip}")
     if not d.sources:
         raise ConfigError("data.sources: give at least one dataset (e.g. fer2013:data/fer2013)")
+    if d.balance_scope == "pooled" and d.balance in (None, "none"):
+        raise ConfigError("data.balance_scope: pooled needs data.balance (undersample or "
+                          "oversample)")
+    if d.balance_scope == "pooled" and d.balance == "oversample":
+        raise ConfigError("data.balance_scope: pooled oversampling would copy training "
+                          "images into val/test; oversample the training part only")
     if d.use_splits and set(d.use_splits) - {"train", "val", "test"}:
         raise ConfigError(f"data.use_splits: use train, val, test; got {d.use_splits}")
     if len(t.optimizer.betas) != 2:
