@@ -21,6 +21,8 @@ def register(subparsers) -> None:
                    "would overrun this budget (resumable)")
     p.add_argument("--quiet", action="store_true", help="no progress bar (for logs)")
     p.add_argument("--threads", type=int, help="torch threads (default: config or torch's)")
+    p.add_argument("--weights", metavar="PATH", help="ImageNet weight file for the model "
+                   "(torchvision's, e.g. resnet50-0676ba61.pth); same as --set model.weights=PATH")
     p.set_defaults(func=run)
 
 
@@ -29,6 +31,8 @@ def run(args: argparse.Namespace) -> int:
     from ekspresi.train.config import apply_overrides, parse_config, read_config_file
     from ekspresi.train.loop import CONFIG_FILE, run_training
 
+    if args.weights:
+        args.overrides.append(f"model.weights={args.weights}")
     if args.resume:
         run_dir = Path(args.resume)
         stored = run_dir / CONFIG_FILE
