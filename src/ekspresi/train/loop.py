@@ -319,6 +319,17 @@ def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
         "resumable": stop_reason == "time_budget", "test_by_source": by_source,
         "counts": data.counts, "data_notes": data.notes, "bf16_used": tr.bf16,
     }
+    from ekspresi.evaluate.split_scores import run_scores  # papers' metrics + collapse flag
+
+    final.update(run_scores(val_labels=data.splits["val"].labels, val_logits=val_logits,
+                            test_labels=ts.labels, test_logits=test_logits,
+                            test_sources=ts.sources, classes=data.classes,
+                            by_source=cfg.data.test_by_source,
+                            official_split=cfg.data.split == "official"),
+                 pretrained=getattr(model, "pretrained", False),
+                 init=getattr(model, "init", "scratch"), protocol=cfg.data.protocol)
+    if final["collapse"]["collapsed"]:
+        log.warning(final["collapse"]["message"])
     write_json(tr.run_dir / "final_metrics.json", final)
     export_bundle(model, tr.run_dir / "bundle", name=cfg.name, classes=data.classes,
                   training={"config": cfg.to_dict(), "run": str(tr.run_dir),
