@@ -4,7 +4,11 @@ accuracy matrix for cross-dataset evaluations.
 Numbers come from each run's files: losses and accuracies from ``final_metrics.json``
 (falling back to the best epoch of ``metrics.csv``), test precision/recall/F1 recomputed from
 ``predictions_test.npz`` with the same code as ``ekspresi evaluate`` so all runs are scored
-alike. Cross-dataset accuracies come from ``metrics.json`` files written by
+alike. Validation accuracy and validation macro recall are there because papers 4 and 5
+reported only those; ``init`` says whether a run started from ImageNet weights or from
+scratch, ``protocol`` whose protocol it followed (``paper`` or ``ours``, from the config's
+``data.protocol``), and ``collapsed`` flags a (near-)constant predictor, whose accuracy is
+the share of one class and not a result. Cross-dataset accuracies come from ``metrics.json`` files written by
 ``ekspresi evaluate`` (inside a run directory, e.g. ``RUN/eval/``, or given directly).
 """
 
@@ -17,14 +21,17 @@ from pathlib import Path
 from typing import Any
 
 from ekspresi.errors import BadInputError
+from ekspresi.evaluate.collapse import COLLAPSE_SHARE, collapse_from_proba
 from ekspresi.evaluate.metrics import METRICS_SCHEMA
 from ekspresi.evaluate.runs import FINAL_NAME, PREDICTIONS_NAME, RunInfo, is_run_dir, load_run
 from ekspresi.evaluate.tables import Table, matrix_table
 
-COLUMNS = ["run", "model", "classes", "epochs (best)", "stopped", "training time",
-           "train loss", "train acc.", "val loss", "val acc.", "test loss", "test acc.",
-           "test acc. 95 % CI", "macro precision", "macro recall", "macro F1"]
-KINDS = ["", "", "", "", "", "s", "f4", "pct", "f4", "pct", "f4", "pct", "", "f3", "f3", "f3"]
+COLUMNS = ["run", "model", "init", "protocol", "classes", "epochs (best)", "stopped",
+           "training time", "train loss", "train acc.", "val loss", "val acc.",
+           "val macro recall", "test loss", "test acc.", "test acc. 95 % CI",
+           "macro precision", "macro recall", "macro F1", "collapsed"]
+KINDS = ["", "", "", "", "", "", "", "s", "f4", "pct", "f4", "pct", "f3", "f4", "pct", "",
+         "f3", "f3", "f3", ""]
 
 
 def _lookup(d: Mapping[str, Any], *candidates: str) -> Any:
@@ -74,6 +81,7 @@ def summarise_run(run: RunInfo) -> RunRow:
                                            "nothing to compare (did training finish?)")
     f, best = run.final, _best_row(run)
     v: dict[str, Any] = {"run": run.name, "model": run.model_name or None,
+                         "init": _init_label(run), "protocol": _protocol_label(run),
                          "classes": len(run.classes) if run.classes else None}
     n_epochs = len(run.history) or _lookup(f, "epochs", "epochs_run")
     best_epoch = _lookup(f, "best_epoch", "best.epoch") or best.get("epoch")
@@ -92,8 +100,10 @@ def summarise_run(run: RunInfo) -> RunRow:
         v[f"{split} acc."] = _split_value(f, split, "acc")
         if v[f"{split} acc."] is None:
             v[f"{split} acc."] = best.get(f"{split}_acc")
+    v["val macro recall"] = _lookup(f, "val_macro_recall")
     v["test loss"] = _split_value(f, "test", "loss")
     v["test acc."] = _split_value(f, "test", "acc")
+    v["collapsed"] = _collapse_label(run)
     row = RunRow(run, v)
     evs = run_evaluations(run)
     if evs:
@@ -114,6 +124,51 @@ def summarise_run(run: RunInfo) -> RunRow:
     for doc in _eval_docs(run.path):
         row.cross.update(_accuracies(doc))
     return row
+
+
+def _init_label(run: RunInfo) -> str | None:
+    """``ImageNet``, ``scratch`` or ``scratch (weights missing)`` from final_metrics.json's
+    ``init``; older runs: from the config (``pretrained: true`` could only run with them)."""
+    init = run.final.get("init")
+    if isinstance(init, str):
+        if init.startswith("imagenet"):
+            return "ImageNet"
+        return "scratch (weights missing)" if init.startswith("scratch:") else "scratch"
+    model = run.config.get("model") if isinstance(run.config.get("model"), dict) else {}
+    if model.get("weights") or model.get("pretrained") is True:
+        return "ImageNet"
+    if model.get("pretrained") is False:
+        return "scratch"
+    return None
+
+
+def _protocol_label(run: RunInfo) -> str | None:
+    text = run.final.get("protocol")
+    if not isinstance(text, str):
+        data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
+        text = data.get("protocol")
+    if not isinstance(text, str) or not text.strip():
+        return None
+    return text.split(":", 1)[0].strip()
+
+
+def _collapse_label(run: RunInfo) -> str:
+    """``""`` for a healthy run; else which split collapsed onto which class (from the stored
+    test predictions, so runs older than the flag are checked too, and final_metrics)."""
+    found = []
+    if run.predictions is not None:
+        c = collapse_from_proba(run.predictions.proba, run.predictions.classes)
+        if c["collapsed"]:
+            found.append(f"test: {c['top_class']} {100 * c['top_share']:.0f} %")
+    stored = run.final.get("collapse")
+    if isinstance(stored, Mapping):
+        for split in ("val", "test"):
+            c = stored.get(split)
+            if (isinstance(c, Mapping) and c.get("collapsed")
+                    and not any(x.startswith(f"{split}:") for x in found)):
+                found.append(f"{split}: {c.get('top_class')} "
+                             f"{100 * float(c.get('top_share', 1)):.0f} %")
+    return "; ".join(sorted(found, key=lambda x: x.startswith("test"))) if found else ""
 
 
 def _eval_docs(directory: Path) -> list[dict[str, Any]]:
@@ -198,8 +253,9 @@ def write_comparison(out: Path, table: Table, rows: Sequence[RunRow],
         (out / "cross_dataset.csv").write_text(cross.to_csv())
         files["cross_dataset.csv"] = out / "cross_dataset.csv"
     fig_paths = None
+    collapsed = [r.run.name for r in rows if r.values.get("collapsed")]
     if rows:
-        names = [r.run.name for r in rows]
+        names = [r.run.name + (" [collapsed]" if r.run.name in collapsed else "") for r in rows]
         fig = plots.comparison_figure(
             names, {"test accuracy": [r.values.get("test acc.") for r in rows],
                     "macro F1": [r.values.get("macro F1") for r in rows]},
@@ -208,6 +264,12 @@ def write_comparison(out: Path, table: Table, rows: Sequence[RunRow],
         files.update({f"comparison.{k}": p for k, p in fig_paths.items()})
     md = ["# Run comparison\n", table.to_markdown()]
     html_parts = ["<h1>Run comparison</h1>", table.to_html()]
+    if collapsed:
+        warn = (f"Collapsed runs (one class for at least {100 * COLLAPSE_SHARE:.0f} % of the "
+                "predictions): " + ", ".join(collapsed) + ". These are constant predictors; "
+                "their accuracy is the share of that class in the test set, not a result.")
+        md.append(f"\n> **{warn}**\n")
+        html_parts.append(f"<p class='missing'>{_html.escape(warn)}</p>")
     if fig_paths:
         md.append("![test accuracy and macro F1](comparison.png) ([SVG](comparison.svg))\n")
         html_parts.append(embed_png(fig_paths["png"], "test accuracy (95 % CI) and macro F1"))

@@ -22,6 +22,7 @@ import numpy as np
 from ekspresi import __version__
 from ekspresi.errors import BadInputError, EkspresiError
 from ekspresi.evaluate import plots
+from ekspresi.evaluate.collapse import collapse_from_proba, collapse_message
 from ekspresi.evaluate.evaluator import DatasetEvaluation, score
 from ekspresi.evaluate.gallery import select_gallery
 from ekspresi.evaluate.mapping import map_classes
@@ -336,6 +337,9 @@ def _render_dataset(doc: _Doc, ev: DatasetEvaluation, figs: Mapping[str, Mapping
                f"(95 % CI {100 * lo:.2f}–{100 * hi:.2f} %), macro F1 {m['macro_f1']:.3f}.")
     for note in info.get("notes", []):
         doc.para(note, "note")
+    collapse = collapse_from_proba(ev.proba, ev.classes)
+    if collapse["collapsed"]:
+        doc.para(collapse_message(collapse, ev.name), "missing")
     det = m.get("detection")
     if det:
         doc.para(f"Faces found by the {det['detector']} face detector in "
@@ -359,6 +363,10 @@ def _render_dataset(doc: _Doc, ev: DatasetEvaluation, figs: Mapping[str, Mapping
 
 def _render_run(doc: _Doc, run: RunInfo, figs: Mapping[str, Mapping[str, Path]]) -> None:
     doc.heading(f"Training run: {run.name}")
+    collapse = run.final.get("collapse")
+    if isinstance(collapse, Mapping) and collapse.get("collapsed"):
+        doc.para(str(collapse.get("message") or "collapsed model (one class predicted for "
+                                                 "nearly every image)"), "missing")
     if run.missing:
         doc.para("Files missing from the run directory (their parts are left out): "
                  + ", ".join(run.missing), "missing")

@@ -43,7 +43,12 @@ class FERModel(nn.Module):
 
     ``blocks`` names the backbone's freezable units in input-to-output order (qualified
     module names); "freeze the first N layers" means the first N of them. Frozen blocks
-    keep batch-norm statistics fixed (eval mode), like Keras' ``trainable=False``.
+    keep batch-norm statistics fixed (eval mode), like Keras' ``trainable=False``. A name
+    may repeat (a parameterless Keras layer such as padding is listed as the module before
+    it), so that block counts can follow another framework's layer numbering.
+
+    ``pretrained`` / ``init`` say where the weights started (ImageNet or from scratch, and
+    why), so a run trained from scratch is labelled as such in its metrics and reports.
     """
 
     def __init__(self, name: str, input_spec: InputSpec, backbone: nn.Module, head: nn.Module,
@@ -57,6 +62,8 @@ class FERModel(nn.Module):
         self.head = head
         self.block_names: tuple[str, ...] = tuple(blocks)
         self.frozen_blocks = 0
+        self.pretrained = False
+        self.init = "scratch"
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(self.adapter(x)))
@@ -72,9 +79,10 @@ class FERModel(nn.Module):
         if backbone and not blocks:  # a backbone without named blocks: freeze it whole
             for p in self.backbone.parameters():
                 p.requires_grad_(False)
-        for i, block in enumerate(blocks):
-            for p in block.parameters():
-                p.requires_grad_(i >= n)
+        frozen = set(self.block_names[:n])  # a repeated name is frozen if any copy is
+        for name in dict.fromkeys(self.block_names):
+            for p in self.get_submodule(name).parameters():
+                p.requires_grad_(name not in frozen)
         self.frozen_blocks = n
         self.train(self.training)
 
@@ -98,6 +106,20 @@ def conv_bn_relu(cin: int, cout: int, k: int = 3, stride: int = 1, groups: int =
         nn.BatchNorm2d(cout, eps=eps, momentum=momentum),
         nn.ReLU(inplace=True),
     )
+
+
+def glorot_uniform_(module: nn.Module) -> nn.Module:
+    """Keras' default initialisation: glorot (Xavier) uniform weights for every conv and
+    dense layer (fans include the kernel area, as in Keras) and zero biases. torch's default
+    (Kaiming uniform with a = sqrt(5), uniform biases) differs per layer: in paper 3's CNN
+    its weights are 3x larger in the first conv and 1.1-2.5x smaller in every later layer,
+    which changes how a Keras recipe trains."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
 
 
 def classifier(features: int, num_classes: int, dropout: float = 0.0) -> nn.Sequential:

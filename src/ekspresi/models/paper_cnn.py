@@ -5,14 +5,17 @@ Keras ``Sequential`` with 'same' padding: four conv blocks (64 3x3, 128 5x5, 512
 (256, 512; Dense -> BN -> ReLU -> Dropout 0.25), Dense(n). Batch-norm uses Keras' defaults
 (eps 1e-3, momentum 0.99 = torch momentum 0.01). At 48x48 and 7 classes it has exactly the
 thesis' 4,474,759 trainable parameters. The softmax is left to the loss / the caller: the
-model outputs logits like every other registry model.
+model outputs logits like every other registry model. ``init="glorot"`` starts from Keras'
+default initialisation (glorot uniform, zero biases) as the thesis did; the default keeps
+torch's.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from ekspresi.models.base import FERModel
+from ekspresi.errors import ConfigError
+from ekspresi.models.base import FERModel, glorot_uniform_
 from ekspresi.models.registry import register
 from ekspresi.preprocess import InputSpec
 
@@ -33,13 +36,19 @@ def _dense_block(fin: int, fout: int, dropout: float) -> nn.Sequential:
 @register("paper-cnn", summary="UII thesis CNN: 4 conv blocks + 2 dense blocks (paper 3)",
           input_size=48, channels=1)
 def build_paper_cnn(num_classes: int, input_size: int, pretrained: bool, weights: str | None,
-                    dropout: float = 0.25) -> FERModel:
+                    dropout: float = 0.25, init: str = "torch") -> FERModel:
     if input_size % 16:
         raise ValueError(f"paper-cnn needs an input size divisible by 16, got {input_size}")
+    if init not in ("torch", "glorot"):
+        raise ConfigError(f"model.options.init must be 'torch' or 'glorot', got {init!r}")
     backbone = nn.Sequential(_conv_block(1, 64, 3, dropout), _conv_block(64, 128, 5, dropout),
                              _conv_block(128, 512, 3, dropout), _conv_block(512, 512, 3, dropout))
     side = input_size // 16
     head = nn.Sequential(nn.Flatten(), _dense_block(512 * side * side, 256, dropout),
                          _dense_block(256, 512, dropout), nn.Linear(512, num_classes))
-    return FERModel("paper-cnn", InputSpec(size=input_size, channels=1), backbone, head,
-                    blocks=[f"backbone.{i}" for i in range(4)], num_classes=num_classes)
+    model = FERModel("paper-cnn", InputSpec(size=input_size, channels=1), backbone, head,
+                     blocks=[f"backbone.{i}" for i in range(4)], num_classes=num_classes)
+    if init == "glorot":
+        glorot_uniform_(model)
+        model.init = "scratch (glorot uniform)"
+    return model

@@ -7,10 +7,17 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ekspresi.errors import ConfigError
+from ekspresi.errors import ConfigError, ModelError
+
+log = logging.getLogger(__name__)
+
+#: ``pretrained`` value that uses ImageNet weights when the file is found offline and trains
+#: from scratch (labelled so in the model's ``init``) when it is not.
+IF_AVAILABLE = "if-available"
 
 #: Modules whose import registers builders (kept explicit: no plugin magic).
 _BUILDER_MODULES = ("ekspresi.models.paper_cnn", "ekspresi.models.transfer",
@@ -69,22 +76,45 @@ def get_info(name: str) -> ModelInfo:
 
 
 def build_model(name: str, num_classes: int = 7, *, input_size: int | None = None,
-                pretrained: bool = False, weights: str | None = None, **options):
+                pretrained: bool | str = False, weights: str | None = None, **options):
     """Build a :class:`~ekspresi.models.base.FERModel`. ``weights`` (a file path) implies
-    ``pretrained``; unknown ``options`` are a :class:`ConfigError` naming them."""
+    ``pretrained``; ``pretrained="if-available"`` uses the ImageNet file when it is found
+    offline and otherwise builds from scratch with a warning (the model's ``init`` says
+    so); unknown ``options`` are a :class:`ConfigError` naming them."""
     info = get_info(name)
     unknown = sorted(set(options) - set(info.options))
     if unknown:
         raise ConfigError(f"model {name!r} has no option(s) {unknown}; "
                           f"its options are {list(info.options)}")
+    if pretrained not in (False, True, IF_AVAILABLE):
+        raise ConfigError(f"model.pretrained must be true, false or {IF_AVAILABLE!r}, "
+                          f"got {pretrained!r}")
     if (pretrained or weights) and info.weights_file is None:
         raise ConfigError(f"model {name!r} has no pre-trained weights; "
                           "set model.pretrained: false")
     if num_classes < 2:
         raise ConfigError(f"a classifier needs at least 2 classes, got {num_classes}")
     size = int(input_size or info.input_size)
-    return info.builder(num_classes=num_classes, input_size=size,
-                        pretrained=bool(pretrained or weights), weights=weights, **options)
+    use, missing = bool(weights) or pretrained is True, ""
+    if pretrained == IF_AVAILABLE and not weights:
+        from ekspresi.models.weights import resolve_weights
+
+        try:
+            resolve_weights(info.weights_file)
+            use = True
+        except ModelError:
+            missing = f"scratch: ImageNet weights {info.weights_file} not found"
+            log.warning("model %s: %s offline; training from random initialisation (the run "
+                        "is labelled 'scratch'; pass --set model.weights=PATH to use them)",
+                        name, missing.split(": ", 1)[1])
+    model = info.builder(num_classes=num_classes, input_size=size, pretrained=use,
+                         weights=weights, **options)
+    model.pretrained = use
+    if use:
+        model.init = "imagenet" + (f" ({weights})" if weights else f" ({info.weights_file})")
+    elif missing:
+        model.init = missing
+    return model
 
 
 def list_models() -> list[dict]:

@@ -9,6 +9,16 @@
   GlobalAvgPool -> Dense(n) on a frozen backbone. Head ``gap`` (default): GlobalAvgPool ->
   Dropout 0.2 -> Dense(n), torchvision's own classifier shape.
 - ``resnet50`` and ``vgg19`` (paper 2): GlobalAvgPool -> Dense(n), everything trainable.
+  torchvision's ResNet50 is "v1.5" (stride 2 in the 3x3 conv of each first bottleneck, no
+  conv biases: 23,575,495 parameters with a 7-class head); Keras' ResNet50 (paper 2) is v1
+  (stride in the first 1x1 conv, convs with biases: 23,602,055). The weights file decides
+  which one can be loaded, so ours is v1.5; the difference is documented, not emulated.
+
+Freezing: ``freeze_first: N`` counts the backbone's blocks (MobileNetV2: its 18 feature
+stages). With ``freeze_units="keras"`` MobileNetV2 counts Keras' layers instead (input,
+each conv, batch-norm, ReLU, padding and add layer of ``keras.applications.MobileNetV2``),
+so ``freeze_first: 15`` freezes what paper 1's ``for layer in model.layers[:15]`` froze:
+Conv1 .. block_1_depthwise_BN, 4,608 trainable parameters.
 
 ImageNet weights come from :mod:`ekspresi.models.weights` (offline only).
 """
@@ -20,6 +30,7 @@ from collections import OrderedDict
 
 import torchvision
 from torch import nn
+from torchvision.ops.misc import Conv2dNormActivation
 
 from ekspresi.errors import ConfigError
 from ekspresi.models.base import FERModel, classifier
@@ -57,11 +68,43 @@ def _torchvision(ctor, file_name: str, pretrained: bool, weights: str | None) ->
     return net
 
 
+def keras_layer_blocks(backbone: nn.Sequential, prefix: str = "backbone") -> list[str]:
+    """Module names of a torchvision MobileNetV2 feature stack, one per layer of Keras'
+    MobileNetV2 in Keras' order (index 0 = the input layer -> our parameterless adapter).
+    Keras layers without parameters and without a torch module of their own (the
+    ZeroPadding2D before a stride-2 depthwise conv, the residual Add) repeat the name of
+    the layer before them, so the first N names cover exactly Keras' first N layers."""
+    names = ["adapter"]
+
+    def units(seq: nn.Sequential, where: str) -> None:
+        for j, c in enumerate(seq):
+            q = f"{where}.{j}"
+            if isinstance(c, Conv2dNormActivation):
+                conv = c[0]
+                if conv.groups > 1 and conv.stride[0] == 2:
+                    names.append(names[-1])  # Keras' block_N_pad
+                names.extend(f"{q}.{k}" for k in range(len(c)))
+            else:  # the projection conv and its batch-norm
+                names.append(q)
+
+    for i, m in enumerate(backbone):
+        where = f"{prefix}.{i}"
+        if isinstance(m, torchvision.models.mobilenetv2.InvertedResidual):
+            units(m.conv, f"{where}.conv")
+            if m.use_res_connect:
+                names.append(names[-1])  # Keras' block_N_add
+        elif isinstance(m, Conv2dNormActivation):
+            names.extend(f"{where}.{k}" for k in range(len(m)))
+        else:  # head a's tap: a partial inverted residual (expand, depthwise, project conv)
+            units(m, where)
+    return names
+
+
 @register("mobilenetv2", summary="torchvision MobileNetV2 (ImageNet) with paper heads a/b/c or gap",
           input_size=48, channels=3, weights_file=MOBILENET_FILE)
 def build_mobilenetv2(num_classes: int, input_size: int, pretrained: bool, weights: str | None,
                       head: str = "gap", dropout: float = 0.2,
-                      normalization: str = "imagenet") -> FERModel:
+                      normalization: str = "imagenet", freeze_units: str = "blocks") -> FERModel:
     feats = _torchvision(torchvision.models.mobilenet_v2, MOBILENET_FILE, pretrained,
                          weights).features
     spec = _input_spec(input_size, normalization)
@@ -80,9 +123,14 @@ def build_mobilenetv2(num_classes: int, input_size: int, pretrained: bool, weigh
         top = classifier(1280, num_classes, dropout if head == "gap" else 0.0)
     else:
         raise ConfigError(f"model.options.head must be a, b, c or gap, got {head!r}")
-    model = FERModel("mobilenetv2", spec, backbone, top,
-                     blocks=[f"backbone.{i}" for i in range(len(backbone))],
-                     num_classes=num_classes)
+    if freeze_units == "blocks":
+        blocks = [f"backbone.{i}" for i in range(len(backbone))]
+    elif freeze_units == "keras":
+        blocks = keras_layer_blocks(backbone)
+    else:
+        raise ConfigError(f"model.options.freeze_units must be 'blocks' or 'keras', "
+                          f"got {freeze_units!r}")
+    model = FERModel("mobilenetv2", spec, backbone, top, blocks=blocks, num_classes=num_classes)
     if head == "c":
         model.freeze(backbone=True)
     return model

@@ -1,5 +1,6 @@
-"""Early stopping and the wall-clock budget: the two reasons a run ends before its epochs.
-Both keep their state in plain dicts so checkpoints can restore them exactly."""
+"""Early stopping and the wall-clock budget (the two reasons a run ends before its epochs),
+and the reduce-on-plateau learning-rate rule. All keep their state in plain dicts so
+checkpoints can restore them exactly."""
 
 from __future__ import annotations
 
@@ -31,6 +32,78 @@ class Monitor:
     def load_state_dict(self, d: dict) -> None:
         for k, v in d.items():
             setattr(self, k, v)
+
+
+class Plateau:
+    """Keras' ``ReduceLROnPlateau``, rule for rule, because paper 1's result depends on it.
+
+    torch's ``ReduceLROnPlateau`` differs in three ways that matter there: it cuts after
+    ``patience + 1`` bad epochs (Keras after ``patience``), its default threshold is relative,
+    and it skips cuts smaller than 1e-8 instead of stopping at ``min_lr``. Here an epoch
+    improves when the monitor beats the best by more than ``min_delta`` (absolute); after
+    ``patience`` epochs in a row without improvement every learning rate is multiplied by
+    ``factor`` (not below ``min_lr``, and only while it is above ``min_lr``), the count
+    restarts, and the next ``cooldown`` epochs are not counted. ``step(value)`` is called
+    once per epoch with the monitored value (``mode`` ``max`` for accuracy).
+    """
+
+    def __init__(self, optimizer, *, mode: str = "min", factor: float = 0.1, patience: int = 10,
+                 min_delta: float = 1e-4, cooldown: int = 0, min_lr: float = 0.0):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be min or max, got {mode!r}")
+        if not 0 < factor < 1:
+            raise ValueError(f"factor must be in (0, 1), got {factor}")
+        self.optimizer = optimizer
+        self.mode, self.factor, self.patience = mode, float(factor), int(patience)
+        self.min_delta, self.cooldown, self.min_lr = abs(float(min_delta)), int(cooldown), float(min_lr)
+        self.best: float | None = None
+        self.wait = 0
+        self.cooldown_counter = 0
+        self.cuts: list[int] = []      # epochs (1-based) after which the rate was cut
+        self.epochs_seen = 0
+
+    def _improves(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.mode == "max":
+            return value - self.min_delta > self.best
+        return value + self.min_delta < self.best
+
+    def step(self, value: float) -> bool:
+        """Record one epoch's monitored value; True when the learning rate was cut."""
+        self.epochs_seen += 1
+        value = float(value)
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improves(value):
+            self.best, self.wait = value, 0
+            return False
+        if self.cooldown_counter > 0:
+            return False
+        self.wait += 1
+        if self.wait < self.patience:
+            return False
+        cut = False
+        for group in self.optimizer.param_groups:
+            old = float(group["lr"])
+            if old > self.min_lr:  # Keras compares with float32(min_lr); same for our values
+                group["lr"] = max(old * self.factor, self.min_lr)
+                cut = True
+        if cut:
+            self.cuts.append(self.epochs_seen)
+            self.cooldown_counter, self.wait = self.cooldown, 0
+        return cut
+
+    def get_last_lr(self) -> list[float]:
+        return [float(g["lr"]) for g in self.optimizer.param_groups]
+
+    def state_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k != "optimizer"}
+
+    def load_state_dict(self, d: dict) -> None:
+        for k, v in d.items():
+            setattr(self, k, list(v) if k == "cuts" else v)
 
 
 class TimeBudget:

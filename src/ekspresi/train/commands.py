@@ -24,6 +24,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", help="auto (CUDA when usable, the default), cpu, cuda or cuda:N; "
                    "overrides train.device. Several GPUs/machines: torchrun --nproc_per_node "
                    "N -m ekspresi train CONFIG")
+    p.add_argument("--weights", metavar="PATH", help="ImageNet weight file for the model "
+                   "(torchvision's, e.g. resnet50-0676ba61.pth); same as --set model.weights=PATH")
     p.set_defaults(func=run)
 
 
@@ -32,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from ekspresi.train.config import apply_overrides, parse_config, read_config_file
     from ekspresi.train.loop import CONFIG_FILE, run_training
 
+    if args.weights:
+        args.overrides.append(f"model.weights={args.weights}")
     if args.resume:
         run_dir = Path(args.resume)
         stored = run_dir / CONFIG_FILE

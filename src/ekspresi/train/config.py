@@ -51,13 +51,26 @@ class DataConfig:
     class_weights: bool = False          # weight the loss by inverse class frequency
     skip_bad: bool = False
     test_by_source: bool = True          # report test accuracy per dataset source too
+    # -- paper protocols (ekspresi.data.protocol), applied before class selection/splitting
+    optional_sources: list[str] = field(default_factory=list)  # used when the path exists
+    #                                      (e.g. KDEF), else noted in final_metrics.json
+    relabel: dict = field(default_factory=dict)  # class -> class, e.g. {contempt: neutral}
+    frames_per_sequence: int | None = None  # CK+: keep the last N frames of each sequence
+    kdef_views: list[str] | None = None  # KDEF views to keep (S = straight/frontal)
+    kdef_sessions: list[str] | None = None  # KDEF sessions to keep (A, B)
+    balance_scope: str = _choice("train", "pooled", default="train")  # pooled: balance all
+    #                                      data before the split (paper 3), so val/test too
+    protocol: str = ""                   # "paper: ..." or "ours: ..." (which protocol and why)
 
 
 @dataclass
 class ModelConfig:
     name: str = "fer-resnet"
     input_size: int | None = None        # default: the model's own size
-    pretrained: bool = False
+    # true: ImageNet weights (an error names the file when it is not found offline);
+    # "if-available": use them when found, else train from scratch, labelled "scratch" in
+    # final_metrics.json, reports and `ekspresi compare`
+    pretrained: bool | str = _choice(False, True, "if-available", default=False)
     weights: str | None = None           # explicit ImageNet weight file (implies pretrained)
     options: dict = field(default_factory=dict)  # builder options (see `ekspresi models`)
     freeze_first: int = 0                # freeze the first N backbone blocks
@@ -73,14 +86,22 @@ class OptimizerConfig:
     momentum: float = 0.9                # sgd, rmsprop
     nesterov: bool = False               # sgd
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    rho: float = 0.99                    # rmsprop's squared-gradient decay (torch alpha;
+    #                                      Keras' default is 0.9)
+    eps: float | None = None             # adam/adamw/rmsprop; None = torch's 1e-8 (Keras 1e-7)
 
 
 @dataclass
 class SchedulerConfig:
     name: str = _choice("none", "plateau", "cosine", "onecycle", default="none")
+    # plateau = Keras' ReduceLROnPlateau: after `patience` epochs in a row without an
+    # improvement of the monitor by more than `min_delta` (absolute), lr *= factor (not
+    # below min_lr), then `cooldown` epochs without counting.
     monitor: str = _choice("val_loss", "val_acc", default="val_loss")  # plateau
     factor: float = 0.1                  # plateau
     patience: int = 5                    # plateau
+    min_delta: float = 1e-4              # plateau (Keras' default)
+    cooldown: int = 0                    # plateau
     min_lr: float = 0.0
     warmup_epochs: float = 0.0           # cosine
     pct_start: float = 0.3               # onecycle
@@ -296,10 +317,25 @@ def _check(cfg: TrainConfig) -> TrainConfig:
         raise ConfigError(f"train.grad_clip: must be > 0, got {t.grad_clip}")
     if not d.sources:
         raise ConfigError("data.sources: give at least one dataset (e.g. fer2013:data/fer2013)")
+    if d.balance_scope == "pooled" and d.balance in (None, "none"):
+        raise ConfigError("data.balance_scope: pooled needs data.balance (undersample or "
+                          "oversample)")
+    if d.balance_scope == "pooled" and d.balance == "oversample":
+        raise ConfigError("data.balance_scope: pooled oversampling would copy training "
+                          "images into val/test; oversample the training part only")
     if d.use_splits and set(d.use_splits) - {"train", "val", "test"}:
         raise ConfigError(f"data.use_splits: use train, val, test; got {d.use_splits}")
     if len(t.optimizer.betas) != 2:
         raise ConfigError("train.optimizer.betas: expected two numbers")
+    if not 0 <= t.optimizer.rho < 1:
+        raise ConfigError(f"train.optimizer.rho: must be in [0, 1), got {t.optimizer.rho}")
+    if t.optimizer.eps is not None and t.optimizer.eps <= 0:
+        raise ConfigError(f"train.optimizer.eps: must be > 0, got {t.optimizer.eps}")
+    s = t.scheduler
+    if s.name == "plateau" and (not 0 < s.factor < 1 or s.patience < 0 or s.min_delta < 0
+                                or s.cooldown < 0 or s.min_lr < 0):
+        raise ConfigError("train.scheduler: plateau needs 0 < factor < 1 and patience, "
+                          "min_delta, cooldown, min_lr >= 0")
     if cfg.model.input_size is not None and cfg.model.input_size < 8:
         raise ConfigError(f"model.input_size: too small ({cfg.model.input_size})")
     return cfg

@@ -484,6 +484,17 @@ def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
         "train_img_per_s": round(float(np.median(rates)), 1) if rates else None,
         "distilled_from": list(cfg.train.distill.teachers) if cfg.train.distill else [],
     }
+    from ekspresi.evaluate.split_scores import run_scores  # papers' metrics + collapse flag
+
+    final.update(run_scores(val_labels=data.splits["val"].labels, val_logits=val_logits,
+                            test_labels=ts.labels, test_logits=test_logits,
+                            test_sources=ts.sources, classes=data.classes,
+                            by_source=cfg.data.test_by_source,
+                            official_split=cfg.data.split == "official"),
+                 pretrained=getattr(model, "pretrained", False),
+                 init=getattr(model, "init", "scratch"), protocol=cfg.data.protocol)
+    if final["collapse"]["collapsed"]:
+        log.warning(final["collapse"]["message"])
     write_json(tr.run_dir / "final_metrics.json", final)
     # The selected weights alone (no optimiser state): what teachers and archives use.
     ckpt.save(tr.run_dir / FINAL_WEIGHTS, {"model": _cpu(model.state_dict()),
