@@ -159,9 +159,11 @@ def test_ray_needs_parquet_output_and_the_extra(mixed, tmp_path, capsys, monkeyp
     assert code == 2 and "pip install 'ekspresi[distributed]'" in capsys.readouterr().err
 
 
-def test_video_is_cut_into_frame_ranges(mixed):
-    units = [u for u in plan_units([str(mixed / "clip.mp4")], recursive=False, chunk_frames=5)]
+def test_video_is_cut_into_frame_ranges_and_sources_counted_once(mixed):
+    clip = str(mixed / "clip.mp4")
+    units = plan_units([clip, clip], recursive=False, chunk_frames=5)
     assert [(u.start, u.end) for u in units] == [(0, 5), (5, 10), (10, None)]
+    assert [u.work for u in units] == [5, 5, 2]
 
 
 @needs_ray

@@ -90,14 +90,18 @@ def video_frame_count(path: str) -> int:
 
 
 def plan_units(paths: list[str], *, recursive: bool, chunk_frames: int) -> list[Unit]:
-    """Sources in the same order and with the same checks as ``ekspresi predict``; videos
-    cut into ``chunk_frames`` frame ranges."""
+    """Sources in the same order and with the same checks as ``ekspresi predict`` (each
+    once); videos cut into ``chunk_frames`` frame ranges."""
     from ekspresi.infer.commands import expand_paths
     from ekspresi.infer.video import is_video
 
     units: list[Unit] = []
+    seen: set[str] = set()
     for path, problem in expand_paths(paths, recursive):
         source, absolute = str(path), str(path.resolve())
+        if source in seen:          # given twice (a file and its folder): one source
+            continue
+        seen.add(source)
         if problem:
             units.append(Unit(source, absolute, "image", error=problem))
         elif not is_video(path):
