@@ -51,7 +51,6 @@ def predict(sources: str | Path | Sequence[str | Path], output: str | Path, *,
             chunk_frames: int = DEFAULT_CHUNK_FRAMES,
             images_per_task: int = DEFAULT_IMAGES_PER_TASK, flush_sources: int = 64,
             flush_seconds: float = 30.0, progress: bool | None = None,
-            on_progress: Callable[[int], Any] | None = None,
             on_written: Callable[[list[str]], Any] | None = None) -> JobResult:
     """Faces and expressions of every image and video in ``sources`` into the Parquet
     folder ``output`` (one row per face), resuming: sources already there are skipped.
@@ -61,9 +60,8 @@ def predict(sources: str | Path | Sequence[str | Path], output: str | Path, *,
     default all), ``workers`` actors (default: one per cluster CPU), videos cut into
     ``chunk_frames`` frame ranges. Detector/model options are those of ``Recognizer``;
     ``every``: analyse every N-th video frame. ``progress``: the terminal progress bar
-    (``None``: when stderr is a terminal); ``on_progress(n)`` is called as n more images /
-    video frames are done (a video range counts when it comes back from its worker);
-    ``on_written(sources)`` after each partition is safely on disk. A missing model, an unknown detector or an unreachable
+    (``None``: when stderr is a terminal); ``on_written(sources)`` is called after each
+    partition is safely on disk. A missing model, an unknown detector or an unreachable
     cluster raise an :class:`~ekspresi.errors.EkspresiError` before any work; a bad file
     becomes an error row and the job goes on.
     """
@@ -103,8 +101,6 @@ def predict(sources: str | Path | Sequence[str | Path], output: str | Path, *,
         nonlocal items
         items += n
         bar.update(n)
-        if on_progress:
-            on_progress(n)
 
     def written(batch: list[SourceResult]) -> None:
         if batch and on_written:
