@@ -177,6 +177,7 @@ def test_unreachable_cluster_is_a_clear_error(mixed, tmp_path, capsys):
         pytest.skip("a Ray is already initialised in this process")
     with pytest.raises(ClusterError, match="cannot reach the Ray cluster"):
         predict([PHOTO], tmp_path / "r.parquet", engine="ray", address=f"127.0.0.1:{port}")
+    assert not (tmp_path / "r.parquet").exists()     # failed before planning or writing
     code = main(["predict", str(PHOTO), "--engine", "ray", "--address", f"127.0.0.1:{port}",
                  "-o", str(tmp_path / "r2.parquet")])
     err = capsys.readouterr().err

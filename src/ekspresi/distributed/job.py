@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 import time
-from contextlib import closing
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,18 +78,33 @@ def predict(sources: str | Path | Sequence[str | Path], output: str | Path, *,
     settings = Settings(model_dir, sha, detector, min_face_size, score_threshold, max_faces,
                         margin, align, every, threads, chunk_frames, images_per_task)
     recognizer = settings.make_recognizer()     # unknown detector / bad options fail here
+    started = False
+    if engine == "ray":     # a missing extra or a cluster that is not there fails here
+        from ekspresi.distributed import ray_engine
+
+        started = ray_engine.connect(address, num_cpus)
+    try:
+        return _predict(recognizer, settings, sources, output, engine=engine,
+                        workers=workers, recursive=recursive, flush_sources=flush_sources,
+                        flush_seconds=flush_seconds, progress=progress, on_written=on_written,
+                        t0=t0)
+    finally:
+        if started:         # a Ray this call started or joined; a notebook's stays up
+            ray_engine.import_ray().shutdown()
+
+
+def _predict(recognizer, settings: Settings, sources, output, *, engine: str,
+             workers: int | None, recursive: bool, flush_sources: int, flush_seconds: float,
+             progress: bool | None, on_written: Callable[[list[str]], Any] | None,
+             t0: float) -> JobResult:
     paths = [str(sources)] if isinstance(sources, (str, Path)) else [str(s) for s in sources]
     units = plan_units(paths, recursive=recursive,
-                       chunk_frames=chunk_frames if engine == "ray" else 1 << 62)
+                       chunk_frames=settings.chunk_frames if engine == "ray" else 1 << 62)
     store = ResultStore(output, settings.identity(), recognizer.classes,
                         flush_sources=flush_sources, flush_seconds=flush_seconds)
     todo = [u for u in units if u.source not in store.done]
     todo_sources = {u.source for u in todo}
     skipped = len({u.source for u in units} - todo_sources)
-    if engine == "ray":
-        from ekspresi.distributed import ray_engine
-
-        ray_engine.import_ray()     # a missing extra fails before the progress bar
     from tqdm import tqdm
 
     bar = tqdm(total=sum(u.work for u in todo), unit="item", desc=f"predict ({engine})",
@@ -108,11 +123,12 @@ def predict(sources: str | Path | Sequence[str | Path], output: str | Path, *,
 
     try:
         if engine == "ray":
-            results = ray_engine.run(todo, settings, address=address, workers=workers,
-                                     num_cpus=num_cpus, progress=advance)
+            from ekspresi.distributed import ray_engine
+
+            results = ray_engine.run(todo, settings, workers=workers, progress=advance)
         else:
             results = _run_local(todo, settings, recognizer, advance)
-        with closing(results):      # stops the engine (and a Ray it started) on Ctrl-C
+        with closing(results):      # stops the engine's work on Ctrl-C
             for res in results:
                 written(store.add(res))
     finally:

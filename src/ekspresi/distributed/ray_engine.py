@@ -91,42 +91,36 @@ class RecognizerWorker:
         return {"results": np.array(out, dtype=object)}
 
 
-def run(units: list[Unit], settings: Settings, *, address: str | None = None,
-        workers: int | None = None, num_cpus: int | None = None,
+def run(units: list[Unit], settings: Settings, *, workers: int | None = None,
         progress: Callable[[int], Any] | None = None) -> Iterator[SourceResult]:
-    """Yields each source once all its units are back (in completion order)."""
+    """On the Ray this process is connected to (:func:`connect`): yields each source once
+    all its units are back (in completion order)."""
     if not units:
         return
     ray = import_ray()
-    started = connect(address, num_cpus)
-    try:
-        ctx = ray.data.DataContext.get_current()
-        ctx.enable_progress_bars = False       # ours counts images and frames instead
-        ctx.print_on_execution_start = False
-        logging.getLogger("ray.data").setLevel(logging.ERROR)
-        tasks = make_tasks(units, settings.images_per_task)
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        size = max(1, min(workers or cpus, len(tasks)))
-        ds = ray.data.from_items([{"task": units_to_json(t)} for t in tasks],
-                                 override_num_blocks=min(len(tasks), MAX_BLOCKS))
-        ds = ds.map_batches(RecognizerWorker,
-                            fn_constructor_kwargs={"settings": settings.to_dict()},
-                            batch_size=1, batch_format="numpy",
-                            compute=ray.data.ActorPoolStrategy(size=size), num_cpus=1)
-        expected: dict[str, int] = {}
-        for u in units:
-            expected[u.source] = expected.get(u.source, 0) + 1
-        parts: dict[str, list[UnitResult]] = {}
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            for blob in batch["results"]:
-                for res in pickle.loads(blob):
-                    if progress:
-                        progress(res.frames_read if res.unit.kind == "video" else 1)
-                    got = parts.setdefault(res.unit.source, [])
-                    got.append(res)
-                    if len(got) == expected[res.unit.source]:
-                        del parts[res.unit.source]
-                        yield assemble(res.unit.source, res.unit.kind, got, settings.every)
-    finally:
-        if started:
-            ray.shutdown()
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False       # ours counts images and frames instead
+    ctx.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
+    tasks = make_tasks(units, settings.images_per_task)
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    size = max(1, min(workers or cpus, len(tasks)))
+    ds = ray.data.from_items([{"task": units_to_json(t)} for t in tasks],
+                             override_num_blocks=min(len(tasks), MAX_BLOCKS))
+    ds = ds.map_batches(RecognizerWorker, fn_constructor_kwargs={"settings": settings.to_dict()},
+                        batch_size=1, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=size), num_cpus=1)
+    expected: dict[str, int] = {}
+    for u in units:
+        expected[u.source] = expected.get(u.source, 0) + 1
+    parts: dict[str, list[UnitResult]] = {}
+    for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+        for blob in batch["results"]:
+            for res in pickle.loads(blob):
+                if progress:
+                    progress(res.frames_read if res.unit.kind == "video" else 1)
+                got = parts.setdefault(res.unit.source, [])
+                got.append(res)
+                if len(got) == expected[res.unit.source]:
+                    del parts[res.unit.source]
+                    yield assemble(res.unit.source, res.unit.kind, got, settings.every)
