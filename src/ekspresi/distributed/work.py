@@ -1,0 +1,204 @@
+"""The work itself: a task of units through one Recognizer (what each Ray actor runs), the
+same sources one by one as ``ekspresi predict`` does (the local engine), and the assembly of
+a video's frame ranges back into one result.
+
+Both engines produce :class:`SourceResult` objects from the same detector, crops and
+classifier; the Ray path differs only in *how* the work is cut (frame ranges read after a
+seek, all faces of a task classified in one batched call), and the tests check that this
+changes nothing in the rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ekspresi.distributed.plan import Unit
+from ekspresi.errors import BadInputError, EkspresiError
+from ekspresi.infer.types import Face
+
+#: One analysed image or frame: (frame index or None for images, time in s or None, faces).
+Entry = tuple[int | None, float | None, list[Face]]
+
+
+@dataclass
+class UnitResult:
+    unit: Unit
+    entries: list[Entry] = field(default_factory=list)
+    frames_read: int = 0
+    video: dict[str, Any] = field(default_factory=dict)     # fps, width, height
+    error: str | None = None
+
+
+@dataclass
+class SourceResult:
+    """Everything the output needs about one source; ``entries`` of a video are its
+    analysed frames in order, faces carrying track ids."""
+
+    source: str
+    kind: str
+    entries: list[Entry] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def error_text(exc: BaseException, unit: Unit) -> str:
+    """The problem, without the file name when the error names our own source (as
+    ``ekspresi predict`` reports it); unexpected exceptions keep their type."""
+    if isinstance(exc, BadInputError) and exc.path in (unit.source, unit.path):
+        return exc.problem
+    if isinstance(exc, EkspresiError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+# -- the Ray worker's path ----------------------------------------------------------------------
+def _seek(cap, path: str, start: int):
+    """A capture positioned at frame ``start``: a container seek, checked; where the backend
+    cannot seek exactly, the video is reopened and ``start`` frames are skipped."""
+    import cv2
+
+    from ekspresi.infer.video import open_video
+
+    if start == 0:
+        return cap
+    if cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == start:
+        return cap
+    cap.release()
+    cap = open_video(path)
+    for _ in range(start):
+        if not cap.grab():
+            break
+    return cap
+
+
+def _video_frames(unit: Unit, every: int, result: UnitResult):
+    """Yields (index, time, frame) for the analysed frames of ``unit``; counts every frame
+    read in ``result.frames_read``."""
+    import cv2
+
+    from ekspresi.infer.video import open_video
+
+    cap = open_video(unit.path)
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+        result.video = {"fps": fps, "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                        "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))}
+        cap = _seek(cap, unit.path, unit.start)
+        index = unit.start
+        while unit.end is None or index < unit.end:
+            if index % every == 0:
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                result.frames_read += 1
+                yield index, (index / fps if fps > 0 else 0.0), frame
+            else:
+                if not cap.grab():
+                    return
+                result.frames_read += 1
+            index += 1
+    finally:
+        cap.release()
+
+
+def process_task(recognizer, units: list[Unit], every: int) -> list[UnitResult]:
+    """Detect and crop faces in every image / analysed frame of ``units``, then classify all
+    crops in ONE batched classifier call. A unit that fails becomes an error result; the
+    others go on."""
+    from ekspresi.imaging import read_image
+
+    results: list[UnitResult] = []
+    pending: list[tuple[UnitResult, int | None, float | None, list, list[float]]] = []
+    crops: list[np.ndarray] = []
+    for unit in units:
+        res = UnitResult(unit)
+        results.append(res)
+        mark_pending, mark_crops = len(pending), len(crops)
+        try:
+            if unit.error:
+                raise BadInputError(unit.source, unit.error)
+            if unit.kind == "image":
+                frames = [(None, None, read_image(unit.path, name=unit.source))]
+            else:
+                frames = _video_frames(unit, every, res)
+            for index, t, image in frames:
+                detections = recognizer.detector.detect(image)
+                batch, _, angles = recognizer.crop_faces(image, detections)
+                crops.extend(batch)
+                pending.append((res, index, t, detections, angles))
+            if unit.kind == "video" and unit.start == 0 and res.frames_read == 0:
+                raise BadInputError(unit.source, "no frames could be decoded "
+                                                 "(corrupt or empty video)")
+        except Exception as exc:  # noqa: BLE001 - one bad file must not stop the job
+            del pending[mark_pending:], crops[mark_crops:]
+            res.error = error_text(exc, unit)
+    proba = recognizer.classifier.predict_proba(np.stack(crops)) if crops else np.zeros((0, 0))
+    classes = recognizer.classes
+    row = 0
+    for res, index, t, detections, angles in pending:
+        faces = []
+        for det, angle in zip(detections, angles):
+            p = proba[row]
+            row += 1
+            faces.append(Face(box=tuple(int(v) for v in det.box),
+                              detection_score=float(det.score),
+                              scores={c: float(v) for c, v in zip(classes, p)},
+                              landmarks=det.landmarks,
+                              extra={"rotation": round(angle, 2)} if angle else {}))
+        res.entries.append((index, t, faces))
+    return results
+
+
+def assemble(source: str, kind: str, parts: list[UnitResult], every: int) -> SourceResult:
+    """One source from its units (a video's frame ranges in any order): frames in order,
+    track ids given by the same tracker, with the same settings, as ``analyze_video``."""
+    from ekspresi.infer.video import IouTracker
+
+    parts = sorted(parts, key=lambda r: r.unit.start)
+    failed = [r for r in parts if r.error]
+    if failed:
+        return SourceResult(source, kind, error=failed[0].error)
+    if kind == "image":
+        return SourceResult(source, kind, entries=parts[0].entries)
+    frames_read = sum(r.frames_read for r in parts)
+    if frames_read == 0:
+        return SourceResult(source, kind,
+                            error="no frames could be decoded (corrupt or empty video)")
+    video = parts[0].video
+    fps = video.get("fps", 0.0)
+    tracker = IouTracker(max_age=max(2, int(round((fps or 25) / every))))
+    entries = [(i, t, tracker.update(faces)) for r in parts for i, t, faces in r.entries]
+    info = {"frames_read": frames_read, "frames_analyzed": len(entries), **video}
+    return SourceResult(source, kind, entries=entries, info=info)
+
+
+# -- the local engine's path --------------------------------------------------------------------
+def analyze_source(recognizer, unit: Unit, every: int,
+                   progress: Callable[[int], Any] | None = None) -> SourceResult:
+    """One whole source in this process, exactly as ``ekspresi predict`` analyses it;
+    ``progress(n)`` after each image (read or not) / video frame read."""
+    from ekspresi.imaging import read_image
+    from ekspresi.infer.video import analyze_video
+
+    try:
+        if unit.kind == "image":     # also the planned errors (missing path, empty folder)
+            try:
+                if unit.error:
+                    raise BadInputError(unit.source, unit.error)
+                image = read_image(unit.path, name=unit.source)
+                faces = recognizer.analyze(image, name=unit.source)
+            finally:
+                if progress:
+                    progress(1)
+            return SourceResult(unit.source, unit.kind, entries=[(None, None, faces)])
+        v = analyze_video(recognizer, unit.source, every=every, progress=progress)
+        entries = [(r["frame"], r["frame"] / v["fps"] if v["fps"] > 0 else 0.0, r["faces"])
+                   for r in v["timeline"]]
+        info = {k: v[k] for k in ("frames_read", "frames_analyzed", "fps", "width", "height")}
+        return SourceResult(unit.source, unit.kind, entries=entries, info=info)
+    except Exception as exc:  # noqa: BLE001 - one bad file must not stop the job
+        return SourceResult(unit.source, unit.kind, error=error_text(exc, unit))
