@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ekspresi.labels import CLASSES
 from test_web_support import (LiveServer, face_photo_path, png_bytes, tiny_bundle,  # noqa: F401
                               web_engine)
 
@@ -292,3 +293,112 @@ def test_mobile_layout(page, browser):
     page.click(".nav-toggle-label")
     assert page.locator("nav.nav").is_visible()
     shot(page, "home_mobile")
+
+
+# -- several images, downloads, labels -------------------------------------------------------
+
+def two_face_jpeg(photo: Path, out: Path) -> Path:
+    """The face photo beside its mirror image: one picture with two faces close together."""
+    import cv2
+
+    face = cv2.imread(str(photo))
+    cv2.imwrite(str(out), np.concatenate([face, face[:, ::-1]], axis=1))
+    return out
+
+
+def test_several_files_results_table_and_downloads(page, photo, tmp_path):
+    import csv
+    import io
+
+    import cv2
+
+    two = two_face_jpeg(photo, tmp_path / "two_faces.jpg")
+    flat = tmp_path / "flat.png"
+    flat.write_bytes(png_bytes(np.full((240, 320, 3), 128, np.uint8)))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    page.goto(page.base + "/image")
+    page.set_input_files("#file-input", [str(photo), str(two), str(flat), str(notes)])
+    wait_until(page, "[...document.querySelectorAll('#batch-table tbody tr')]"
+                     ".filter(r => ['done', 'error'].includes(r.dataset.status)).length === 4")
+    rows = page.locator("#batch-table tbody tr")
+    assert rows.count() == 4
+    texts = rows.all_inner_texts()
+    assert [r.split("\t")[2].strip() for r in texts[:3]] == ["1", "2", "0"]
+    assert "no face found" in texts[2]
+    assert "415" in texts[3] and rows.nth(3).get_attribute("data-status") == "error"
+    assert "4 files, 1 failed" in page.locator("#batch-progress").inner_text()
+    # the first image is shown; choosing a row shows that one
+    assert page.locator("#result-name").inner_text() == photo.name
+    rows.nth(1).click()
+    page.wait_for_selector("#faces .face-card >> nth=1")
+    wait_until(page, "document.querySelector('#annotated').dataset.faces === '2'")
+    assert page.locator("#result-name").inner_text() == "two_faces.jpg"
+    # the tags of the two faces do not overlap, stay inside the canvas, and are 13 CSS px
+    labels, width, shown, font = page.evaluate("""(() => { const c = document.querySelector('#annotated');
+        return [JSON.parse(c.dataset.labels), c.width, c.getBoundingClientRect().width,
+                parseFloat(c.dataset.font)]; })()""")
+    assert len(labels) == 2
+    (ax, ay, aw, ah), (bx, by, bw, bh) = labels
+    assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay
+    assert all(x >= 0 and x + w <= width + 1 for x, _, w, _ in labels)
+    assert abs(font * shown / width - 13) <= 1
+    # hovering a face card highlights its box (and only changes the picture while hovered)
+    before = page.evaluate("document.querySelector('#annotated').toDataURL()")
+    page.hover("#faces .face-card >> nth=1")
+    wait_until(page, "document.querySelector('#annotated').dataset.highlight === '1'")
+    assert page.evaluate("document.querySelector('#annotated').toDataURL()") != before
+    shot(page, "image_batch")
+    page.mouse.move(0, 0)
+    wait_until(page, "document.querySelector('#annotated').dataset.highlight === '-1'")
+    # downloads: the annotated picture, this image's CSV/JSON, and everything as CSV/JSON
+    with page.expect_download() as dl:
+        page.click("#download-image")
+    assert dl.value.suggested_filename == "two_faces.annotated.png"
+    png = cv2.imdecode(np.frombuffer(Path(dl.value.path()).read_bytes(), np.uint8), 1)
+    assert png.shape[:2] == (512, 1024)
+    with page.expect_download() as dl:
+        page.click("#download-csv")
+    one = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert [r["face"] for r in one] == ["1", "2"] and all(r["file"] == "two_faces.jpg" for r in one)
+    with page.expect_download() as dl:
+        page.click("#download-all-csv")
+    table = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert [r["file"] for r in table] == [photo.name, "two_faces.jpg", "two_faces.jpg",
+                                          "flat.png", "notes.txt"]
+    assert "415" in table[-1]["error"] and table[3]["label"] == ""
+    assert abs(sum(float(table[0][f"p_{c}"]) for c in CLASSES) - 1) < 1e-3
+    with page.expect_download() as dl:
+        page.click("#download-all-json")
+    saved = json.loads(Path(dl.value.path()).read_text())
+    assert [len(r.get("faces", [])) for r in saved["results"]] == [1, 2, 0, 0]
+    assert "error" in saved["results"][3] and "preview" not in saved["results"][0]
+
+
+def test_folder_picker_and_dropped_folder(page, photo, tmp_path):
+    folder = tmp_path / "album"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(photo, folder / "a.jpg")
+    two_face_jpeg(photo, folder / "sub" / "b.jpg")
+    (folder / "readme.txt").write_text("skipped: not an image")
+    page.goto(page.base + "/image")
+    page.set_input_files("#folder-input", str(folder))
+    wait_until(page, "[...document.querySelectorAll('#batch-table tbody tr')]"
+                     ".filter(r => r.dataset.status === 'done').length === 2")
+    names = page.locator("#batch-table .file-name").all_inner_texts()
+    assert names == ["album/a.jpg", "album/sub/b.jpg"]
+
+
+@pytest.mark.parametrize("boxes", [
+    [[10, 5, 60, 60], [40, 5, 60, 60], [70, 5, 60, 60], [100, 5, 60, 60]],
+    [[0, 0, 50, 50]] * 5,
+    [[300, 200, 40, 40], [310, 210, 40, 40], [0, 230, 30, 20]],
+])
+def test_label_layout_in_browser(page, boxes):
+    page.goto(page.base + "/image")
+    rects = page.evaluate("([boxes]) => Ekspresi.layoutLabels(boxes, boxes.map(() => [90, 20]), 400, 250)"
+                          ".map(r => [r.x, r.y, r.w, r.h])", [boxes])
+    for i, (x, y, w, h) in enumerate(rects):
+        assert 0 <= x and x + w <= 400 and 0 <= y and y + h <= 250
+        for (x2, y2, w2, h2) in rects[i + 1:]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, rects

@@ -46,29 +46,90 @@ const Ekspresi = (() => {
     return box;
   }
 
-  /* Boxes and "label 87 %" tags on a 2-D canvas context; `scale` maps image pixels to
-     canvas pixels. */
+  /* Canvas pixels per CSS pixel as the canvas is displayed (object-fit: contain or
+     width: 100 %), so labels can be sized for the screen, not for the image. */
+  function canvasPxPerCssPx(canvas) {
+    const r = canvas.getBoundingClientRect();
+    if (!r.width || !r.height || !canvas.width || !canvas.height) return 1;
+    return 1 / Math.min(r.width / canvas.width, r.height / canvas.height);
+  }
+
+  function overlaps(a, b) {
+    return a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h;
+  }
+
+  /* Place one w×h tag per box so that no two tags overlap and each stays inside the W×H
+     canvas: above the box, else inside its top edge, else below it, else the nearest free
+     row further down (then up). Pure geometry, so it can be tested without drawing. */
+  function layoutLabels(boxes, sizes, W, H) {
+    const placed = [];
+    boxes.forEach(([x, y, w, h], i) => {
+      const [tw, th] = sizes[i];
+      const cx = Math.max(0, Math.min(x, W - tw));
+      const clampY = (v) => Math.max(0, Math.min(v, H - th));
+      const tries = [y - th, y, y + h];
+      for (let k = 1; k <= Math.ceil(H / th); k++) tries.push(y + h + k * th, y - th - k * th);
+      let rect = null;
+      for (const ty of tries) {
+        const r = { x: cx, y: clampY(ty), w: tw, h: th };
+        if (!placed.some((p) => overlaps(p, r))) { rect = r; break; }
+      }
+      placed.push(rect || { x: cx, y: clampY(y - th), w: tw, h: th });
+    });
+    return placed;
+  }
+
+  /* Boxes and "2. happy 87%" tags on a 2-D canvas context; `scale` maps image pixels to
+     canvas pixels. Tags never overlap each other and keep a fixed size on screen whatever
+     the image's resolution. opts: numbered (prefix the face number), highlight (index of
+     the face to emphasise, the others are dimmed), mirror (flip x, for a mirrored video). */
   function drawFaces(ctx, faces, scale, opts = {}) {
-    const side = Math.max(ctx.canvas.width, ctx.canvas.height);
-    const line = Math.max(2, Math.round(side / 320));
-    const font = Math.max(12, Math.round(side / 42));
-    ctx.lineWidth = line;
+    const k = opts.pxPerCss || canvasPxPerCssPx(ctx.canvas);
+    const W = ctx.canvas.width, H = ctx.canvas.height;
+    const line = Math.max(1, 2 * k);
+    const font = Math.round(13 * k);
+    const pad = Math.round(4 * k);
     ctx.font = `600 ${font}px system-ui, sans-serif`;
     ctx.textBaseline = "top";
-    faces.forEach((f, i) => {
+    const boxes = faces.map((f) => {
       const [x, y, w, h] = f.box.map((v) => v * scale);
-      const c = color(f.label);
-      ctx.strokeStyle = c;
-      ctx.strokeRect(x, y, w, h);
-      const text = `${opts.numbered ? i + 1 + ". " : ""}${f.label} ${Math.round(f.confidence * 100)}%`;
-      const tw = ctx.measureText(text).width + 10;
-      const th = font + 8;
-      const ty = y - th >= 0 ? y - th : y + h;
-      ctx.fillStyle = c;
-      ctx.fillRect(x - line / 2, ty, tw, th);
-      ctx.fillStyle = "#fff";
-      ctx.fillText(text, x + 5 - line / 2, ty + 4);
+      return [opts.mirror ? W - x - w : x, y, w, h];
     });
+    const texts = faces.map((f, i) => `${opts.numbered ? i + 1 + ". " : ""}${f.label} ${Math.round(f.confidence * 100)}%`);
+    const sizes = texts.map((t) => [ctx.measureText(t).width + 2 * pad, font + 2 * pad]);
+    const labels = layoutLabels(boxes, sizes, W, H);
+    const hi = opts.highlight === undefined ? -1 : opts.highlight;
+    faces.forEach((f, i) => {
+      const [x, y, w, h] = boxes[i];
+      const c = color(f.label);
+      ctx.globalAlpha = hi >= 0 && hi !== i ? 0.35 : 1;
+      ctx.strokeStyle = c;
+      ctx.lineWidth = hi === i ? line * 2.5 : line;
+      ctx.strokeRect(x, y, w, h);
+      if (hi === i) {
+        ctx.fillStyle = c;
+        ctx.globalAlpha = 0.18;
+        ctx.fillRect(x, y, w, h);
+        ctx.globalAlpha = 1;
+      }
+      const r = labels[i];
+      ctx.fillStyle = c;
+      ctx.fillRect(r.x, r.y, r.w, r.h);
+      ctx.fillStyle = labelInk(c);
+      ctx.fillText(texts[i], r.x + pad, r.y + pad);
+    });
+    ctx.globalAlpha = 1;
+    ctx.canvas.dataset.labels = JSON.stringify(labels.map((r) => [r.x, r.y, r.w, r.h].map(Math.round)));
+    ctx.canvas.dataset.font = String(font);
+    return labels;
+  }
+
+  /* Black or white text, whichever contrasts more with the tag's colour (WCAG luminance). */
+  function labelInk(hex) {
+    const lin = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
+      .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
+    const L = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+    return (L + 0.05) / 0.05 > 1.05 / (L + 0.05) ? "#000" : "#fff";
   }
 
   function showMessage(node, text, kind = "") {
@@ -97,37 +158,99 @@ const Ekspresi = (() => {
     return body;
   }
 
-  /* Wire a .dropzone: click-to-choose, drag-and-drop and paste all call onFile(file). */
-  function setupDropzone(zone, onFile) {
-    const input = zone.querySelector("input[type=file]");
+  const IMAGE_EXT = /\.(jpe?g|jfif|png|webp|bmp|tiff?|gif|pgm|ppm|pbm)$/i;
+
+  /* Every file under the dropped folders (FileSystemEntry API), images only. */
+  async function filesFromEntries(entries) {
+    const out = [];
+    const walk = async (entry) => {
+      if (entry.isFile) {
+        const file = await new Promise((ok, fail) => entry.file(ok, fail));
+        if (IMAGE_EXT.test(file.name)) out.push(file);
+      } else if (entry.isDirectory) {
+        const reader = entry.createReader();
+        for (;;) {
+          const batch = await new Promise((ok, fail) => reader.readEntries(ok, fail));
+          if (!batch.length) break;
+          for (const e of batch) await walk(e);
+        }
+      }
+    };
+    for (const e of entries) await walk(e);
+    return out.sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /* Wire a .dropzone: the file picker, drag-and-drop and paste call onFiles(files). With
+     data-multiple the picker takes several files, a folder button (#choose-folder) takes
+     a whole folder, and dropped folders are walked; otherwise only the first file counts. */
+  function setupDropzone(zone, onFiles) {
+    const input = zone.querySelector("#file-input");
+    const folderInput = zone.querySelector("#folder-input");
+    const multiple = zone.dataset.multiple === "true";
     const maxBytes = parseFloat(zone.dataset.maxMb || "10") * 1e6;
-    const accept = (file, message) => {
-      if (!file) return;
-      if (file.size > maxBytes) {
-        showMessage(message, `That file is ${(file.size / 1e6).toFixed(1)} MB; the limit is ${zone.dataset.maxMb} MB.`, "error");
+    const message = document.getElementById("message");
+    const accept = (files) => {
+      files = [...files].filter(Boolean);
+      if (!multiple) files = files.slice(0, 1);
+      if (!files.length) return;
+      if (files.length === 1 && files[0].size > maxBytes) {
+        showMessage(message, `That file is ${(files[0].size / 1e6).toFixed(1)} MB; the limit is ${zone.dataset.maxMb} MB.`, "error");
         return;
       }
-      onFile(file);
+      onFiles(files, maxBytes);
     };
-    const message = document.getElementById("message");
     zone.querySelector("#choose-file").addEventListener("click", () => input.click());
-    input.addEventListener("change", () => { accept(input.files[0], message); input.value = ""; });
+    input.addEventListener("change", () => { accept(input.files); input.value = ""; });
+    if (folderInput) {
+      zone.querySelector("#choose-folder").addEventListener("click", () => folderInput.click());
+      folderInput.addEventListener("change", () => {
+        accept([...folderInput.files].filter((f) => IMAGE_EXT.test(f.name))
+          .sort((a, b) => (a.webkitRelativePath || a.name).localeCompare(b.webkitRelativePath || b.name)));
+        folderInput.value = "";
+      });
+    }
     zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("dragover"); });
     zone.addEventListener("dragleave", () => zone.classList.remove("dragover"));
-    zone.addEventListener("drop", (e) => {
+    zone.addEventListener("drop", async (e) => {
       e.preventDefault();
       zone.classList.remove("dragover");
-      accept(e.dataTransfer.files[0], message);
+      const entries = [...(e.dataTransfer.items || [])]
+        .map((it) => (it.webkitGetAsEntry ? it.webkitGetAsEntry() : null));
+      if (multiple && entries.some((en) => en && en.isDirectory)) {
+        accept(await filesFromEntries(entries.filter(Boolean)));
+      } else {
+        accept(e.dataTransfer.files);
+      }
     });
     document.addEventListener("paste", (e) => {
-      const item = [...(e.clipboardData || {}).items || []].find((it) => it.kind === "file");
-      if (item) accept(item.getAsFile(), message);
+      const files = [...(e.clipboardData || {}).items || []].filter((it) => it.kind === "file")
+        .map((it) => it.getAsFile());
+      if (files.length) accept(files);
     });
+  }
+
+  /* Save a Blob under a file name (an <a download> click). */
+  function download(blob, name) {
+    const a = el("a", { href: URL.createObjectURL(blob), download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 1000);
+  }
+
+  /* RFC 4180 CSV from rows of cells (quotes where needed). */
+  function csvText(rows) {
+    const cell = (v) => {
+      const s = v === null || v === undefined ? "" : String(v);
+      return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+    };
+    return rows.map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n";
   }
 
   function busy(zone, on) {
     zone.querySelector(".dropzone-busy").hidden = !on;
   }
 
-  return { COLORS, color, pct, el, renderBars, drawFaces, showMessage, postImage, setupDropzone, busy };
+  return { COLORS, color, pct, el, renderBars, drawFaces, layoutLabels, labelInk, canvasPxPerCssPx,
+    showMessage, postImage, setupDropzone, busy, download, csvText };
 })();

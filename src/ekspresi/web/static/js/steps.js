@@ -70,5 +70,5 @@
     }
   }
 
-  E.setupDropzone(zone, run);
+  E.setupDropzone(zone, (files) => run(files[0]));
 })();
