@@ -143,6 +143,10 @@ def shot(page, name: str) -> None:
 def test_home_and_nav(page):
     page.goto(page.base + "/")
     assert page.locator("nav a").count() == 7
+    # the scripts draw in the server's palette (ekspresi.infer.annotate.PALETTE)
+    from ekspresi.infer.annotate import PALETTE
+
+    assert page.evaluate("Ekspresi.color('happy')") == PALETTE["happy"]
     page.click("nav >> text=About")
     page.wait_for_selector("#model-card")
     assert page.locator("#confusion td").count() == 49
@@ -253,6 +257,18 @@ def test_realtime_with_fake_camera(page):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "realtime_fps.json").write_text(json.dumps({"fps_counter": fps}))
     print(f"real-time page frames/s counter after 4 s: {fps}")
+    # the boxes carry the same numbers and words as the chips under the video
+    boxes, chips = page.evaluate("""[JSON.parse(document.querySelector('#overlay').dataset.texts),
+        [...document.querySelectorAll('#rt-faces li')].map(li => li.textContent)]""")
+    assert boxes == chips
+    assert boxes[0].startswith("1. ")
+    # a camera selector (listed once the camera was allowed) and a mirror toggle
+    assert page.locator("#camera option").count() >= 1
+    assert page.locator(".camera-choice").is_visible()
+    page.check("#mirror")
+    wait_until(page, "document.querySelector('#overlay').dataset.mirror === 'true'")
+    assert "mirrored" in page.locator("#video").get_attribute("class")
+    page.uncheck("#mirror")
     page.click("#pause")
     assert page.locator("#pause").inner_text() == "Resume"
     page.wait_for_timeout(500)
@@ -260,8 +276,29 @@ def test_realtime_with_fake_camera(page):
     assert answered == "Paused."
     page.click("#pause")
     wait_until(page, "parseFloat(document.querySelector('#fps').textContent) > 0")
+    # the pause is a gap in the chart: each line is now two unbroken stretches
+    wait_until(page, "document.querySelector('#chart').dataset.runs === '2'")
     page.click("#start")  # stop
     assert page.locator("#rt-status").inner_text() == "Camera off."
+    # nothing live is left on screen: stats, chips and boxes are cleared
+    assert [page.locator(s).inner_text() for s in ("#fps", "#latency", "#face-count")] == [
+        "–", "–", "–"]
+    assert page.locator("#rt-faces li").count() == 0
+    assert page.evaluate("""(() => { const c = document.querySelector('#overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return d.some((v, i) => i % 4 === 3 && v > 0); })()""") is False
+    shot(page, "realtime_stopped")
+    # the session as CSV: one row per face and answer, seconds since Start
+    import csv
+    import io
+
+    with page.expect_download() as dl:
+        page.click("#download-session")
+    rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert len(rows) > 10
+    times = [float(r["time_s"]) for r in rows]
+    assert times == sorted(times) and times[-1] > 4
+    assert {r["face"] for r in rows} <= {"1", ""} and "p_happy" in rows[0]
 
 
 def test_step_page_shows_all_stages(page, photo):

@@ -12,6 +12,7 @@ from ekspresi import __version__
 from ekspresi.web.experiments import comparison_table, find_run, list_runs, safe_run_file
 from ekspresi.web.modelcard import (CARD_IMAGES, DATASET_CITATIONS, GENERAL_LIMITATIONS,
                                     PAPER_CITATIONS, build_card)
+from ekspresi.web.render import palette_css
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -27,7 +28,8 @@ def render(request: Request, template: str, active: str, status_code: int = 200,
     engine = request.app.state.engine
     settings = request.app.state.settings
     base = {"nav": NAV, "active": active, "engine": engine, "settings": settings,
-            "version": __version__, "max_upload_mb": settings.max_upload_mb}
+            "version": __version__, "max_upload_mb": settings.max_upload_mb,
+            "palette_css": palette_css()}
     return TEMPLATES.TemplateResponse(request, template, {**base, **context},
                                       status_code=status_code)
 

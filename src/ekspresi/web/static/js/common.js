@@ -3,14 +3,16 @@
 "use strict";
 
 const Ekspresi = (() => {
-  // Same palette as ekspresi/web/render.py and app.css (keep them in step).
-  const COLORS = {
-    angry: "#e5484d", disgust: "#30a46c", fear: "#8e4ec6", happy: "#f5b400",
-    sad: "#3e63dd", surprise: "#f76b15", neutral: "#8b8d98", contempt: "#ad7f58",
-  };
+  // The palette is ekspresi.infer.annotate.PALETTE, written by the server into each page's
+  // <head> as CSS variables (--happy ...), so pages, charts and CLI pictures agree.
+  const COLORS = {};
 
   function color(emotion) {
-    return COLORS[emotion] || "#4f46e5";
+    if (!(emotion in COLORS)) {
+      const css = getComputedStyle(document.documentElement);
+      COLORS[emotion] = css.getPropertyValue("--" + emotion).trim() || css.getPropertyValue("--other").trim() || "#4f46e5";
+    }
+    return COLORS[emotion];
   }
 
   function pct(p) {
@@ -99,6 +101,7 @@ const Ekspresi = (() => {
     const sizes = texts.map((t) => [ctx.measureText(t).width + 2 * pad, font + 2 * pad]);
     const labels = layoutLabels(boxes, sizes, W, H);
     const hi = opts.highlight === undefined ? -1 : opts.highlight;
+    const inks = faces.map((f) => ink(f.label));
     faces.forEach((f, i) => {
       const [x, y, w, h] = boxes[i];
       const c = color(f.label);
@@ -115,21 +118,19 @@ const Ekspresi = (() => {
       const r = labels[i];
       ctx.fillStyle = c;
       ctx.fillRect(r.x, r.y, r.w, r.h);
-      ctx.fillStyle = labelInk(c);
+      ctx.fillStyle = inks[i];
       ctx.fillText(texts[i], r.x + pad, r.y + pad);
     });
     ctx.globalAlpha = 1;
     ctx.canvas.dataset.labels = JSON.stringify(labels.map((r) => [r.x, r.y, r.w, r.h].map(Math.round)));
     ctx.canvas.dataset.font = String(font);
+    ctx.canvas.dataset.texts = JSON.stringify(texts);
     return labels;
   }
 
-  /* Black or white text, whichever contrasts more with the tag's colour (WCAG luminance). */
-  function labelInk(hex) {
-    const lin = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
-      .map((v) => (v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4));
-    const L = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
-    return (L + 0.05) / 0.05 > 1.05 / (L + 0.05) ? "#000" : "#fff";
+  /* Black or white, whichever reads better on the emotion's colour (--happy-ink ...). */
+  function ink(emotion) {
+    return getComputedStyle(document.documentElement).getPropertyValue(`--${emotion}-ink`).trim() || "#fff";
   }
 
   function showMessage(node, text, kind = "") {
@@ -251,6 +252,6 @@ const Ekspresi = (() => {
     zone.querySelector(".dropzone-busy").hidden = !on;
   }
 
-  return { COLORS, color, pct, el, renderBars, drawFaces, layoutLabels, labelInk, canvasPxPerCssPx,
+  return { COLORS, color, pct, el, renderBars, drawFaces, layoutLabels, ink, canvasPxPerCssPx,
     showMessage, postImage, setupDropzone, busy, download, csvText };
 })();
