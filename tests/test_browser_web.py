@@ -439,3 +439,23 @@ def test_label_layout_in_browser(page, boxes):
         assert 0 <= x and x + w <= 400 and 0 <= y and y + h <= 250
         for (x2, y2, w2, h2) in rects[i + 1:]:
             assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, rects
+
+
+def test_about_page_fits_a_phone(browser):
+    """The About page of the shipped model (long hashes, run paths, three test sets, plots)
+    at 390 px: nothing wider than the screen; wide tables scroll inside their own box."""
+    from ekspresi.web.app import create_app
+    from ekspresi.web.settings import WebSettings
+
+    app = create_app(WebSettings(threads=1))
+    if not app.state.engine.available:
+        pytest.skip(f"the bundled default model is missing: {app.state.engine.error}")
+    with LiveServer(app) as live:
+        context = browser.new_context(viewport={"width": 390, "height": 800})
+        pg = context.new_page()
+        pg.goto(live.url + "/about")
+        pg.wait_for_selector("#plots")
+        assert pg.evaluate("document.documentElement.scrollWidth") <= 390
+        assert pg.locator("#plots h5").count() >= 2
+        shot(pg, "about_mobile")
+        context.close()

@@ -5,6 +5,7 @@ test_browser_web.py.)"""
 
 from __future__ import annotations
 
+import json
 import re
 
 import numpy as np
@@ -52,3 +53,72 @@ def test_cli_annotation_draws_in_the_palette_colour():
                 scores=dict.fromkeys(CLASSES, 0.1) | {"sad": 0.4})
     out = draw_faces(image, [face], bars=False)
     assert tuple(int(v) for v in out[100, 50]) == COLOURS["sad"]   # the box's left edge
+
+
+# -- About -------------------------------------------------------------------------------
+
+def about_html(bundle) -> str:
+    from ekspresi.web.engine import Engine
+
+    s = WebSettings(model=bundle, threads=1)
+    return TestClient(create_app(s, engine=Engine(s))).get("/about").text
+
+
+def test_about_summary_uses_words_not_config_keys(tmp_path):
+    from ekspresi.infer.bundle import load_bundle
+    from ekspresi.web.modelcard import build_card
+
+    bundle = write_tiny_bundle(tmp_path / "b")
+    meta = bundle / "model.json"
+    data = json.loads(meta.read_text())
+    data["training"] = {"config": {"data": {"sources": ["fer2013-folder:data/fer2013"],
+                                            "split": "official"},
+                                   "model": {"name": "fer-vgg"}},
+                        "epochs": 72, "train_time_seconds": 5286.3}
+    meta.write_text(json.dumps(data))
+    summary = dict(build_card(load_bundle(bundle, verify=False)).training_summary)
+    assert summary == {"Training data": "fer2013-folder:data/fer2013",
+                       "Train / validation / test split": "official",
+                       "Architecture": "fer-vgg", "Epochs trained": "72",
+                       "Training time": "1 h 28 min"}
+    html = about_html(bundle)
+    table = html[html.index('id="training-summary"'):html.index("</table>",
+                                                               html.index('id="training-summary"'))]
+    assert "Architecture" in table and "config.model.name" not in table
+
+
+def test_about_plots_have_headings_and_captions_not_file_names(tmp_path):
+    from test_web_support import png_bytes
+
+    bundle = write_tiny_bundle(tmp_path / "b")
+    for name in ("confusion_matrix.png", "learning_curves.png", "reliability.png"):
+        (bundle / name).write_bytes(png_bytes(np.full((20, 30, 3), 200, np.uint8)))
+    html = about_html(bundle)
+    plots = html[html.index('id="plots"'):]
+    titles = re.findall(r"<h5>(.*?)</h5>", plots)
+    assert titles == ["Confusion matrix (counts)", "Calibration", "Learning curves"]
+    assert plots.count("<figcaption>") == 3
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", plots, re.S)
+    assert not any(".png" in c for c in captions)
+    assert 'alt="Learning curves"' in plots
+
+
+def _hex_luminance_pair(style: str) -> tuple[str, str]:
+    bg = re.search(r"background: (#[0-9a-f]{6})", style).group(1)
+    fg = re.search(r"color: (#[0-9a-f]{6})", style).group(1)
+    return bg, fg
+
+
+def test_confusion_matrix_numbers_keep_contrast_on_every_shade(tmp_path):
+    from ekspresi.web.modelcard import cell
+
+    inks = set()
+    for share in np.linspace(0, 1, 101):      # every shade the table can use
+        c = cell(5, float(share))
+        assert contrast(c.background, c.color) >= 4.5, share
+        inks.add(c.color)
+    assert inks == {"#000000", "#ffffff"}
+    html = about_html(write_tiny_bundle(tmp_path / "b"))
+    styles = re.findall(r'class="cm-cell" style="([^"]+)"', html)
+    assert len(styles) == 49
+    assert all(contrast(*_hex_luminance_pair(s)) >= 4.5 for s in styles)

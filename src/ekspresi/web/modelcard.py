@@ -59,12 +59,46 @@ PAPER_CITATIONS = (
 )
 
 
-#: Training-record keys shown unfolded on the About page, in this order (for an ensemble:
-#: its own keys, then the same keys for each member).
-SUMMARY_KEYS = ("ensemble.tta", "ensemble.combine", "config.data.sources",
-                "config.data.classes", "config.data.split", "config.model.name",
-                "config.model.options.widths", "epochs", "best_epoch", "train_time_seconds",
-                "weights", "run")
+#: Training-record keys shown unfolded on the About page, in this order, with the words a
+#: reader sees instead of the config key (for an ensemble: its own keys, then the same keys
+#: for each member). The full record, keys and all, stays folded below.
+SUMMARY_LABELS = {
+    "ensemble.tta": "Test-time augmentation",
+    "ensemble.combine": "Members combined by",
+    "config.data.sources": "Training data",
+    "config.data.classes": "Class set",
+    "config.data.split": "Train / validation / test split",
+    "config.model.name": "Architecture",
+    "config.model.options.widths": "Convolution widths",
+    "config.train.optimizer.name": "Optimizer",
+    "config.train.optimizer.lr": "Learning rate",
+    "config.train.batch_size": "Batch size",
+    "epochs": "Epochs trained",
+    "best_epoch": "Best epoch (weights kept)",
+    "train_time_seconds": "Training time",
+    "weights": "Weights exported",
+    "run": "Training run",
+}
+SUMMARY_KEYS = tuple(SUMMARY_LABELS)
+
+#: Heading and caption of each plot a bundle may ship (CARD_IMAGES), in display order.
+PLOT_TEXT = {
+    "confusion_matrix.png": ("Confusion matrix (counts)",
+                             "Rows are the true class, columns the predicted class; each cell "
+                             "counts test images."),
+    "confusion_matrix_normalized.png": ("Confusion matrix (share of each true class)",
+                                        "Each row sums to 100 %, so the diagonal is each "
+                                        "class's recall."),
+    "per_class.png": ("Precision, recall and F1 per class",
+                      "How often each predicted class is right (precision), how many of each "
+                      "true class are found (recall), and their harmonic mean (F1)."),
+    "reliability.png": ("Calibration",
+                        "How often the model is right against how confident it says it is; a "
+                        "well-calibrated model follows the diagonal."),
+    "learning_curves.png": ("Learning curves",
+                            "Loss and accuracy on the training and validation sets after each "
+                            "epoch of training."),
+}
 
 
 @dataclass
@@ -87,13 +121,13 @@ class TestSet:
         return cm if isinstance(cm, list) and cm and isinstance(cm[0], list) else None
 
     @property
-    def confusion_rows(self) -> list[tuple[str, list[tuple[int, float]]]]:
-        """(true class, [(count, row fraction)]) for the HTML heat-map table."""
+    def confusion_rows(self) -> list[tuple[str, list[Cell]]]:
+        """(true class, cells) for the HTML heat-map table."""
         cm = self.confusion or []
         rows = []
         for name, row in zip(self.classes, cm):
             total = sum(row) or 1
-            rows.append((name, [(int(v), v / total) for v in row]))
+            rows.append((name, [cell(int(v), v / total) for v in row]))
         return rows
 
 
@@ -115,6 +149,14 @@ class ModelCard:
     limitations: list[str]
     intended_use: str | None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plots(self) -> list[Plot]:
+        """The bundle's pictures, in PLOT_TEXT's order, each with a heading and caption."""
+        order = [n for n in PLOT_TEXT if n in self.images] + \
+            [n for n in self.images if n not in PLOT_TEXT]
+        return [Plot(n, *PLOT_TEXT.get(n, (n.rsplit(".", 1)[0].replace("_", " ").capitalize(), "")))
+                for n in order]
 
     @property
     def training_items(self) -> list[tuple[str, str]]:
@@ -147,9 +189,56 @@ class MemberCard:
     test_accuracy: float | None
 
 
+def _duration(seconds: str) -> str:
+    try:
+        total = round(float(seconds))
+    except ValueError:
+        return seconds
+    hours, rest = divmod(total, 3600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+
+
 def _summary(training: dict[str, Any]) -> list[tuple[str, str]]:
+    """(human label, value) of the SUMMARY_LABELS keys the record has."""
     items = dict(_flatten(training))
-    return [(k, items[k]) for k in SUMMARY_KEYS if k in items]
+    out = []
+    for key, label in SUMMARY_LABELS.items():
+        if key in items:
+            value = items[key]
+            out.append((label, _duration(value) if key == "train_time_seconds" else value))
+    return out
+
+
+@dataclass
+class Plot:
+    """One picture of the bundle folder with the heading and caption the page gives it."""
+    file: str
+    title: str
+    caption: str
+
+
+@dataclass
+class Cell:
+    """One confusion-matrix cell: its count, its share of the row, and colours chosen so the
+    number keeps a WCAG contrast of at least 4.5:1 on any shade."""
+    count: int
+    share: float
+    background: str
+    color: str
+
+
+#: The confusion matrix' darkest shade (a share of 1.0), over white.
+CELL_SHADE = "#4f46e5"
+
+
+def cell(count: int, share: float) -> Cell:
+    from ekspresi.infer.annotate import ink
+
+    share = min(1.0, max(0.0, share))
+    r, g, b = (int(CELL_SHADE[i:i + 2], 16) for i in (1, 3, 5))
+    mix = [round(255 + (c - 255) * share) for c in (r, g, b)]
+    background = "#{:02x}{:02x}{:02x}".format(*mix)
+    return Cell(count, share, background, ink(background))
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
