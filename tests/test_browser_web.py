@@ -69,6 +69,9 @@ def runs_dir(tmp_path_factory) -> Path:
                                                                  "macro_f1": 0.64}}))
     (run / "report" / "report.html").write_text(
         "<!doctype html><title>demo report</title><h1 id='r'>Report of demo_run</h1>")
+    bare = root / "a_run_with_a_rather_long_name_and_no_report_yet"
+    bare.mkdir()
+    (bare / "final_metrics.json").write_text(json.dumps({"test": {"accuracy": 0.61}}))
     return root
 
 
@@ -229,10 +232,19 @@ def test_experiments_page_and_report(page):
     page.goto(page.base + "/experiments")
     assert "0.6812" in page.locator("#runs").inner_text()
     assert page.locator("#comparison").count() == 1
+    assert "ekspresi evaluate" in page.locator("#runs .no-report").inner_text()
     shot(page, "experiments")
     page.click("text=open report")
     page.wait_for_selector("#r")
     assert page.locator("#r").inner_text() == "Report of demo_run"
+    page.click("#ekspresi-back a")          # the report links back to the app
+    page.wait_for_selector("#runs")
+    assert page.url == page.base + "/experiments"
+    # on a phone the tables scroll inside their cards, never the page
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "experiments_mobile")
 
 
 def test_realtime_with_fake_camera(page):

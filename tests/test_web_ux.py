@@ -122,3 +122,46 @@ def test_confusion_matrix_numbers_keep_contrast_on_every_shade(tmp_path):
     styles = re.findall(r'class="cm-cell" style="([^"]+)"', html)
     assert len(styles) == 49
     assert all(contrast(*_hex_luminance_pair(s)) >= 4.5 for s in styles)
+
+
+# -- Experiments ---------------------------------------------------------------------------
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    root = tmp_path / "runs"
+    for name, report in (("with_report", True), ("without_report", False)):
+        run = root / name
+        run.mkdir(parents=True)
+        (run / "final_metrics.json").write_text(json.dumps(
+            {"test": {"accuracy": 0.65, "macro_f1": 0.6, "n_samples": 100}}))
+        if report:
+            (run / "report").mkdir()
+            (run / "report" / "report.html").write_text(
+                "<!doctype html><html><head><title>r</title></head>"
+                "<body class='x'><h1>Report</h1></body></html>")
+    return root
+
+
+def test_experiments_say_how_to_make_a_missing_report(web_engine, runs_dir):  # noqa: F811
+    c = TestClient(create_app(WebSettings(threads=1, runs_dir=runs_dir), engine=web_engine))
+    html = c.get("/experiments").text
+    row = html[html.index("without_report</code>"):]
+    row = row[:row.index("</tr>")]
+    assert f"ekspresi evaluate {runs_dir}/without_report" in row and "open report" not in row
+    assert "test images" in html and "n_samples" not in html   # words, not metric keys
+
+
+def test_comparison_leaves_out_columns_nobody_has(web_engine, runs_dir):  # noqa: F811
+    from ekspresi.web.pages import _drop_empty_columns
+
+    cols, rows = _drop_empty_columns((["run", "model", "test acc."],
+                                      [["a", "–", "61 %"], ["b", "", "62 %"]]))
+    assert cols == ["run", "test acc."] and rows == [["a", "61 %"], ["b", "62 %"]]
+
+
+def test_reports_link_back_to_the_app(web_engine, runs_dir):  # noqa: F811
+    c = TestClient(create_app(WebSettings(threads=1, runs_dir=runs_dir), engine=web_engine))
+    r = c.get("/experiments/with_report/report/report.html")
+    assert r.status_code == 200 and "sandbox" in r.headers["content-security-policy"]
+    body = r.text[r.text.index("<body class='x'>"):]
+    assert body.index('href="/experiments"') < body.index("<h1>Report</h1>")

@@ -75,6 +75,23 @@ def about_image(request: Request, image_name: str) -> FileResponse:
     return FileResponse(path, media_type="image/png")
 
 
+#: Column titles of the runs table for the headline metric keys.
+HEADLINE_TITLES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
+                   "macro_f1": "macro F1", "n_samples": "test images"}
+EMPTY_CELLS = {"", "–", "-", "None", "nan"}
+
+
+def _drop_empty_columns(table: tuple[list[str], list[list[str]]] | None
+                        ) -> tuple[list[str], list[list[str]]] | None:
+    """Columns no run has a value for only widen the table: leave them out."""
+    if table is None:
+        return None
+    columns, rows = table
+    keep = [i for i, _ in enumerate(columns)
+            if i == 0 or any(str(r[i]).strip() not in EMPTY_CELLS for r in rows)]
+    return [columns[i] for i in keep], [[r[i] for i in keep] for r in rows]
+
+
 @router.get("/experiments", response_class=HTMLResponse)
 def experiments(request: Request) -> HTMLResponse:
     runs_dir = request.app.state.settings.runs_dir
@@ -82,8 +99,8 @@ def experiments(request: Request) -> HTMLResponse:
     table, table_note = comparison_table(runs)
     headline_cols = list(dict.fromkeys(k for r in runs for k in r.headline))
     return render(request, "experiments.html", "/experiments", runs=runs, runs_dir=runs_dir,
-                  table=table, table_note=table_note,
-                  headline_cols=headline_cols)
+                  table=_drop_empty_columns(table), table_note=table_note,
+                  headline_cols=headline_cols, headline_titles=HEADLINE_TITLES)
 
 
 @router.get("/experiments/{run_name}/")
@@ -101,8 +118,29 @@ def run_file(request: Request, run_name: str, file_path: str) -> FileResponse:
     target = safe_run_file(run, file_path) if run is not None else None
     if target is None:
         raise HTTPException(404, "not found")
-    headers = {}
     if target.suffix.lower() == ".html":
         # A report is a document to read: give it no access to this origin (unique origin).
-        headers["Content-Security-Policy"] = "sandbox allow-scripts allow-popups"
-    return FileResponse(target, headers=headers)
+        headers = {"Content-Security-Policy": "sandbox allow-scripts allow-popups"}
+        return HTMLResponse(with_back_link(target.read_text(errors="replace"), run.name),
+                            headers=headers)
+    return FileResponse(target)
+
+
+#: The bar put at the top of a run report served by the app, so a reader can get back.
+BACK_LINK = ('<nav style="font: 15px system-ui, sans-serif; background: #14152a; '
+             'padding: .6rem 1rem; margin: 0 0 1rem" id="ekspresi-back">'
+             '<a href="/experiments" style="color: #fff">&larr; ekspresi: all experiments</a>'
+             '<span style="color: #c9cbe0"> &middot; run {name}</span></nav>')
+
+
+def with_back_link(html: str, run_name: str) -> str:
+    """The report with a link back to the Experiments page right after ``<body>`` (or at the
+    start when the report has no body tag)."""
+    import html as _html
+    import re
+
+    bar = BACK_LINK.format(name=_html.escape(run_name))
+    match = re.search(r"<body[^>]*>", html, re.IGNORECASE)
+    if match is None:
+        return bar + html
+    return html[:match.end()] + bar + html[match.end():]

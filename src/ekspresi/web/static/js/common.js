@@ -255,3 +255,12 @@ const Ekspresi = (() => {
   return { COLORS, color, pct, el, renderBars, drawFaces, layoutLabels, ink, canvasPxPerCssPx,
     showMessage, postImage, setupDropzone, busy, download, csvText };
 })();
+
+/* Tables wider than their box scroll inside it; mark those (.overflowing) so the page can
+   say so, and keep the mark right when the window is resized. */
+(() => {
+  const mark = () => document.querySelectorAll(".table-scroll").forEach((box) =>
+    box.classList.toggle("overflowing", box.scrollWidth > box.clientWidth + 1));
+  mark();
+  window.addEventListener("resize", mark);
+})();
