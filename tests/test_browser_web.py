@@ -145,7 +145,7 @@ def shot(page, name: str) -> None:
 
 def test_home_and_nav(page):
     page.goto(page.base + "/")
-    assert page.locator("nav a").count() == 7
+    assert page.locator("nav a").count() == 8
     # the scripts draw in the server's palette (ekspresi.infer.annotate.PALETTE)
     from ekspresi.infer.annotate import PALETTE
 
@@ -471,3 +471,36 @@ def test_about_page_fits_a_phone(browser):
         assert pg.locator("#plots h5").count() >= 2
         shot(pg, "about_mobile")
         context.close()
+
+
+def test_video_page_with_a_real_clip(page, tmp_path):
+    """A clip made here from the face photo: the annotated copy plays in Chromium, each
+    face's timeline is charted, and the CSV downloads."""
+    import csv
+    import io
+
+    from test_web_ux import write_face_clip
+
+    clip = write_face_clip(tmp_path / "walk.mp4", frames=30)
+    page.goto(page.base + "/video")
+    page.select_option("#every", "5")
+    page.set_input_files("#file-input", str(clip))
+    page.wait_for_selector("#tracks .track-card", timeout=60_000)
+    assert page.locator("#tracks .track-card").count() == 1
+    assert "mean over the 6 analysed frames" in page.locator(".track-card .face-sub").inner_text()
+    # Chromium decodes the annotated clip: metadata, the right size, and it plays
+    wait_until(page, "document.querySelector('#annotated-video').readyState >= 2")
+    size = page.evaluate("[document.querySelector('#annotated-video').videoWidth,"
+                         " document.querySelector('#annotated-video').videoHeight]")
+    assert size == [320, 240]
+    page.evaluate("document.querySelector('#annotated-video').play()")
+    wait_until(page, "document.querySelector('#annotated-video').currentTime > 0.5")
+    assert page.evaluate("document.querySelector('#annotated-video').error") is None
+    # the face's chart has its lines, and the playhead moved over it
+    assert page.locator(".track-chart").evaluate("c => c.dataset.runs") == "1"
+    shot(page, "video")
+    with page.expect_download() as dl:
+        page.click("#download-video-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert [int(r["frame"]) for r in rows] == list(range(0, 30, 5))
+    assert dl.value.suggested_filename == "walk.timeline.csv"

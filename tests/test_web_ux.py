@@ -165,3 +165,79 @@ def test_reports_link_back_to_the_app(web_engine, runs_dir):  # noqa: F811
     assert r.status_code == 200 and "sandbox" in r.headers["content-security-policy"]
     body = r.text[r.text.index("<body class='x'>"):]
     assert body.index('href="/experiments"') < body.index("<h1>Report</h1>")
+
+
+# -- Video ---------------------------------------------------------------------------------
+
+def write_face_clip(path, frames: int = 20, size=(320, 240), fps: float = 10.0):
+    """A short clip of the face photo drifting right on grey (MPEG-4 Part 2, as cameras and
+    phones hand them over is not the point: any container OpenCV reads will do)."""
+    import cv2
+
+    from test_web_support import face_photo_path
+
+    w, h = size
+    face = cv2.resize(cv2.imread(str(face_photo_path())), (170, 170))
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert vw.isOpened()
+    for i in range(frames):
+        frame = np.full((h, w, 3), 100, np.uint8)
+        x = 30 + 3 * i
+        frame[35:205, x:x + 170] = face
+        vw.write(frame)
+    vw.release()
+    return path
+
+
+def test_video_api_timeline_tracks_clip_and_csv(client, tmp_path):
+    import csv
+    import io
+
+    import cv2
+
+    clip = write_face_clip(tmp_path / "clip.mp4")
+    r = client.post("/api/v1/video", params={"every": 2},
+                    files={"file": ("my clip.mp4", clip.read_bytes(), "video/mp4")})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["video"]["frames_read"] == 20 and out["video"]["frames_analyzed"] == 10
+    assert [row["frame"] for row in out["timeline"]] == list(range(0, 20, 2))
+    assert len(out["tracks"]) == 1 and out["tracks"][0]["frames"] == 10
+    assert abs(out["duration_s"] - 2.0) < 1e-6
+    # the annotated clip is in a codec browsers play, and has every frame
+    clip_r = client.get(out["clip_url"])
+    assert clip_r.status_code == 200
+    assert clip_r.headers["content-type"] in ("video/webm", "video/mp4")
+    assert out["clip_type"] == clip_r.headers["content-type"]
+    saved = tmp_path / ("annotated" + (".webm" if "webm" in out["clip_type"] else ".mp4"))
+    saved.write_bytes(clip_r.content)
+    cap = cv2.VideoCapture(str(saved))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode(errors="replace")
+    n = sum(1 for _ in iter(lambda: cap.read()[0], False))
+    cap.release()
+    assert n == 20
+    assert fourcc.lower() not in ("mp4v", "fmp4", "xvid")   # not MPEG-4 Part 2
+    rows = list(csv.DictReader(io.StringIO(client.get(out["csv_url"]).text)))
+    assert [int(x["frame"]) for x in rows] == list(range(0, 20, 2))
+    assert {x["track_id"] for x in rows} == {"1"}
+    disposition = client.get(out["csv_url"]).headers["content-disposition"]
+    assert 'filename="my_clip.timeline.csv"' in disposition
+
+
+def test_video_api_refuses_what_it_cannot_use(client, tmp_path):
+    r = client.post("/api/v1/video", files={"file": ("notes.mp4", b"not a video at all" * 50,
+                                                     "video/mp4")})
+    assert r.status_code == 415 and "not a video" in r.json()["detail"]
+    assert client.get("/api/v1/video/AAAAAAAAAAAA/clip").status_code == 404
+    assert client.get("/api/v1/video/../../etc/clip").status_code == 404
+    assert client.post("/api/v1/video", params={"every": 0},
+                       files={"file": ("c.mp4", b"x", "video/mp4")}).status_code == 422
+
+
+def test_video_api_refuses_overlong_clips(client, tmp_path, monkeypatch):
+    from ekspresi.web import videos
+
+    monkeypatch.setattr(videos, "MAX_VIDEO_FRAMES", 5)
+    clip = write_face_clip(tmp_path / "clip.mp4", frames=8)
+    r = client.post("/api/v1/video", files={"file": ("c.mp4", clip.read_bytes(), "video/mp4")})
+    assert r.status_code == 422 and "longer than 5 frames" in r.json()["detail"]

@@ -17,7 +17,7 @@ from ekspresi.web.render import palette_css
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 #: (path, label) of the navigation bar, in the order the papers' app had them.
-NAV = [("/", "Home"), ("/image", "Image test"), ("/realtime", "Real-time"),
+NAV = [("/", "Home"), ("/image", "Image test"), ("/realtime", "Real-time"), ("/video", "Video"),
        ("/steps", "Step by step"), ("/about", "About"), ("/experiments", "Experiments")]
 
 router = APIRouter(include_in_schema=False)
@@ -47,6 +47,13 @@ def image_test(request: Request) -> HTMLResponse:
 @router.get("/realtime", response_class=HTMLResponse)
 def realtime(request: Request) -> HTMLResponse:
     return render(request, "realtime.html", "/realtime")
+
+
+@router.get("/video", response_class=HTMLResponse)
+def video(request: Request) -> HTMLResponse:
+    from ekspresi.web.videos import MAX_VIDEO_FRAMES
+
+    return render(request, "video.html", "/video", max_video_frames=MAX_VIDEO_FRAMES)
 
 
 @router.get("/steps", response_class=HTMLResponse)

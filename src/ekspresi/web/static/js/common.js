@@ -133,6 +133,64 @@ const Ekspresi = (() => {
     return getComputedStyle(document.documentElement).getPropertyValue(`--${emotion}-ink`).trim() || "#fff";
   }
 
+  /* Probability lines (0-100 %) of each class over x in [from, to] on a canvas sized to
+     its CSS width. points: {x, scores} or {gap: true}, which breaks every line (a pause, a
+     frame without the face). ticks: [{x, label}] under the axis; marker: an x to draw a
+     vertical line at (a video's playhead). Sets canvas.dataset.runs to the number of
+     unbroken stretches of a line. */
+  function lineChart(canvas, points, classes, opts) {
+    const dpr = window.devicePixelRatio || 1;
+    const cssW = canvas.clientWidth || 560, cssH = Math.round(cssW * (opts.aspect || 0.46));
+    if (canvas.width !== Math.round(cssW * dpr) || canvas.height !== Math.round(cssH * dpr)) {
+      canvas.width = Math.round(cssW * dpr);
+      canvas.height = Math.round(cssH * dpr);
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    const css = getComputedStyle(document.documentElement);
+    const W = cssW, H = cssH, left = 34, bottom = 20, top = 14, right = 10;
+    const pw = W - left - right, ph = H - top - bottom;
+    const span = opts.to - opts.from || 1;
+    const xOf = (x) => left + pw * ((x - opts.from) / span);
+    ctx.clearRect(0, 0, W, H);
+    ctx.font = "11px system-ui, sans-serif";
+    ctx.fillStyle = css.getPropertyValue("--muted").trim() || "#62657a";
+    ctx.strokeStyle = css.getPropertyValue("--border").trim() || "#e3e5ee";
+    ctx.lineWidth = 1;
+    for (let v = 0; v <= 1.0001; v += 0.25) {
+      const y = top + ph * (1 - v);
+      ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(W - right, y); ctx.stroke();
+      ctx.fillText(`${Math.round(v * 100)}%`, 2, y - 6);
+    }
+    for (const t of opts.ticks || []) {
+      const x = xOf(t.x);
+      ctx.textAlign = x > W - right - 15 ? "right" : x < left + 15 ? "left" : "center";
+      ctx.fillText(t.label, x, H - 14);
+    }
+    ctx.textAlign = "left";
+    let runs = 0;
+    ctx.lineWidth = 2;
+    for (const c of classes) {
+      ctx.strokeStyle = color(c);
+      ctx.beginPath();
+      let pen = false;
+      runs = 0;
+      for (const p of points) {
+        if (p.gap) { pen = false; continue; }
+        const x = xOf(p.x), y = top + ph * (1 - (p.scores[c] || 0));
+        if (pen) ctx.lineTo(x, y); else { ctx.moveTo(x, y); pen = true; runs++; }
+      }
+      ctx.stroke();
+    }
+    if (opts.marker !== undefined && opts.marker !== null) {
+      ctx.strokeStyle = css.getPropertyValue("--text").trim() || "#000";
+      ctx.lineWidth = 1;
+      ctx.beginPath(); ctx.moveTo(xOf(opts.marker), top); ctx.lineTo(xOf(opts.marker), top + ph); ctx.stroke();
+    }
+    canvas.dataset.runs = String(runs);
+    return runs;
+  }
+
   function showMessage(node, text, kind = "") {
     node.hidden = !text;
     node.className = "message" + (kind ? " " + kind : "");
@@ -252,7 +310,7 @@ const Ekspresi = (() => {
     zone.querySelector(".dropzone-busy").hidden = !on;
   }
 
-  return { COLORS, color, pct, el, renderBars, drawFaces, layoutLabels, ink, canvasPxPerCssPx,
+  return { COLORS, color, pct, el, renderBars, drawFaces, lineChart, layoutLabels, ink, canvasPxPerCssPx,
     showMessage, postImage, setupDropzone, busy, download, csvText };
 })();
 

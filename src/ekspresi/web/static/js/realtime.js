@@ -142,49 +142,10 @@
   }
 
   function drawChart(now) {
-    const dpr = window.devicePixelRatio || 1;
-    const cssW = chart.clientWidth || 560, cssH = Math.round(cssW * 0.46);
-    if (chart.width !== Math.round(cssW * dpr)) {
-      chart.width = Math.round(cssW * dpr);
-      chart.height = Math.round(cssH * dpr);
-    }
-    const ctx = chart.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const W = cssW, H = cssH, left = 34, bottom = 20, top = 14, right = 8;
-    const pw = W - left - right, ph = H - top - bottom;
-    ctx.clearRect(0, 0, W, H);
-    ctx.font = "11px system-ui, sans-serif";
-    ctx.fillStyle = "#62657a";
-    ctx.strokeStyle = "#e3e5ee";
-    ctx.lineWidth = 1;
-    for (let v = 0; v <= 1.0001; v += 0.25) {
-      const y = top + ph * (1 - v);
-      ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(W - right, y); ctx.stroke();
-      ctx.fillText(`${Math.round(v * 100)}%`, 2, y - 6);
-    }
-    for (let s = 0; s <= 30; s += 10) {
-      const x = left + pw * (1 - s / 30);
-      ctx.textAlign = s === 0 ? "right" : "center";
-      ctx.fillText(s === 0 ? "now" : `-${s}s`, x, H - 14);
-    }
-    ctx.textAlign = "left";
-    if (history.length < 2) return;
-    ctx.lineWidth = 2;
-    let runs = 0;
-    for (const c of classes) {
-      ctx.strokeStyle = E.color(c);
-      ctx.beginPath();
-      let pen = false;
-      runs = 0;
-      for (const h of history) {
-        if (h.gap) { pen = false; continue; }
-        const x = left + pw * (1 - (now - h.t) / WINDOW_MS);
-        const y = top + ph * (1 - (h.scores[c] || 0));
-        if (pen) ctx.lineTo(x, y); else { ctx.moveTo(x, y); pen = true; runs++; }
-      }
-      ctx.stroke();
-    }
-    chart.dataset.runs = String(runs);  // unbroken stretches of each line (tests read it)
+    E.lineChart(chart, history.map((h) => (h.gap ? h : { x: h.t, scores: h.scores })), classes, {
+      from: now - WINDOW_MS, to: now,
+      ticks: [30, 20, 10, 0].map((sec) => ({ x: now - sec * 1000, label: sec ? `-${sec}s` : "now" })),
+    });
   }
 
   /* A break in the chart's lines: paused, stopped, or no face in the frame. */
