@@ -1,0 +1,71 @@
+"""The CLI's messages users asked for: the training extra's install hint instead of a
+traceback, a busy port named with the option to change it, and video summaries that say they
+are means over a track."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+WITHOUT_EXTRA = ("import sys\n"
+                 "for m in ('torch', 'torchvision', 'sklearn', 'matplotlib', 'onnx'):\n"
+                 "    sys.modules[m] = None   # what the inference-only install lacks\n"
+                 "from ekspresi.cli import main\n"
+                 "sys.exit(main(sys.argv[1:]))\n")
+
+
+def run_without_extra(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    return subprocess.run([sys.executable, "-c", WITHOUT_EXTRA, *args], capture_output=True,
+                          text=True, env=env, cwd=SRC.parent, timeout=300)
+
+
+@pytest.mark.parametrize("args", [["models"], ["train", "configs/default-model.yaml"],
+                                  ["evaluate", "default", "--data",
+                                   "tests/fixtures/datasets/fer2013"]])
+def test_training_commands_without_the_extra_print_the_install_hint(args):
+    r = run_without_extra(*args)
+    assert r.returncode == 2, r.stderr
+    assert "pip install 'ekspresi[train]'" in r.stderr
+    assert f"ekspresi {args[0]}: needs the training extra" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_inference_commands_work_without_the_extra():
+    r = run_without_extra("predict", "tests/fixtures/photos/astronaut.jpg", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert '"faces"' in r.stdout
+
+
+def test_serve_on_a_busy_port_says_so_and_suggests_another(capsys):
+    from ekspresi.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code = main(["serve", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"127.0.0.1:{port}" in err and f"--port {port + 1}" in err
+    assert "Traceback" not in err
+
+
+def test_video_summary_rows_say_they_are_track_means():
+    from ekspresi.infer.output import to_table
+    from ekspresi.infer.types import Face
+
+    track = Face(box=(1, 2, 30, 30), detection_score=0.9, track_id=1,
+                 scores={"happy": 0.7, "sad": 0.3}, extra={"frames": 4})
+    text = to_table([{"file": "clip.mp4", "faces": [track], "timeline": [],
+                      "video": {"frames_read": 12, "frames_analyzed": 4}}])
+    assert "happy (mean of 4 frames)" in text
+    image = to_table([{"file": "a.jpg", "faces": [Face(box=(1, 2, 30, 30), detection_score=0.9,
+                                                       scores={"happy": 0.7, "sad": 0.3})]}])
+    assert "mean" not in image
