@@ -504,3 +504,27 @@ def test_video_page_with_a_real_clip(page, tmp_path):
     rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
     assert [int(r["frame"]) for r in rows] == list(range(0, 30, 5))
     assert dl.value.suggested_filename == "walk.timeline.csv"
+
+
+def test_dark_mode_follows_the_system(browser, server, photo):
+    """With the system in dark mode every surface turns dark and the text stays readable
+    (WCAG contrast >= 4.5:1 for body text, muted text and links)."""
+    from ekspresi.infer.annotate import contrast
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    pg = context.new_page()
+    pg.goto(server.url + "/image")
+    pg.set_input_files("#file-input", str(photo))
+    pg.wait_for_selector("#faces .face-card")
+    colours = pg.evaluate("""(() => {
+        const hex = (c) => '#' + c.match(/\\d+/g).slice(0, 3).map(v => (+v).toString(16).padStart(2, '0')).join('');
+        const css = (sel, prop) => hex(getComputedStyle(document.querySelector(sel))[prop]);
+        return {bg: css('body', 'backgroundColor'), text: css('body', 'color'),
+                card: css('.face-card', 'backgroundColor'), muted: css('.muted', 'color'),
+                link: css('footer a', 'color')}; })()""")
+    assert contrast(colours["bg"], "#000000") < 1.5          # a dark page
+    assert contrast(colours["card"], "#000000") < 1.5
+    for key in ("text", "muted", "link"):
+        assert contrast(colours[key], colours["card"]) >= 4.5, (key, colours)
+    shot(pg, "image_dark")
+    context.close()
