@@ -528,3 +528,26 @@ def test_dark_mode_follows_the_system(browser, server, photo):
         assert contrast(colours[key], colours["card"]) >= 4.5, (key, colours)
     shot(pg, "image_dark")
     context.close()
+
+
+def test_indonesian_ui_in_the_browser(page, photo):
+    """?lang=id: the page and what its scripts write (cards, bars, chips, statuses) are
+    Indonesian; the choice sticks for the next page (cookie)."""
+    page.goto(page.base + "/image?lang=id")
+    assert page.locator("h1").inner_text() == "Uji gambar"
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector("#faces .face-card")
+    card = page.locator("#faces .face-card").first
+    assert card.locator("h3").inner_text().startswith("Wajah 1")
+    bars = [b.lower() for b in card.locator(".bar-label").all_inner_texts()]
+    assert bars == ["marah", "jijik", "takut", "senang", "sedih", "terkejut", "netral"]
+    assert "1 wajah" in page.locator("#result-summary").inner_text()
+    shot(page, "image_id")
+    page.goto(page.base + "/realtime")                 # no ?lang: the cookie remembers
+    assert page.locator("#start").inner_text() == "Nyalakan kamera"
+    page.click("#start")
+    wait_until(page, "document.querySelector('#rt-faces li') !== null")
+    assert page.locator("#start").inner_text() == "Matikan kamera"
+    page.click("#start")
+    assert page.locator("#rt-status").inner_text() == "Kamera mati."
+    page.goto(page.base + "/?lang=en")

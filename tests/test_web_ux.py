@@ -76,7 +76,11 @@ def test_about_summary_uses_words_not_config_keys(tmp_path):
                                    "model": {"name": "fer-vgg"}},
                         "epochs": 72, "train_time_seconds": 5286.3}
     meta.write_text(json.dumps(data))
-    summary = dict(build_card(load_bundle(bundle, verify=False)).training_summary)
+    from ekspresi.web.i18n import catalogue
+
+    words = catalogue("en")
+    summary = {words[k]: v for k, v in build_card(load_bundle(bundle, verify=False))
+               .training_summary}
     assert summary == {"Training data": "fer2013-folder:data/fer2013",
                        "Train / validation / test split": "official",
                        "Architecture": "fer-vgg", "Epochs trained": "72",

@@ -19,20 +19,10 @@ from ekspresi.infer.export import CARD_PLOTS
 #: ``ekspresi export --evaluation``).
 CARD_IMAGES = tuple(CARD_PLOTS)
 
-#: Said on every card, whatever the model: what FER models trained on these data can't do.
-GENERAL_LIMITATIONS = (
-    "Recognises seven posed/stereotyped expression categories; a face's expression is not "
-    "a reliable readout of what a person feels.",
-    "FER2013 faces were collected by web image search: mostly adults, unevenly spread over "
-    "age, skin tone and gender, with noisy labels (human agreement is about 65 %). Expect "
-    "lower accuracy for children, older people and under-represented groups.",
-    "Disgust is rare in the training data (about 1.5 % of FER2013), so its recall is the "
-    "least reliable; fear and sad are often confused with each other and with neutral.",
-    "Works on 48×48 grayscale crops: small, blurred, profile or strongly occluded faces "
-    "(masks, hands) lower accuracy; the face detector may miss them altogether.",
-    "Not for decisions about people (hiring, policing, health, education). Use it for "
-    "research, demos and aggregated, consented analysis.",
-)
+#: Said on every card, whatever the model: what FER models trained on these data can't do
+#: (message keys; the texts are in ``messages/*.json``).
+GENERAL_LIMITATIONS = ("card.lim_categories", "card.lim_fer2013", "card.lim_disgust",
+                       "card.lim_small", "card.lim_decisions")
 
 DATASET_CITATIONS = (
     ("FER2013", "Goodfellow et al., “Challenges in Representation Learning: A report on "
@@ -59,46 +49,33 @@ PAPER_CITATIONS = (
 )
 
 
-#: Training-record keys shown unfolded on the About page, in this order, with the words a
-#: reader sees instead of the config key (for an ensemble: its own keys, then the same keys
+#: Training-record keys shown unfolded on the About page, in this order, with the message
+#: key of the words a reader sees instead of the config key (for an ensemble: its own keys, then the same keys
 #: for each member). The full record, keys and all, stays folded below.
 SUMMARY_LABELS = {
-    "ensemble.tta": "Test-time augmentation",
-    "ensemble.combine": "Members combined by",
-    "config.data.sources": "Training data",
-    "config.data.classes": "Class set",
-    "config.data.split": "Train / validation / test split",
-    "config.model.name": "Architecture",
-    "config.model.options.widths": "Convolution widths",
-    "config.train.optimizer.name": "Optimizer",
-    "config.train.optimizer.lr": "Learning rate",
-    "config.train.batch_size": "Batch size",
-    "epochs": "Epochs trained",
-    "best_epoch": "Best epoch (weights kept)",
-    "train_time_seconds": "Training time",
-    "weights": "Weights exported",
-    "run": "Training run",
+    "ensemble.tta": "card.s.tta",
+    "ensemble.combine": "card.s.combine",
+    "config.data.sources": "card.s.sources",
+    "config.data.classes": "card.s.classes",
+    "config.data.split": "card.s.split",
+    "config.model.name": "card.s.model",
+    "config.model.options.widths": "card.s.widths",
+    "config.train.optimizer.name": "card.s.optimizer",
+    "config.train.optimizer.lr": "card.s.lr",
+    "config.train.batch_size": "card.s.batch",
+    "epochs": "card.s.epochs",
+    "best_epoch": "card.s.best_epoch",
+    "train_time_seconds": "card.s.time",
+    "weights": "card.s.weights",
+    "run": "card.s.run",
 }
 SUMMARY_KEYS = tuple(SUMMARY_LABELS)
 
-#: Heading and caption of each plot a bundle may ship (CARD_IMAGES), in display order.
-PLOT_TEXT = {
-    "confusion_matrix.png": ("Confusion matrix (counts)",
-                             "Rows are the true class, columns the predicted class; each cell "
-                             "counts test images."),
-    "confusion_matrix_normalized.png": ("Confusion matrix (share of each true class)",
-                                        "Each row sums to 100 %, so the diagonal is each "
-                                        "class's recall."),
-    "per_class.png": ("Precision, recall and F1 per class",
-                      "How often each predicted class is right (precision), how many of each "
-                      "true class are found (recall), and their harmonic mean (F1)."),
-    "reliability.png": ("Calibration",
-                        "How often the model is right against how confident it says it is; a "
-                        "well-calibrated model follows the diagonal."),
-    "learning_curves.png": ("Learning curves",
-                            "Loss and accuracy on the training and validation sets after each "
-                            "epoch of training."),
-}
+#: Heading and caption (message keys) of each plot a bundle may ship (CARD_IMAGES), in
+#: display order.
+PLOT_TEXT = {name: (f"plot.{name[:-4]}.title", f"plot.{name[:-4]}.caption")
+             for name in ("confusion_matrix.png", "confusion_matrix_normalized.png",
+                          "per_class.png", "reliability.png", "learning_curves.png")}
 
 
 @dataclass
@@ -155,7 +132,8 @@ class ModelCard:
         """The bundle's pictures, in PLOT_TEXT's order, each with a heading and caption."""
         order = [n for n in PLOT_TEXT if n in self.images] + \
             [n for n in self.images if n not in PLOT_TEXT]
-        return [Plot(n, *PLOT_TEXT.get(n, (n.rsplit(".", 1)[0].replace("_", " ").capitalize(), "")))
+        return [Plot(n, *PLOT_TEXT.get(n, (n.rsplit(".", 1)[0].replace("_", " ").capitalize(),
+                                           "")))
                 for n in order]
 
     @property
@@ -199,7 +177,7 @@ def _duration(seconds: str) -> str:
 
 
 def _summary(training: dict[str, Any]) -> list[tuple[str, str]]:
-    """(human label, value) of the SUMMARY_LABELS keys the record has."""
+    """(message key of the label, value) of the SUMMARY_LABELS keys the record has."""
     items = dict(_flatten(training))
     out = []
     for key, label in SUMMARY_LABELS.items():
@@ -211,7 +189,8 @@ def _summary(training: dict[str, Any]) -> list[tuple[str, str]]:
 
 @dataclass
 class Plot:
-    """One picture of the bundle folder with the heading and caption the page gives it."""
+    """One picture of the bundle folder with the heading and caption the page gives it
+    (message keys, or the file's name for a picture the catalogue does not know)."""
     file: str
     title: str
     caption: str

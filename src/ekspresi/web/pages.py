@@ -10,15 +10,27 @@ from fastapi.templating import Jinja2Templates
 
 from ekspresi import __version__
 from ekspresi.web.experiments import comparison_table, find_run, list_runs, safe_run_file
+from ekspresi.web.i18n import COOKIE, LANGUAGES, Translator, choose_language
 from ekspresi.web.modelcard import (CARD_IMAGES, DATASET_CITATIONS, GENERAL_LIMITATIONS,
                                     PAPER_CITATIONS, build_card)
 from ekspresi.web.render import palette_css
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
-#: (path, label) of the navigation bar, in the order the papers' app had them.
-NAV = [("/", "Home"), ("/image", "Image test"), ("/realtime", "Real-time"), ("/video", "Video"),
-       ("/steps", "Step by step"), ("/about", "About"), ("/experiments", "Experiments")]
+
+def _emotion_name(name: str, t: Translator) -> str:
+    """An emotion's name in the page's language (class names outside the catalogue as
+    they are)."""
+    key = f"emotion.{name}"
+    return str(t(key)) if t.has(key) else name
+
+
+TEMPLATES.env.filters["emotion_name"] = _emotion_name
+
+#: (path, message key) of the navigation bar, in the order the papers' app had them.
+NAV = [("/", "nav.home"), ("/image", "nav.image"), ("/realtime", "nav.realtime"),
+       ("/video", "nav.video"), ("/steps", "nav.steps"), ("/about", "nav.about"),
+       ("/experiments", "nav.experiments")]
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,11 +39,18 @@ def render(request: Request, template: str, active: str, status_code: int = 200,
            **context) -> HTMLResponse:
     engine = request.app.state.engine
     settings = request.app.state.settings
+    lang = choose_language(request)
+    t = Translator(lang)
     base = {"nav": NAV, "active": active, "engine": engine, "settings": settings,
             "version": __version__, "max_upload_mb": settings.max_upload_mb,
-            "palette_css": palette_css()}
-    return TEMPLATES.TemplateResponse(request, template, {**base, **context},
-                                      status_code=status_code)
+            "palette_css": palette_css(), "t": t, "lang": lang, "languages": LANGUAGES}
+    response = TEMPLATES.TemplateResponse(request, template, {**base, **context},
+                                          status_code=status_code)
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+    response.headers["Content-Language"] = lang
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    return response
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -82,9 +101,6 @@ def about_image(request: Request, image_name: str) -> FileResponse:
     return FileResponse(path, media_type="image/png")
 
 
-#: Column titles of the runs table for the headline metric keys.
-HEADLINE_TITLES = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy",
-                   "macro_f1": "macro F1", "n_samples": "test images"}
 EMPTY_CELLS = {"", "–", "-", "None", "nan"}
 
 
@@ -107,7 +123,7 @@ def experiments(request: Request) -> HTMLResponse:
     headline_cols = list(dict.fromkeys(k for r in runs for k in r.headline))
     return render(request, "experiments.html", "/experiments", runs=runs, runs_dir=runs_dir,
                   table=_drop_empty_columns(table), table_note=table_note,
-                  headline_cols=headline_cols, headline_titles=HEADLINE_TITLES)
+                  headline_cols=headline_cols)
 
 
 @router.get("/experiments/{run_name}/")

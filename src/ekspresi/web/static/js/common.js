@@ -15,6 +15,31 @@ const Ekspresi = (() => {
     return COLORS[emotion];
   }
 
+  // The page's words (ekspresi/web/messages/{lang}.json, the js.* and emotion.* keys),
+  // written by the server into <script type="application/json" id="messages">.
+  let MESSAGES = null;
+
+  /* t(key, {n: 3}): the message of key in the page's language, {n} filled in. */
+  function t(key, params = {}) {
+    if (MESSAGES === null) {
+      const node = document.getElementById("messages");
+      try { MESSAGES = node ? JSON.parse(node.textContent) : {}; } catch (_) { MESSAGES = {}; }
+    }
+    const text = key in MESSAGES ? MESSAGES[key] : key;
+    return text.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+  }
+
+  /* An emotion's name in the page's language (data keep the English class names). */
+  function label(emotion) {
+    const key = "emotion." + emotion;
+    return t(key) === key ? emotion : t(key);
+  }
+
+  /* "Face 2 · happy 87%"-style tag text of a face, shared by boxes, chips and tables. */
+  function tag(face, number) {
+    return `${number ? number + ". " : ""}${label(face.label)} ${Math.round(face.confidence * 100)}%`;
+  }
+
   function pct(p) {
     return (p * 100).toFixed(1) + " %";
   }
@@ -39,7 +64,7 @@ const Ekspresi = (() => {
       fill.style.setProperty("--c", color(name));
       fill.style.width = Math.max(0, Math.min(100, p * 100)).toFixed(1) + "%";
       const row = el("div", { class: "bar-row" + (name === top ? " top" : ""), "data-class": name }, [
-        el("span", { class: "bar-label", text: name }),
+        el("span", { class: "bar-label", text: label(name) }),
         el("div", { class: "bar-track" }, [fill]),
         el("span", { class: "bar-value", text: pct(p) }),
       ]);
@@ -97,7 +122,7 @@ const Ekspresi = (() => {
       const [x, y, w, h] = f.box.map((v) => v * scale);
       return [opts.mirror ? W - x - w : x, y, w, h];
     });
-    const texts = faces.map((f, i) => `${opts.numbered ? i + 1 + ". " : ""}${f.label} ${Math.round(f.confidence * 100)}%`);
+    const texts = faces.map((f, i) => tag(f, opts.numbered ? i + 1 : 0));
     const sizes = texts.map((t) => [ctx.measureText(t).width + 2 * pad, font + 2 * pad]);
     const labels = layoutLabels(boxes, sizes, W, H);
     const hi = opts.highlight === undefined ? -1 : opts.highlight;
@@ -206,7 +231,7 @@ const Ekspresi = (() => {
     try {
       response = await fetch(endpoint, { method: "POST", body: form });
     } catch (err) {
-      throw new Error("Could not reach the server: " + err.message);
+      throw new Error(t("js.err.unreachable", { why: err.message }));
     }
     let body = null;
     try { body = await response.json(); } catch (_) { /* not JSON */ }
@@ -253,7 +278,7 @@ const Ekspresi = (() => {
       if (!multiple) files = files.slice(0, 1);
       if (!files.length) return;
       if (files.length === 1 && files[0].size > maxBytes) {
-        showMessage(message, `That file is ${(files[0].size / 1e6).toFixed(1)} MB; the limit is ${zone.dataset.maxMb} MB.`, "error");
+        showMessage(message, t("js.err.too_big", { size: (files[0].size / 1e6).toFixed(1), limit: zone.dataset.maxMb }), "error");
         return;
       }
       onFiles(files, maxBytes);
@@ -310,7 +335,7 @@ const Ekspresi = (() => {
     zone.querySelector(".dropzone-busy").hidden = !on;
   }
 
-  return { COLORS, color, pct, el, renderBars, drawFaces, lineChart, layoutLabels, ink, canvasPxPerCssPx,
+  return { COLORS, color, t, label, tag, pct, el, renderBars, drawFaces, lineChart, layoutLabels, ink, canvasPxPerCssPx,
     showMessage, postImage, setupDropzone, busy, download, csvText };
 })();
 

@@ -51,10 +51,10 @@
   function faceCard(face, i) {
     const card = E.el("article", { class: "face-card", "data-emotion": face.label, "data-face": String(i), tabindex: "0" });
     card.append(
-      E.el("h3", {}, [E.el("span", { text: `Face ${i + 1}` }),
+      E.el("h3", {}, [E.el("span", { text: E.t("js.face", { n: i + 1 }) }),
         E.el("span", { class: "muted small", text: `${face.box[2]}×${face.box[3]} px` })]),
-      E.el("div", { class: "face-top", text: `${face.label} · ${E.pct(face.confidence)}` }),
-      E.el("div", { class: "face-sub", text: `detector score ${face.detection_score.toFixed(2)} · box x ${face.box[0]}, y ${face.box[1]}` }),
+      E.el("div", { class: "face-top", text: `${E.label(face.label)} · ${E.pct(face.confidence)}` }),
+      E.el("div", { class: "face-sub", text: E.t("js.face_sub", { score: face.detection_score.toFixed(2), x: face.box[0], y: face.box[1] }) }),
       E.renderBars(face.scores),
     );
     const on = () => { highlight = i; redraw(); };
@@ -83,7 +83,8 @@
     drawResult(data);
     facesBox.replaceChildren();
     const n = data.faces.length;
-    summary.textContent = `${data.width}×${data.height} px · ${n} face${n === 1 ? "" : "s"} · ${data.elapsed_ms.toFixed(0)} ms · model ${data.model}`;
+    summary.textContent = E.t("js.image_summary", { w: data.width, h: data.height,
+      faces: E.t(n === 1 ? "js.faces_one" : "js.faces_many", { n }), ms: data.elapsed_ms.toFixed(0), model: data.model });
     if (n === 0) {
       const tips = document.getElementById("no-face-tips").content.cloneNode(true);
       const box = E.el("div", { class: "message warn", id: "no-face" });
@@ -100,11 +101,11 @@
     row.tabIndex = 0;
     let emotions;
     if (item.status === "error") emotions = E.el("span", { class: "error-text", text: item.error });
-    else if (item.status !== "done") emotions = E.el("span", { class: "muted", text: item.status === "busy" ? "analysing…" : "waiting" });
-    else if (!item.data.faces.length) emotions = E.el("span", { class: "muted", text: "no face found" });
+    else if (item.status !== "done") emotions = E.el("span", { class: "muted", text: E.t(item.status === "busy" ? "js.analysing" : "js.waiting") });
+    else if (!item.data.faces.length) emotions = E.el("span", { class: "muted", text: E.t("js.no_face") });
     else {
       emotions = E.el("span", { class: "chips" }, item.data.faces.map((f, k) =>
-        E.el("span", { class: "chip", "data-emotion": f.label, text: `${k + 1}. ${f.label} ${Math.round(f.confidence * 100)}%` })));
+        E.el("span", { class: "chip", "data-emotion": f.label, text: E.tag(f, k + 1) })));
     }
     const cells = [
       E.el("td", { class: "num", text: String(i + 1) }),
@@ -132,10 +133,10 @@
       const item = items[i];
       item.status = "busy";
       renderRow(item, i);
-      progress.textContent = `(${i + 1} of ${items.length})`;
+      progress.textContent = E.t("js.progress", { i: i + 1, n: items.length });
       if (item.file.size > maxBytes) {
         item.status = "error";
-        item.error = `${(item.file.size / 1e6).toFixed(1)} MB is above the ${zone.dataset.maxMb} MB limit`;
+        item.error = E.t("js.err.over_limit", { size: (item.file.size / 1e6).toFixed(1), limit: zone.dataset.maxMb });
       } else {
         try {
           item.data = await E.postImage(zone.dataset.endpoint, item.file);
@@ -150,7 +151,7 @@
       if (current < 0 && (item.status === "done" || items.length === 1)) show(i);
     }
     const failed = items.filter((it) => it.status === "error").length;
-    progress.textContent = `(${items.length} files${failed ? `, ${failed} failed` : ""})`;
+    progress.textContent = E.t(failed ? "js.done_failed" : "js.done", { n: items.length, failed });
     E.busy(zone, false);
   }
 

@@ -52,11 +52,11 @@
   function connect() {
     ws = new WebSocket(socketUrl());
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => { setStatus("Live."); inFlight = false; waitingForFrame = false; pump(); };
+    ws.onopen = () => { setStatus(E.t("js.rt.live")); inFlight = false; waitingForFrame = false; pump(); };
     ws.onmessage = (ev) => onAnswer(JSON.parse(ev.data));
     ws.onclose = () => {
       inFlight = false;
-      if (stream) { setStatus("Connection lost, reconnecting…"); setTimeout(connect, 1000); }
+      if (stream) { setStatus(E.t("js.rt.reconnecting")); setTimeout(connect, 1000); }
     };
   }
 
@@ -96,7 +96,7 @@
     inFlight = false;
     const now = performance.now();
     if (data.error) {
-      setStatus("Server: " + data.error);
+      setStatus(E.t("js.rt.server_error", { why: data.error }));
     } else {
       answered.push(now);
       answered = answered.filter((t) => now - t <= 2000);
@@ -131,20 +131,20 @@
     overlay.dataset.faces = String(faces.length);
     overlay.dataset.mirror = String(mirrorBox.checked);
     facesList.replaceChildren(...faces.map((f, i) => {
-      const li = E.el("li", { "data-emotion": f.label, text: `${i + 1}. ${f.label} ${Math.round(f.confidence * 100)}%` });
+      const li = E.el("li", { "data-emotion": f.label, text: E.tag(f, i + 1) });
       return li;
     }));
   }
 
   function buildLegend() {
     const legend = document.getElementById("legend");
-    legend.replaceChildren(...classes.map((c) => E.el("span", { "data-emotion": c, text: c })));
+    legend.replaceChildren(...classes.map((c) => E.el("span", { "data-emotion": c, text: E.label(c) })));
   }
 
   function drawChart(now) {
     E.lineChart(chart, history.map((h) => (h.gap ? h : { x: h.t, scores: h.scores })), classes, {
       from: now - WINDOW_MS, to: now,
-      ticks: [30, 20, 10, 0].map((sec) => ({ x: now - sec * 1000, label: sec ? `-${sec}s` : "now" })),
+      ticks: [30, 20, 10, 0].map((sec) => ({ x: now - sec * 1000, label: sec ? E.t("js.rt.seconds_ago", { s: sec }) : E.t("js.rt.now") })),
     });
   }
 
@@ -183,14 +183,14 @@
   async function start() {
     if (stream) { stop(); return; }
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      setStatus("This browser cannot use a camera here (a webcam needs https or localhost).");
+      setStatus(E.t("js.rt.no_camera_api"));
       return;
     }
-    setStatus("Asking for the camera…");
+    setStatus(E.t("js.rt.asking"));
     try {
       stream = await openCamera(cameraSelect.value);
     } catch (err) {
-      setStatus("No camera: " + err.message);
+      setStatus(E.t("js.rt.no_camera", { why: err.message }));
       stream = null;
       return;
     }
@@ -202,7 +202,7 @@
     video.srcObject = stream;
     await video.play();
     placeholder.hidden = true;
-    startBtn.textContent = "Stop camera";
+    startBtn.textContent = E.t("js.rt.stop");
     pauseBtn.disabled = false;
     paused = false;
     connect();
@@ -222,7 +222,7 @@
     } catch (_) { return; }
     const active = stream && stream.getVideoTracks()[0] ? stream.getVideoTracks()[0].getSettings().deviceId : "";
     cameraSelect.replaceChildren(...cams.map((d, i) => {
-      const o = E.el("option", { value: d.deviceId, text: d.label || `Camera ${i + 1}` });
+      const o = E.el("option", { value: d.deviceId, text: d.label || E.t("js.rt.camera_n", { n: i + 1 }) });
       if (d.deviceId === active) o.selected = true;
       return o;
     }));
@@ -236,7 +236,7 @@
     try {
       next = await openCamera(cameraSelect.value);
     } catch (err) {
-      setStatus("Cannot open that camera: " + err.message);
+      setStatus(E.t("js.rt.camera_failed", { why: err.message }));
       return;
     }
     stream.getTracks().forEach((t) => t.stop());
@@ -260,18 +260,18 @@
     if (s) s.getTracks().forEach((t) => t.stop());
     video.srcObject = null;
     placeholder.hidden = false;
-    startBtn.textContent = "Start camera";
+    startBtn.textContent = E.t("js.rt.start");
     pauseBtn.disabled = true;
-    pauseBtn.textContent = "Pause";
+    pauseBtn.textContent = E.t("js.rt.pause");
     markGap(performance.now());
     clearLive();
-    setStatus("Camera off.");
+    setStatus(E.t("js.rt.off"));
   }
 
   function togglePause() {
     paused = !paused;
-    pauseBtn.textContent = paused ? "Resume" : "Pause";
-    setStatus(paused ? "Paused." : "Live.");
+    pauseBtn.textContent = E.t(paused ? "js.rt.resume" : "js.rt.pause");
+    setStatus(E.t(paused ? "js.rt.paused" : "js.rt.live"));
     if (paused) { fpsEl.textContent = "0.0"; markGap(performance.now()); }
     else { answered = []; pump(); }
   }

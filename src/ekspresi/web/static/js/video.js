@@ -33,7 +33,7 @@
   function ticks(duration) {
     const step = duration > 60 ? 10 : duration > 20 ? 5 : duration > 8 ? 2 : 1;
     const out = [];
-    for (let s = 0; s <= duration + 1e-6; s += step) out.push({ x: s, label: `${s}s` });
+    for (let s = 0; s <= duration + 1e-6; s += step) out.push({ x: s, label: E.t("js.video.seconds", { s }) });
     return out;
   }
 
@@ -47,19 +47,19 @@
 
   function trackCard(track, data) {
     const classes = Object.keys(track.scores);
-    const seen = `${track.frames} analysed frame${track.frames === 1 ? "" : "s"}`;
+    const seen = E.t(track.frames === 1 ? "js.video.frames_one" : "js.video.frames_many", { n: track.frames });
     const first = data.timeline.find((r) => r.frame === track.first_frame);
     const lastRow = data.timeline.find((r) => r.frame === track.last_frame);
-    const span = first && lastRow ? `, ${first.time.toFixed(1)}–${lastRow.time.toFixed(1)} s` : "";
+    const span = first && lastRow ? E.t("js.video.span", { from: first.time.toFixed(1), to: lastRow.time.toFixed(1) }) : "";
     const card = E.el("article", { class: "card track-card", "data-emotion": track.label, "data-track": String(track.track_id) });
-    const canvas = E.el("canvas", { class: "track-chart", "aria-label": `Emotions of face #${track.track_id} over the clip` });
+    const canvas = E.el("canvas", { class: "track-chart", "aria-label": E.t("js.video.chart_label", { id: track.track_id }) });
     card.append(
-      E.el("h3", {}, [E.el("span", { text: `Face #${track.track_id}` }),
-        E.el("span", { class: "muted small", text: `seen in ${seen}${span}` })]),
-      E.el("div", { class: "face-top", text: `${track.label} · ${E.pct(track.confidence)}` }),
-      E.el("div", { class: "face-sub", text: `mean over the ${seen} of this face (not one frame)` }),
+      E.el("h3", {}, [E.el("span", { text: E.t("js.video.face", { id: track.track_id }) }),
+        E.el("span", { class: "muted small", text: E.t("js.video.seen", { seen, span }) })]),
+      E.el("div", { class: "face-top", text: `${E.label(track.label)} · ${E.pct(track.confidence)}` }),
+      E.el("div", { class: "face-sub", text: E.t("js.video.mean", { seen }) }),
       canvas,
-      E.el("div", { class: "legend" }, classes.map((c) => E.el("span", { "data-emotion": c, text: c }))),
+      E.el("div", { class: "legend" }, classes.map((c) => E.el("span", { "data-emotion": c, text: E.label(c) }))),
     );
     const points = trackPoints(data.timeline, track.track_id);
     charts.push({ canvas, points, classes });
@@ -75,11 +75,12 @@
     last = data;
     charts = [];
     resultBox.hidden = false;
-    document.getElementById("video-name").textContent = file.name || "video";
+    document.getElementById("video-name").textContent = file.name || E.t("js.video.untitled");
     const v = data.video;
-    summary.textContent = `${v.width}×${v.height} px · ${data.duration_s.toFixed(1)} s at ${v.fps.toFixed(1)} frames/s · ` +
-      `${v.frames_analyzed} of ${v.frames_read} frames analysed · ${data.tracks.length} face${data.tracks.length === 1 ? "" : "s"} · ` +
-      `${(data.elapsed_ms / 1000).toFixed(1)} s`;
+    summary.textContent = E.t("js.video.summary", { w: v.width, h: v.height, duration: data.duration_s.toFixed(1),
+      fps: v.fps.toFixed(1), analysed: v.frames_analyzed, read: v.frames_read,
+      faces: E.t(data.tracks.length === 1 ? "js.faces_one" : "js.faces_many", { n: data.tracks.length }),
+      elapsed: (data.elapsed_ms / 1000).toFixed(1) });
     const clipLink = document.getElementById("download-clip");
     if (data.clip_url) {
       player.src = data.clip_url;
@@ -95,8 +96,7 @@
     csvLink.download = `${stem(file.name)}.timeline.csv`;
     tracksBox.replaceChildren();
     if (!data.tracks.length) {
-      tracksBox.append(E.el("div", { class: "message warn", id: "no-face",
-        text: "No face was found in the analysed frames. Try a clip where faces are larger, frontal and well lit, or analyse more frames." }));
+      tracksBox.append(E.el("div", { class: "message warn", id: "no-face", text: E.t("js.video.no_face") }));
     }
     data.tracks.forEach((t) => tracksBox.append(trackCard(t, data)));
     requestAnimationFrame(redrawCharts);
