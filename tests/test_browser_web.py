@@ -453,9 +453,11 @@ def test_label_layout_in_browser(page, boxes):
             assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, rects
 
 
-def test_about_page_fits_a_phone(browser):
-    """The About page of the shipped model (long hashes, run paths, three test sets, plots)
-    at 390 px: nothing wider than the screen; wide tables scroll inside their own box."""
+@pytest.mark.parametrize("lang", ["en", "id"])
+def test_every_page_fits_a_phone(browser, lang):
+    """Every page with the shipped model (the About page: long hashes, run paths, three test
+    sets, plots) at 390 px, in both languages: nothing wider than the screen; wide tables
+    scroll inside their own box."""
     from ekspresi.web.app import create_app
     from ekspresi.web.settings import WebSettings
 
@@ -465,11 +467,13 @@ def test_about_page_fits_a_phone(browser):
     with LiveServer(app) as live:
         context = browser.new_context(viewport={"width": 390, "height": 800})
         pg = context.new_page()
-        pg.goto(live.url + "/about")
+        for path in ("/", "/image", "/realtime", "/video", "/steps", "/about", "/experiments"):
+            pg.goto(f"{live.url}{path}?lang={lang}")
+            assert pg.evaluate("document.documentElement.scrollWidth") <= 390, path
+        pg.goto(f"{live.url}/about?lang={lang}")
         pg.wait_for_selector("#plots")
-        assert pg.evaluate("document.documentElement.scrollWidth") <= 390
         assert pg.locator("#plots h5").count() >= 2
-        shot(pg, "about_mobile")
+        shot(pg, f"about_mobile_{lang}")
         context.close()
 
 
