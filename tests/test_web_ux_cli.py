@@ -5,12 +5,13 @@ are means over a track."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from test_web_support import LiveServer, tiny_bundle, web_engine  # noqa: F401
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 WITHOUT_EXTRA = ("import sys\n"
@@ -43,17 +44,21 @@ def test_inference_commands_work_without_the_extra():
     assert '"faces"' in r.stdout
 
 
-def test_serve_on_a_busy_port_says_so_and_suggests_another(capsys):
-    from ekspresi.cli import main
+def test_serve_on_a_busy_port_says_so_and_suggests_another(capsys, web_engine):  # noqa: F811
+    """Another uvicorn already serves the port and has answered a request."""
+    import urllib.request
 
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        code = main(["serve", "--port", str(port)])
+    from ekspresi.cli import main
+    from ekspresi.web.app import create_app
+    from ekspresi.web.settings import WebSettings
+
+    with LiveServer(create_app(WebSettings(threads=1), engine=web_engine)) as live:
+        with urllib.request.urlopen(live.url + "/healthz") as r:
+            assert r.status == 200
+        code = main(["serve", "--port", str(live.port)])
     err = capsys.readouterr().err
     assert code == 2
-    assert f"127.0.0.1:{port}" in err and f"--port {port + 1}" in err
+    assert f"127.0.0.1:{live.port}" in err and f"--port {live.port + 1}" in err
     assert "Traceback" not in err
 
 

@@ -72,6 +72,7 @@ def _check_port(host: str, port: int) -> None:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             s.bind((host, port))
+            s.listen()  # bind() alone once passed beside a running `ekspresi serve` here
         except OSError as exc:
             other = port + 1 if port < 65535 else 8080
             raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
