@@ -144,10 +144,6 @@ def run(args: argparse.Namespace) -> int:
                 results.append({"file": name, "faces": v["tracks"], "timeline": v["timeline"],
                                 "video": {k: v[k] for k in ("frames_read", "frames_analyzed",
                                                             "fps", "width", "height")}})
-                if v["annotated"] is not None and v["annotated"] != target:
-                    print(f"note: {target} would not play in browsers here (no H.264 "
-                          f"encoder in this OpenCV); wrote {v['annotated']} (WebM, VP8)",
-                          file=sys.stderr)
             else:
                 image = read_image(path)
                 faces = recognizer.analyze(image, name=name)

@@ -95,8 +95,9 @@ def open_writer(path: str | Path, fps: float, size: tuple[int, int]
                                          f"; use one of {', '.join(sorted(WRITER_CODECS))}")
     if not can_write(suffix):
         fallback = target.with_suffix(".webm")
-        log.warning("%s: this OpenCV cannot encode %s here; writing WebM (VP8) to %s instead",
-                    target, WRITER_CODECS[suffix], fallback)
+        log.warning("%s: this OpenCV has no %s encoder (the pip wheels have none for H.264, "
+                    "and browsers refuse their MPEG-4 Part 2); writing WebM (VP8) to %s "
+                    "instead", target, WRITER_CODECS[suffix], fallback)
         target, suffix = fallback, ".webm"
     target.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*WRITER_CODECS[suffix]),
