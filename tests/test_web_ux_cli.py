@@ -74,3 +74,20 @@ def test_video_summary_rows_say_they_are_track_means():
     image = to_table([{"file": "a.jpg", "faces": [Face(box=(1, 2, 30, 30), detection_score=0.9,
                                                        scores={"happy": 0.7, "sad": 0.3})]}])
     assert "mean" not in image
+
+
+def test_annotated_video_falls_back_to_webm_where_h264_cannot_be_written(tmp_path, monkeypatch,
+                                                                         caplog):
+    from ekspresi.errors import BadInputError
+    from ekspresi.infer import video
+
+    monkeypatch.setattr(video, "can_write", lambda suffix: suffix == ".webm")
+    writer, path = video.open_writer(tmp_path / "out.mp4", 10.0, (64, 48))
+    writer.release()
+    assert path == tmp_path / "out.webm" and path.is_file()
+    assert "writing WebM (VP8)" in caplog.text
+    assert video.browser_video_suffix() == ".webm"
+    monkeypatch.setattr(video, "can_write", lambda suffix: True)
+    assert video.browser_video_suffix() == ".mp4"
+    with pytest.raises(BadInputError, match="cannot write .gif"):
+        video.open_writer(tmp_path / "out.gif", 10.0, (64, 48))
