@@ -384,7 +384,8 @@ def test_several_files_results_table_and_downloads(page, photo, tmp_path):
     wait_until(page, "document.querySelector('#annotated').dataset.faces === '2'")
     assert page.locator("#result-name").inner_text() == "two_faces.jpg"
     # the tags of the two faces do not overlap, stay inside the canvas, and are 13 CSS px
-    labels, width, shown, font = page.evaluate("""(() => { const c = document.querySelector('#annotated');
+    labels, width, shown, font = page.evaluate("""(() => {
+        const c = document.querySelector('#annotated');
         return [JSON.parse(c.dataset.labels), c.width, c.getBoundingClientRect().width,
                 parseFloat(c.dataset.font)]; })()""")
     assert len(labels) == 2
@@ -445,8 +446,8 @@ def test_folder_picker_and_dropped_folder(page, photo, tmp_path):
 ])
 def test_label_layout_in_browser(page, boxes):
     page.goto(page.base + "/image")
-    rects = page.evaluate("([boxes]) => Ekspresi.layoutLabels(boxes, boxes.map(() => [90, 20]), 400, 250)"
-                          ".map(r => [r.x, r.y, r.w, r.h])", [boxes])
+    rects = page.evaluate("([boxes]) => Ekspresi.layoutLabels(boxes, boxes.map(() => [90, 20]),"
+                          " 400, 250).map(r => [r.x, r.y, r.w, r.h])", [boxes])
     for i, (x, y, w, h) in enumerate(rects):
         assert 0 <= x and x + w <= 400 and 0 <= y and y + h <= 250
         for (x2, y2, w2, h2) in rects[i + 1:]:
@@ -521,7 +522,8 @@ def test_dark_mode_follows_the_system(browser, server, photo):
     pg.set_input_files("#file-input", str(photo))
     pg.wait_for_selector("#faces .face-card")
     colours = pg.evaluate("""(() => {
-        const hex = (c) => '#' + c.match(/\\d+/g).slice(0, 3).map(v => (+v).toString(16).padStart(2, '0')).join('');
+        const hex = (c) => '#' + c.match(/\\d+/g).slice(0, 3)
+            .map(v => (+v).toString(16).padStart(2, '0')).join('');
         const css = (sel, prop) => hex(getComputedStyle(document.querySelector(sel))[prop]);
         return {bg: css('body', 'backgroundColor'), text: css('body', 'color'),
                 card: css('.face-card', 'backgroundColor'), muted: css('.muted', 'color'),

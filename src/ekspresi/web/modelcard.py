@@ -50,8 +50,8 @@ PAPER_CITATIONS = (
 
 
 #: Training-record keys shown unfolded on the About page, in this order, with the message
-#: key of the words a reader sees instead of the config key (for an ensemble: its own keys, then the same keys
-#: for each member). The full record, keys and all, stays folded below.
+#: key of the words a reader sees instead of the config key (for an ensemble: its own keys,
+#: then the same keys for each member). The full record, keys and all, stays folded below.
 SUMMARY_LABELS = {
     "ensemble.tta": "card.s.tta",
     "ensemble.combine": "card.s.combine",

@@ -11,7 +11,6 @@ import cv2
 import numpy as np
 
 from ekspresi.infer.annotate import OTHER, PALETTE, ink
-from ekspresi.infer.annotate import COLOURS as EMOTION_BGR  # noqa: F401  (the one palette)
 CANDIDATE_BGR = (0, 200, 255)
 REJECTED_BGR = (140, 140, 140)
 
