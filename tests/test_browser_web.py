@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ekspresi.labels import CLASSES
 from test_web_support import (LiveServer, face_photo_path, png_bytes, tiny_bundle,  # noqa: F401
                               web_engine)
 
@@ -68,6 +69,9 @@ def runs_dir(tmp_path_factory) -> Path:
                                                                  "macro_f1": 0.64}}))
     (run / "report" / "report.html").write_text(
         "<!doctype html><title>demo report</title><h1 id='r'>Report of demo_run</h1>")
+    bare = root / "a_run_with_a_rather_long_name_and_no_report_yet"
+    bare.mkdir()
+    (bare / "final_metrics.json").write_text(json.dumps({"test": {"accuracy": 0.61}}))
     return root
 
 
@@ -141,7 +145,11 @@ def shot(page, name: str) -> None:
 
 def test_home_and_nav(page):
     page.goto(page.base + "/")
-    assert page.locator("nav a").count() == 7
+    assert page.locator("nav a").count() == 8
+    # the scripts draw in the server's palette (ekspresi.infer.annotate.PALETTE)
+    from ekspresi.infer.annotate import PALETTE
+
+    assert page.evaluate("Ekspresi.color('happy')") == PALETTE["happy"]
     page.click("nav >> text=About")
     page.wait_for_selector("#model-card")
     assert page.locator("#confusion td").count() == 49
@@ -224,10 +232,19 @@ def test_experiments_page_and_report(page):
     page.goto(page.base + "/experiments")
     assert "0.6812" in page.locator("#runs").inner_text()
     assert page.locator("#comparison").count() == 1
+    assert "ekspresi evaluate" in page.locator("#runs .no-report").inner_text()
     shot(page, "experiments")
     page.click("text=open report")
     page.wait_for_selector("#r")
     assert page.locator("#r").inner_text() == "Report of demo_run"
+    page.click("#ekspresi-back a")          # the report links back to the app
+    page.wait_for_selector("#runs")
+    assert page.url == page.base + "/experiments"
+    # on a phone the tables scroll inside their cards, never the page
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    shot(page, "experiments_mobile")
 
 
 def test_realtime_with_fake_camera(page):
@@ -252,6 +269,18 @@ def test_realtime_with_fake_camera(page):
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "realtime_fps.json").write_text(json.dumps({"fps_counter": fps}))
     print(f"real-time page frames/s counter after 4 s: {fps}")
+    # the boxes carry the same numbers and words as the chips under the video
+    boxes, chips = page.evaluate("""[JSON.parse(document.querySelector('#overlay').dataset.texts),
+        [...document.querySelectorAll('#rt-faces li')].map(li => li.textContent)]""")
+    assert boxes == chips
+    assert boxes[0].startswith("1. ")
+    # a camera selector (listed once the camera was allowed) and a mirror toggle
+    assert page.locator("#camera option").count() >= 1
+    assert page.locator(".camera-choice").is_visible()
+    page.check("#mirror")
+    wait_until(page, "document.querySelector('#overlay').dataset.mirror === 'true'")
+    assert "mirrored" in page.locator("#video").get_attribute("class")
+    page.uncheck("#mirror")
     page.click("#pause")
     assert page.locator("#pause").inner_text() == "Resume"
     page.wait_for_timeout(500)
@@ -259,8 +288,29 @@ def test_realtime_with_fake_camera(page):
     assert answered == "Paused."
     page.click("#pause")
     wait_until(page, "parseFloat(document.querySelector('#fps').textContent) > 0")
+    # the pause is a gap in the chart: each line is now two unbroken stretches
+    wait_until(page, "document.querySelector('#chart').dataset.runs === '2'")
     page.click("#start")  # stop
     assert page.locator("#rt-status").inner_text() == "Camera off."
+    # nothing live is left on screen: stats, chips and boxes are cleared
+    assert [page.locator(s).inner_text() for s in ("#fps", "#latency", "#face-count")] == [
+        "–", "–", "–"]
+    assert page.locator("#rt-faces li").count() == 0
+    assert page.evaluate("""(() => { const c = document.querySelector('#overlay');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        return d.some((v, i) => i % 4 === 3 && v > 0); })()""") is False
+    shot(page, "realtime_stopped")
+    # the session as CSV: one row per face and answer, seconds since Start
+    import csv
+    import io
+
+    with page.expect_download() as dl:
+        page.click("#download-session")
+    rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert len(rows) > 10
+    times = [float(r["time_s"]) for r in rows]
+    assert times == sorted(times) and times[-1] > 4
+    assert {r["face"] for r in rows} <= {"1", ""} and "p_happy" in rows[0]
 
 
 def test_step_page_shows_all_stages(page, photo):
@@ -292,3 +342,218 @@ def test_mobile_layout(page, browser):
     page.click(".nav-toggle-label")
     assert page.locator("nav.nav").is_visible()
     shot(page, "home_mobile")
+
+
+# -- several images, downloads, labels -------------------------------------------------------
+
+def two_face_jpeg(photo: Path, out: Path) -> Path:
+    """The face photo beside its mirror image: one picture with two faces close together."""
+    import cv2
+
+    face = cv2.imread(str(photo))
+    cv2.imwrite(str(out), np.concatenate([face, face[:, ::-1]], axis=1))
+    return out
+
+
+def test_several_files_results_table_and_downloads(page, photo, tmp_path):
+    import csv
+    import io
+
+    import cv2
+
+    two = two_face_jpeg(photo, tmp_path / "two_faces.jpg")
+    flat = tmp_path / "flat.png"
+    flat.write_bytes(png_bytes(np.full((240, 320, 3), 128, np.uint8)))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    page.goto(page.base + "/image")
+    page.set_input_files("#file-input", [str(photo), str(two), str(flat), str(notes)])
+    wait_until(page, "[...document.querySelectorAll('#batch-table tbody tr')]"
+                     ".filter(r => ['done', 'error'].includes(r.dataset.status)).length === 4")
+    rows = page.locator("#batch-table tbody tr")
+    assert rows.count() == 4
+    texts = rows.all_inner_texts()
+    assert [r.split("\t")[2].strip() for r in texts[:3]] == ["1", "2", "0"]
+    assert "no face found" in texts[2]
+    assert "415" in texts[3] and rows.nth(3).get_attribute("data-status") == "error"
+    assert "4 files, 1 failed" in page.locator("#batch-progress").inner_text()
+    # the first image is shown; choosing a row shows that one
+    assert page.locator("#result-name").inner_text() == photo.name
+    rows.nth(1).click()
+    page.wait_for_selector("#faces .face-card >> nth=1")
+    wait_until(page, "document.querySelector('#annotated').dataset.faces === '2'")
+    assert page.locator("#result-name").inner_text() == "two_faces.jpg"
+    # the tags of the two faces do not overlap, stay inside the canvas, and are 13 CSS px
+    labels, width, shown, font = page.evaluate("""(() => {
+        const c = document.querySelector('#annotated');
+        return [JSON.parse(c.dataset.labels), c.width, c.getBoundingClientRect().width,
+                parseFloat(c.dataset.font)]; })()""")
+    assert len(labels) == 2
+    (ax, ay, aw, ah), (bx, by, bw, bh) = labels
+    assert ax + aw <= bx or bx + bw <= ax or ay + ah <= by or by + bh <= ay
+    assert all(x >= 0 and x + w <= width + 1 for x, _, w, _ in labels)
+    assert abs(font * shown / width - 13) <= 1
+    # hovering a face card highlights its box (and only changes the picture while hovered)
+    before = page.evaluate("document.querySelector('#annotated').toDataURL()")
+    page.hover("#faces .face-card >> nth=1")
+    wait_until(page, "document.querySelector('#annotated').dataset.highlight === '1'")
+    assert page.evaluate("document.querySelector('#annotated').toDataURL()") != before
+    shot(page, "image_batch")
+    page.mouse.move(0, 0)
+    wait_until(page, "document.querySelector('#annotated').dataset.highlight === '-1'")
+    # downloads: the annotated picture, this image's CSV/JSON, and everything as CSV/JSON
+    with page.expect_download() as dl:
+        page.click("#download-image")
+    assert dl.value.suggested_filename == "two_faces.annotated.png"
+    png = cv2.imdecode(np.frombuffer(Path(dl.value.path()).read_bytes(), np.uint8), 1)
+    assert png.shape[:2] == (512, 1024)
+    with page.expect_download() as dl:
+        page.click("#download-csv")
+    one = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert [r["face"] for r in one] == ["1", "2"] and all(r["file"] == "two_faces.jpg" for r in one)
+    with page.expect_download() as dl:
+        page.click("#download-all-csv")
+    table = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert [r["file"] for r in table] == [photo.name, "two_faces.jpg", "two_faces.jpg",
+                                          "flat.png", "notes.txt"]
+    assert "415" in table[-1]["error"] and table[3]["label"] == ""
+    assert abs(sum(float(table[0][f"p_{c}"]) for c in CLASSES) - 1) < 1e-3
+    with page.expect_download() as dl:
+        page.click("#download-all-json")
+    saved = json.loads(Path(dl.value.path()).read_text())
+    assert [len(r.get("faces", [])) for r in saved["results"]] == [1, 2, 0, 0]
+    assert "error" in saved["results"][3] and "preview" not in saved["results"][0]
+
+
+def test_folder_picker_and_dropped_folder(page, photo, tmp_path):
+    folder = tmp_path / "album"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(photo, folder / "a.jpg")
+    two_face_jpeg(photo, folder / "sub" / "b.jpg")
+    (folder / "readme.txt").write_text("skipped: not an image")
+    page.goto(page.base + "/image")
+    page.set_input_files("#folder-input", str(folder))
+    wait_until(page, "[...document.querySelectorAll('#batch-table tbody tr')]"
+                     ".filter(r => r.dataset.status === 'done').length === 2")
+    names = page.locator("#batch-table .file-name").all_inner_texts()
+    assert names == ["album/a.jpg", "album/sub/b.jpg"]
+
+
+@pytest.mark.parametrize("boxes", [
+    [[10, 5, 60, 60], [40, 5, 60, 60], [70, 5, 60, 60], [100, 5, 60, 60]],
+    [[0, 0, 50, 50]] * 5,
+    [[300, 200, 40, 40], [310, 210, 40, 40], [0, 230, 30, 20]],
+])
+def test_label_layout_in_browser(page, boxes):
+    page.goto(page.base + "/image")
+    rects = page.evaluate("([boxes]) => Ekspresi.layoutLabels(boxes, boxes.map(() => [90, 20]),"
+                          " 400, 250).map(r => [r.x, r.y, r.w, r.h])", [boxes])
+    for i, (x, y, w, h) in enumerate(rects):
+        assert 0 <= x and x + w <= 400 and 0 <= y and y + h <= 250
+        for (x2, y2, w2, h2) in rects[i + 1:]:
+            assert x + w <= x2 or x2 + w2 <= x or y + h <= y2 or y2 + h2 <= y, rects
+
+
+@pytest.mark.parametrize("lang", ["en", "id"])
+def test_every_page_fits_a_phone(browser, lang):
+    """Every page with the shipped model (the About page: long hashes, run paths, three test
+    sets, plots) at 390 px, in both languages: nothing wider than the screen; wide tables
+    scroll inside their own box."""
+    from ekspresi.web.app import create_app
+    from ekspresi.web.settings import WebSettings
+
+    app = create_app(WebSettings(threads=1))
+    if not app.state.engine.available:
+        pytest.skip(f"the bundled default model is missing: {app.state.engine.error}")
+    with LiveServer(app) as live:
+        context = browser.new_context(viewport={"width": 390, "height": 800})
+        pg = context.new_page()
+        for path in ("/", "/image", "/realtime", "/video", "/steps", "/about", "/experiments"):
+            pg.goto(f"{live.url}{path}?lang={lang}")
+            assert pg.evaluate("document.documentElement.scrollWidth") <= 390, path
+        pg.goto(f"{live.url}/about?lang={lang}")
+        pg.wait_for_selector("#plots")
+        assert pg.locator("#plots h5").count() >= 2
+        shot(pg, f"about_mobile_{lang}")
+        context.close()
+
+
+def test_video_page_with_a_real_clip(page, tmp_path):
+    """A clip made here from the face photo: the annotated copy plays in Chromium, each
+    face's timeline is charted, and the CSV downloads."""
+    import csv
+    import io
+
+    from test_web_ux import write_face_clip
+
+    clip = write_face_clip(tmp_path / "walk.mp4", frames=30)
+    page.goto(page.base + "/video")
+    page.select_option("#every", "5")
+    page.set_input_files("#file-input", str(clip))
+    page.wait_for_selector("#tracks .track-card", timeout=60_000)
+    assert page.locator("#tracks .track-card").count() == 1
+    assert "mean over the 6 analysed frames" in page.locator(".track-card .face-sub").inner_text()
+    # Chromium decodes the annotated clip: metadata, the right size, and it plays
+    wait_until(page, "document.querySelector('#annotated-video').readyState >= 2")
+    size = page.evaluate("[document.querySelector('#annotated-video').videoWidth,"
+                         " document.querySelector('#annotated-video').videoHeight]")
+    assert size == [320, 240]
+    page.evaluate("document.querySelector('#annotated-video').play()")
+    wait_until(page, "document.querySelector('#annotated-video').currentTime > 0.5")
+    assert page.evaluate("document.querySelector('#annotated-video').error") is None
+    # the face's chart has its lines, and the playhead moved over it
+    assert page.locator(".track-chart").evaluate("c => c.dataset.runs") == "1"
+    shot(page, "video")
+    with page.expect_download() as dl:
+        page.click("#download-video-csv")
+    rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+    assert [int(r["frame"]) for r in rows] == list(range(0, 30, 5))
+    assert dl.value.suggested_filename == "walk.timeline.csv"
+
+
+def test_dark_mode_follows_the_system(browser, server, photo):
+    """With the system in dark mode every surface turns dark and the text stays readable
+    (WCAG contrast >= 4.5:1 for body text, muted text and links)."""
+    from ekspresi.infer.annotate import contrast
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    pg = context.new_page()
+    pg.goto(server.url + "/image")
+    pg.set_input_files("#file-input", str(photo))
+    pg.wait_for_selector("#faces .face-card")
+    colours = pg.evaluate("""(() => {
+        const hex = (c) => '#' + c.match(/\\d+/g).slice(0, 3)
+            .map(v => (+v).toString(16).padStart(2, '0')).join('');
+        const css = (sel, prop) => hex(getComputedStyle(document.querySelector(sel))[prop]);
+        return {bg: css('body', 'backgroundColor'), text: css('body', 'color'),
+                card: css('.face-card', 'backgroundColor'), muted: css('.muted', 'color'),
+                link: css('footer a', 'color')}; })()""")
+    assert contrast(colours["bg"], "#000000") < 1.5          # a dark page
+    assert contrast(colours["card"], "#000000") < 1.5
+    for key in ("text", "muted", "link"):
+        assert contrast(colours[key], colours["card"]) >= 4.5, (key, colours)
+    shot(pg, "image_dark")
+    context.close()
+
+
+def test_indonesian_ui_in_the_browser(page, photo):
+    """?lang=id: the page and what its scripts write (cards, bars, chips, statuses) are
+    Indonesian; the choice sticks for the next page (cookie)."""
+    page.goto(page.base + "/image?lang=id")
+    assert page.locator("h1").inner_text() == "Uji gambar"
+    page.set_input_files("#file-input", str(photo))
+    page.wait_for_selector("#faces .face-card")
+    card = page.locator("#faces .face-card").first
+    assert card.locator("h3").inner_text().startswith("Wajah 1")
+    bars = [b.lower() for b in card.locator(".bar-label").all_inner_texts()]
+    assert bars == ["marah", "jijik", "takut", "senang", "sedih", "terkejut", "netral"]
+    assert "1 wajah" in page.locator("#result-summary").inner_text()
+    shot(page, "image_id")
+    page.goto(page.base + "/realtime")                 # no ?lang: the cookie remembers
+    assert page.locator("#start").inner_text() == "Nyalakan kamera"
+    page.click("#start")
+    wait_until(page, "document.querySelector('#rt-faces li') !== null")
+    assert page.locator("#start").inner_text() == "Matikan kamera"
+    page.click("#start")
+    assert page.locator("#rt-status").inner_text() == "Kamera mati."
+    page.goto(page.base + "/?lang=en")

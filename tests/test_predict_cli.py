@@ -154,8 +154,14 @@ def test_video_timeline_tracks_and_annotated_mp4(capsys, conv_bundle, tmp_path):
     rows = list(csv.DictReader(timeline_csv.open()))
     assert [int(r["frame"]) for r in rows] == [0, 3, 6, 9]
     assert {r["track_id"] for r in rows} == {"1"}
-    cap = cv2.VideoCapture(str(out_mp4))
-    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    from ekspresi.infer.video import can_write
+
+    written = out_mp4 if can_write(".mp4") else out_mp4.with_suffix(".webm")  # browser-playable
+    assert written.is_file() and not (written != out_mp4 and out_mp4.exists())
+    cap = cv2.VideoCapture(str(written))
+    n = sum(1 for _ in iter(lambda: cap.read()[0], False))
+    cap.release()
+    cap = cv2.VideoCapture(str(written))
     ok, frame = cap.read()
     cap.release()
     assert n == 12 and ok and frame.shape == (240, 320, 3)

@@ -3,7 +3,9 @@
 Every command lives in a small ``commands`` module of its layer, which must import nothing
 heavy at module level (no torch, no onnxruntime) so that ``ekspresi --help`` is instant and
 works on the inference-only install. Expected failures (:class:`EkspresiError`) are printed
-as one line, without a traceback, and exit with status 2.
+as one line, without a traceback, and exit with status 2; so is a command that needs the
+training extra (torch, scikit-learn, matplotlib, onnx) on an install without it, with the
+``pip install 'ekspresi[train]'`` line to run.
 """
 
 from __future__ import annotations
@@ -35,6 +37,25 @@ COMMAND_MODULES: dict[str, tuple[str, str]] = {
 }
 
 
+#: Packages only ``pip install 'ekspresi[train]'`` brings (top-level import names).
+TRAIN_EXTRA = frozenset({"torch", "torchvision", "onnx", "sklearn", "matplotlib"})
+TRAIN_HINT = "pip install 'ekspresi[train]'"
+
+
+def _missing_extra(exc: ModuleNotFoundError) -> str | None:
+    """The training-extra package ``exc`` is about, if it is one."""
+    root = (exc.name or "").split(".")[0]
+    return root if root in TRAIN_EXTRA else None
+
+
+def _needs_extra(name: str, package: str):
+    def run(_args: argparse.Namespace) -> int:
+        print(f"ekspresi {name}: needs the training extra ({package} is not installed); "
+              f"install it with: {TRAIN_HINT}", file=sys.stderr)
+        return 2
+    return run
+
+
 def _not_available(name: str, why: str):
     def run(_args: argparse.Namespace) -> int:
         print(f"ekspresi {name}: not yet available in this version ({why})", file=sys.stderr)
@@ -54,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         try:
             mod = importlib.import_module(module)
         except ModuleNotFoundError as exc:
+            package = _missing_extra(exc)
+            if package is not None:
+                p = sub.add_parser(name, help=f"{help_text} (needs {TRAIN_HINT})")
+                p.set_defaults(func=_needs_extra(name, package))
+                continue
             if exc.name is None or not module.startswith(exc.name):
                 raise
             p = sub.add_parser(name, help=f"{help_text} (not yet available)")
@@ -76,6 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EkspresiError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        # The inference-only install has no torch & co.: say what to install, no traceback.
+        package = _missing_extra(exc)
+        if package is None:
+            raise
+        return _needs_extra(args.command, package)(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

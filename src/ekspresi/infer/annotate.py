@@ -9,12 +9,40 @@ import numpy as np
 
 from ekspresi.infer.types import Face
 
-#: BGR colour per class, so a label reads the same in every picture.
-COLOURS: dict[str, tuple[int, int, int]] = {
-    "angry": (40, 40, 220), "disgust": (40, 140, 40), "fear": (160, 60, 160),
-    "happy": (0, 200, 255), "sad": (200, 120, 40), "surprise": (220, 200, 0),
-    "neutral": (170, 170, 170), "contempt": (80, 100, 140),
+#: The one emotion palette (sRGB hex) of everything ekspresi draws: CLI and video
+#: annotations, the web pages (served as CSS variables), their charts and bars.
+PALETTE: dict[str, str] = {
+    "angry": "#e5484d", "disgust": "#30a46c", "fear": "#8e4ec6", "happy": "#f5b400",
+    "sad": "#3e63dd", "surprise": "#f76b15", "neutral": "#8b8d98", "contempt": "#ad7f58",
 }
+#: Colour of anything not in the palette (a bundle with other class names).
+OTHER = "#4f46e5"
+
+
+def hex_to_bgr(colour: str) -> tuple[int, int, int]:
+    r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return b, g, r
+
+
+def _luminance(colour: str) -> float:
+    lin = [(v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4)
+           for v in (int(colour[i:i + 2], 16) / 255 for i in (1, 3, 5))]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def contrast(a: str, b: str) -> float:
+    """WCAG 2 contrast ratio of two sRGB hex colours (1 to 21)."""
+    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (la + 0.05) / (lb + 0.05)
+
+
+def ink(colour: str) -> str:
+    """Black or white, whichever reads better on ``colour`` (text on a filled tag)."""
+    return "#000000" if contrast(colour, "#000000") >= contrast(colour, "#ffffff") else "#ffffff"
+
+
+#: BGR colour per class (OpenCV's order), from PALETTE.
+COLOURS: dict[str, tuple[int, int, int]] = {k: hex_to_bgr(v) for k, v in PALETTE.items()}
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -53,7 +81,7 @@ def _bars(out: np.ndarray, face: Face, box, scale: float, taken: list) -> None:
         x0 = px + label_w
         cv2.rectangle(out, (x0, by + 2), (x0 + bar_w, by + row - 2), (70, 70, 70), -1)
         cv2.rectangle(out, (x0, by + 2), (x0 + int(round(bar_w * p)), by + row - 2),
-                      COLOURS.get(name, (0, 255, 0)), -1)
+                      COLOURS.get(name, hex_to_bgr(OTHER)), -1)
         by += row
 
 
@@ -66,7 +94,7 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face], *, bars: bool = True) -
     taken = [f.box for f in faces]   # panels must not cover faces
     for face in faces:
         x, y, w, h = face.box
-        colour = COLOURS.get(face.label, (0, 255, 0))
+        colour = COLOURS.get(face.label, hex_to_bgr(OTHER))
         thick = max(1, int(round(2 * scale)))
         cv2.rectangle(out, (x, y), (x + w, y + h), colour, thick)
         for px, py in face.landmarks[:2]:

@@ -55,7 +55,8 @@ def register(subparsers) -> None:
     p.add_argument("-o", "--output", metavar="FILE", help="write results here (default stdout)")
     p.add_argument("--annotate", metavar="OUT",
                    help="draw boxes, labels and probability bars: a file for one input "
-                        "(image, or .mp4 for a video), else a folder")
+                        "(image, or a video: .mp4 is H.264 where this OpenCV can encode it, "
+                        "else a .webm (VP8) is written beside it; .webm), else a folder")
     p.add_argument("--every", type=int, default=1, metavar="N",
                    help="videos: analyse every N-th frame (default 1)")
     p.add_argument("--timeline", metavar="OUT.csv|OUT.json",
@@ -104,7 +105,11 @@ def _annotate_target(args: argparse.Namespace, path: Path, video: bool, single: 
     out = Path(args.annotate)
     if single and out.suffix and not out.is_dir():
         return out
-    return out / (path.stem + (".annotated.mp4" if video else ".annotated.png"))
+    if video:
+        from ekspresi.infer.video import browser_video_suffix
+
+        return out / (path.stem + ".annotated" + browser_video_suffix())
+    return out / (path.stem + ".annotated.png")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -83,7 +83,9 @@ def to_csv(results: Sequence[dict[str, Any]]) -> str:
 
 
 def to_table(results: Sequence[dict[str, Any]]) -> str:
-    """Human-readable: one line per face, top-3 probabilities."""
+    """Human-readable: one line per face, top-3 probabilities; for a video one line per
+    face track, whose probabilities are the mean over the analysed frames it was seen in
+    (the label says so; the per-frame answers are in ``--timeline``)."""
     lines = []
     rows: list[tuple[str, ...]] = [("file", "face", "box (x,y,w,h)", "label", "conf", "top-3")]
     for r in results:
@@ -100,7 +102,12 @@ def to_table(results: Sequence[dict[str, Any]]) -> str:
         for i, f in enumerate(faces):
             top = sorted(f.scores.items(), key=lambda kv: -kv[1])[:3]
             tag = f"#{f.track_id}" if f.track_id is not None else str(i)
-            rows.append((name if i == 0 else "", tag, ",".join(map(str, f.box)), f.label,
+            label = f.label
+            if "video" in r:   # a track's summary, not one frame's answer
+                n = f.extra.get("frames")
+                label = f"{f.label} (mean of {n} frame{'' if n == 1 else 's'})" \
+                    if n else f"{f.label} (track mean)"
+            rows.append((name if i == 0 else "", tag, ",".join(map(str, f.box)), label,
                          f"{f.confidence:.2f}", " ".join(f"{k}={v:.2f}" for k, v in top)))
     widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
     for j, r in enumerate(rows):

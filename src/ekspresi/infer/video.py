@@ -1,5 +1,8 @@
 """Videos: every N-th frame through the Recognizer, faces followed across frames by a simple
-IoU tracker, a per-frame timeline, and an optional annotated MP4.
+IoU tracker, a per-frame timeline, and an optional annotated clip that browsers can play:
+H.264 MP4 where this OpenCV build can encode it, else WebM (VP8). The pip OpenCV wheels'
+FFmpeg has no software H.264 encoder (only ``h264_v4l2m2m``, which needs a hardware device),
+and their MPEG-4 Part 2 (``mp4v``) files are refused by Chromium and Firefox.
 
 The tracker is deliberately simple (greedy matching of boxes by overlap): for a webcam or a
 talking-head clip faces move little between analysed frames, and anything smarter would need
@@ -8,7 +11,12 @@ appearance features the expression model does not provide.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
+import logging
+import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +29,82 @@ from ekspresi.infer.types import Face
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg",
                               ".wmv", ".flv", ".3gp"})
+
+
+log = logging.getLogger("ekspresi.video")
+
+#: Codec (FourCC) for each container the annotated clip may be written in.
+WRITER_CODECS = {".mp4": "avc1", ".m4v": "avc1", ".mov": "avc1", ".webm": "VP80",
+                 ".mkv": "VP80", ".avi": "MJPG"}
+#: MIME type of each container, for serving a clip to a browser.
+VIDEO_MIME = {".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime",
+              ".webm": "video/webm", ".mkv": "video/x-matroska", ".avi": "video/x-msvideo"}
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """FFmpeg prints its encoder probing straight to file descriptor 2; hide that."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # pragma: no cover - no stderr at all
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@functools.lru_cache(maxsize=None)
+def can_write(suffix: str) -> bool:
+    """Whether this OpenCV build can encode ``suffix``'s codec (WRITER_CODECS), found by
+    writing a two-frame clip once per process."""
+    codec = WRITER_CODECS.get(suffix.lower())
+    if codec is None:
+        return False
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"probe{suffix}"
+        with _quiet_stderr():
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), 10.0, (64, 48))
+            ok = writer.isOpened()
+            if ok:
+                for _ in range(2):
+                    writer.write(np.zeros((48, 64, 3), np.uint8))
+            writer.release()
+        return ok and path.is_file() and path.stat().st_size > 0
+
+
+def browser_video_suffix() -> str:
+    """``.mp4`` (H.264) where it can be written here, else ``.webm`` (VP8): both play in
+    every current browser."""
+    return ".mp4" if can_write(".mp4") else ".webm"
+
+
+def open_writer(path: str | Path, fps: float, size: tuple[int, int]
+                ) -> tuple[cv2.VideoWriter, Path]:
+    """A writer for ``path`` in a codec browsers play (WRITER_CODECS). When that codec
+    cannot be encoded here (H.264 on the pip wheels), the clip is written as WebM (VP8)
+    next to it instead; the path actually written is returned."""
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix not in WRITER_CODECS:
+        raise BadInputError(str(target), f"cannot write {suffix or 'a file without extension'}"
+                                         f"; use one of {', '.join(sorted(WRITER_CODECS))}")
+    if not can_write(suffix):
+        fallback = target.with_suffix(".webm")
+        log.warning("%s: this OpenCV has no %s encoder (the pip wheels have none for H.264, "
+                    "and browsers refuse their MPEG-4 Part 2); writing WebM (VP8) to %s "
+                    "instead", target, WRITER_CODECS[suffix], fallback)
+        target, suffix = fallback, ".webm"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*WRITER_CODECS[suffix]),
+                             fps, size)
+    if not writer.isOpened():
+        raise BadInputError(str(target), "cannot write a video here")
+    return writer, target
 
 
 def is_video(path: str | Path) -> bool:
@@ -92,13 +176,16 @@ def iter_frames(cap: cv2.VideoCapture) -> Iterator[tuple[int, float, np.ndarray]
 
 def analyze_video(recognizer, path: str | Path, *, every: int = 1,
                   annotate: str | Path | None = None,
-                  progress: Callable[[int], Any] | None = None) -> dict[str, Any]:
+                  progress: Callable[[int], Any] | None = None,
+                  max_frames: int | None = None) -> dict[str, Any]:
     """Run ``recognizer`` on every ``every``-th frame of ``path``.
 
     Returns ``{"frames_read", "frames_analyzed", "fps", "width", "height", "timeline":
-    [{"frame", "time", "faces": [Face, ...]}], "tracks": {id: summary}}``. With ``annotate``,
-    an MP4 of every frame with the latest results drawn on it is written there.
-    ``progress(n)`` is called after each frame read (for a progress bar).
+    [{"frame", "time", "faces": [Face, ...]}], "tracks": {id: summary}, "annotated"}``.
+    With ``annotate``, a clip of every frame with the latest results drawn on it is written
+    there (see :func:`open_writer`; ``annotated`` is the path actually written, else None).
+    ``progress(n)`` is called after each frame read (for a progress bar). A video longer
+    than ``max_frames`` frames is refused.
     """
     from ekspresi.infer.annotate import draw_faces
 
@@ -109,23 +196,23 @@ def analyze_video(recognizer, path: str | Path, *, every: int = 1,
     width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
     tracker = IouTracker(max_age=max(2, int(round((fps or 25) / every))))
     writer = None
+    written: Path | None = None
     timeline: list[dict[str, Any]] = []
     faces: list[Face] = []
     n = 0
     try:
         for n_idx, t, frame in iter_frames(cap):
             n = n_idx + 1
+            if max_frames is not None and n > max_frames:
+                raise BadInputError(str(path), f"longer than {max_frames} frames; cut it "
+                                               "shorter or use `ekspresi predict`")
             if n_idx % every == 0:
                 faces = tracker.update(recognizer.analyze(frame, name=f"{path}#frame{n_idx}"))
                 timeline.append({"frame": n_idx, "time": round(t, 3), "faces": faces})
             if annotate is not None:
                 if writer is None:
-                    Path(annotate).parent.mkdir(parents=True, exist_ok=True)
                     h, w = frame.shape[:2]
-                    writer = cv2.VideoWriter(str(annotate), cv2.VideoWriter_fourcc(*"mp4v"),
-                                             fps or 25.0, (w, h))
-                    if not writer.isOpened():
-                        raise BadInputError(str(annotate), "cannot write an MP4 video here")
+                    writer, written = open_writer(annotate, fps or 25.0, (w, h))
                 writer.write(draw_faces(frame, faces))
             if progress:
                 progress(1)
@@ -136,7 +223,8 @@ def analyze_video(recognizer, path: str | Path, *, every: int = 1,
     if n == 0:
         raise BadInputError(str(path), "no frames could be decoded (corrupt or empty video)")
     return {"frames_read": n, "frames_analyzed": len(timeline), "fps": fps, "width": width,
-            "height": height, "timeline": timeline, "tracks": summarize_tracks(timeline)}
+            "height": height, "timeline": timeline, "tracks": summarize_tracks(timeline),
+            "annotated": written}
 
 
 def summarize_tracks(timeline: list[dict[str, Any]]) -> list[Face]:

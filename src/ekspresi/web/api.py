@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -20,6 +21,7 @@ from ekspresi.web.engine import Engine
 from ekspresi.web.render import preview
 from ekspresi.web.steps import trace_view
 from ekspresi.web.uploads import UPLOAD_OPENAPI, decode_upload, read_upload
+from ekspresi.web.videos import MAX_VIDEO_FRAMES, VideoStore, analyze_upload
 
 log = logging.getLogger("ekspresi.web")
 
@@ -124,6 +126,89 @@ async def trace(request: Request) -> dict:
     view = await run_in_threadpool(trace_view, result)
     view.update(model=engine.model_name, elapsed_ms=round(elapsed, 2))
     return view
+
+
+VIDEO_OPENAPI = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                               "properties": {"file": {"type": "string",
+                                                                       "format": "binary"}}}},
+            "video/*": {"schema": {"type": "string", "format": "binary"}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+def _safe_stem(name: str) -> str:
+    """A download file name from an uploaded one: no path, no quotes, ASCII only."""
+    stem = name.replace("\\", "/").rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "video"
+
+
+def video_store(request: Request) -> VideoStore:
+    store = getattr(request.app.state, "videos", None)
+    if store is None:
+        store = request.app.state.videos = VideoStore()
+    return store
+
+
+@router.post("/api/v1/video", tags=["api"], responses=ERRORS, openapi_extra=VIDEO_OPENAPI)
+async def video(request: Request,
+                every: int | None = Query(None, ge=1, le=1000,
+                                          description="analyse every N-th frame (default: "
+                                                      "about 10 frames per second)")) -> dict:
+    """Analyse a short clip (at most the upload limit and """ + str(MAX_VIDEO_FRAMES) + """
+    frames): faces followed across frames (``track_id``), the per-frame ``timeline``, one
+    summary per track (``tracks``: mean probabilities over the frames it was seen in), and
+    links to an annotated clip browsers can play (H.264 MP4 or VP8 WebM) and to the
+    timeline as CSV. Used by the Video page."""
+    engine = engine_of(request)
+    recognizer = engine.require()
+    settings = request.app.state.settings
+    data, name = await read_upload(request, settings.max_upload_bytes)
+    store = video_store(request)
+    start = time.perf_counter()
+    try:
+        out = await run_in_threadpool(analyze_upload, recognizer, store, data, name, every)
+    except BadInputError as exc:
+        if "cannot open" in exc.problem or "no frames" in exc.problem:
+            raise HTTPException(415, f"{name}: not a video this server can read ({exc.problem})"
+                                ) from None
+        raise HTTPException(422, f"{name}: {exc.problem}") from None
+    out.update(model=engine.model_name, elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
+               csv_url=f"/api/v1/video/{out['id']}/timeline.csv")
+    item = store.get(out["id"])
+    if item is not None and item.clip is not None:
+        out.update(clip_url=f"/api/v1/video/{out['id']}/clip", clip_type=item.clip_type)
+    return out
+
+
+@router.get("/api/v1/video/{video_id}/clip", tags=["api"], responses={404: {"model": ErrorOut}})
+def video_clip(request: Request, video_id: str) -> FileResponse:
+    """The annotated clip of a recent ``POST /api/v1/video`` (the last few are kept)."""
+    item = video_store(request).get(video_id)
+    if item is None or item.clip is None or not item.clip.is_file():
+        raise HTTPException(404, "no such video (only the last few analysed clips are kept)")
+    stem = _safe_stem(item.name)
+    return FileResponse(item.clip, media_type=item.clip_type,
+                        filename=f"{stem}.annotated{item.clip.suffix}",
+                        content_disposition_type="inline")
+
+
+@router.get("/api/v1/video/{video_id}/timeline.csv", tags=["api"],
+            responses={404: {"model": ErrorOut}})
+def video_csv(request: Request, video_id: str) -> Response:
+    """The timeline of a recent ``POST /api/v1/video`` as CSV (the columns of
+    ``ekspresi predict --format csv``: one row per face and analysed frame)."""
+    item = video_store(request).get(video_id)
+    if item is None:
+        raise HTTPException(404, "no such video (only the last few analysed clips are kept)")
+    stem = _safe_stem(item.name)
+    return Response(item.csv, media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{stem}.timeline.csv"'})
 
 
 def _analyze_frame(engine: Engine, data: bytes, max_pixels: int) -> dict:

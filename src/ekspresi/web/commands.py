@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-upload-mb {args.max_upload_mb}: must be positive")
     if args.runs is not None and not args.runs.is_dir():
         raise ConfigError(f"--runs {args.runs}: no such directory")
+    _check_port(args.host, args.port)
     settings = WebSettings(model=args.model, detector=args.detector, runs_dir=args.runs,
                            max_upload_mb=args.max_upload_mb,
                            cors_origins=tuple(args.cors_origin), threads=args.threads)
@@ -60,3 +61,21 @@ def run(args: argparse.Namespace) -> int:
     uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning",
                 ws_max_size=settings.max_upload_bytes + 1024)
     return 0
+
+
+def _check_port(host: str, port: int) -> None:
+    """Say plainly when the port is taken (uvicorn would log an errno and exit 1)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            s.bind((host, port))
+            s.listen()  # bind() alone once passed beside a running `ekspresi serve` here
+        except OSError as exc:
+            other = port + 1 if port < 65535 else 8080
+            raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                              f"(another server, maybe another `ekspresi serve`, is using "
+                              f"it); stop it or choose another port, e.g. --port {other}"
+                              ) from None

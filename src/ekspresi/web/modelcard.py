@@ -19,20 +19,10 @@ from ekspresi.infer.export import CARD_PLOTS
 #: ``ekspresi export --evaluation``).
 CARD_IMAGES = tuple(CARD_PLOTS)
 
-#: Said on every card, whatever the model: what FER models trained on these data can't do.
-GENERAL_LIMITATIONS = (
-    "Recognises seven posed/stereotyped expression categories; a face's expression is not "
-    "a reliable readout of what a person feels.",
-    "FER2013 faces were collected by web image search: mostly adults, unevenly spread over "
-    "age, skin tone and gender, with noisy labels (human agreement is about 65 %). Expect "
-    "lower accuracy for children, older people and under-represented groups.",
-    "Disgust is rare in the training data (about 1.5 % of FER2013), so its recall is the "
-    "least reliable; fear and sad are often confused with each other and with neutral.",
-    "Works on 48×48 grayscale crops: small, blurred, profile or strongly occluded faces "
-    "(masks, hands) lower accuracy; the face detector may miss them altogether.",
-    "Not for decisions about people (hiring, policing, health, education). Use it for "
-    "research, demos and aggregated, consented analysis.",
-)
+#: Said on every card, whatever the model: what FER models trained on these data can't do
+#: (message keys; the texts are in ``messages/*.json``).
+GENERAL_LIMITATIONS = ("card.lim_categories", "card.lim_fer2013", "card.lim_disgust",
+                       "card.lim_small", "card.lim_decisions")
 
 DATASET_CITATIONS = (
     ("FER2013", "Goodfellow et al., “Challenges in Representation Learning: A report on "
@@ -59,12 +49,33 @@ PAPER_CITATIONS = (
 )
 
 
-#: Training-record keys shown unfolded on the About page, in this order (for an ensemble:
-#: its own keys, then the same keys for each member).
-SUMMARY_KEYS = ("ensemble.tta", "ensemble.combine", "config.data.sources",
-                "config.data.classes", "config.data.split", "config.model.name",
-                "config.model.options.widths", "epochs", "best_epoch", "train_time_seconds",
-                "weights", "run")
+#: Training-record keys shown unfolded on the About page, in this order, with the message
+#: key of the words a reader sees instead of the config key (for an ensemble: its own keys,
+#: then the same keys for each member). The full record, keys and all, stays folded below.
+SUMMARY_LABELS = {
+    "ensemble.tta": "card.s.tta",
+    "ensemble.combine": "card.s.combine",
+    "config.data.sources": "card.s.sources",
+    "config.data.classes": "card.s.classes",
+    "config.data.split": "card.s.split",
+    "config.model.name": "card.s.model",
+    "config.model.options.widths": "card.s.widths",
+    "config.train.optimizer.name": "card.s.optimizer",
+    "config.train.optimizer.lr": "card.s.lr",
+    "config.train.batch_size": "card.s.batch",
+    "epochs": "card.s.epochs",
+    "best_epoch": "card.s.best_epoch",
+    "train_time_seconds": "card.s.time",
+    "weights": "card.s.weights",
+    "run": "card.s.run",
+}
+SUMMARY_KEYS = tuple(SUMMARY_LABELS)
+
+#: Heading and caption (message keys) of each plot a bundle may ship (CARD_IMAGES), in
+#: display order.
+PLOT_TEXT = {name: (f"plot.{name[:-4]}.title", f"plot.{name[:-4]}.caption")
+             for name in ("confusion_matrix.png", "confusion_matrix_normalized.png",
+                          "per_class.png", "reliability.png", "learning_curves.png")}
 
 
 @dataclass
@@ -87,13 +98,13 @@ class TestSet:
         return cm if isinstance(cm, list) and cm and isinstance(cm[0], list) else None
 
     @property
-    def confusion_rows(self) -> list[tuple[str, list[tuple[int, float]]]]:
-        """(true class, [(count, row fraction)]) for the HTML heat-map table."""
+    def confusion_rows(self) -> list[tuple[str, list[Cell]]]:
+        """(true class, cells) for the HTML heat-map table."""
         cm = self.confusion or []
         rows = []
         for name, row in zip(self.classes, cm):
             total = sum(row) or 1
-            rows.append((name, [(int(v), v / total) for v in row]))
+            rows.append((name, [cell(int(v), v / total) for v in row]))
         return rows
 
 
@@ -115,6 +126,15 @@ class ModelCard:
     limitations: list[str]
     intended_use: str | None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plots(self) -> list[Plot]:
+        """The bundle's pictures, in PLOT_TEXT's order, each with a heading and caption."""
+        order = [n for n in PLOT_TEXT if n in self.images] + \
+            [n for n in self.images if n not in PLOT_TEXT]
+        return [Plot(n, *PLOT_TEXT.get(n, (n.rsplit(".", 1)[0].replace("_", " ").capitalize(),
+                                           "")))
+                for n in order]
 
     @property
     def training_items(self) -> list[tuple[str, str]]:
@@ -147,9 +167,57 @@ class MemberCard:
     test_accuracy: float | None
 
 
+def _duration(seconds: str) -> str:
+    try:
+        total = round(float(seconds))
+    except ValueError:
+        return seconds
+    hours, rest = divmod(total, 3600)
+    return f"{hours} h {rest // 60} min" if hours else f"{rest // 60} min {rest % 60} s"
+
+
 def _summary(training: dict[str, Any]) -> list[tuple[str, str]]:
+    """(message key of the label, value) of the SUMMARY_LABELS keys the record has."""
     items = dict(_flatten(training))
-    return [(k, items[k]) for k in SUMMARY_KEYS if k in items]
+    out = []
+    for key, label in SUMMARY_LABELS.items():
+        if key in items:
+            value = items[key]
+            out.append((label, _duration(value) if key == "train_time_seconds" else value))
+    return out
+
+
+@dataclass
+class Plot:
+    """One picture of the bundle folder with the heading and caption the page gives it
+    (message keys, or the file's name for a picture the catalogue does not know)."""
+    file: str
+    title: str
+    caption: str
+
+
+@dataclass
+class Cell:
+    """One confusion-matrix cell: its count, its share of the row, and colours chosen so the
+    number keeps a WCAG contrast of at least 4.5:1 on any shade."""
+    count: int
+    share: float
+    background: str
+    color: str
+
+
+#: The confusion matrix' darkest shade (a share of 1.0), over white.
+CELL_SHADE = "#4f46e5"
+
+
+def cell(count: int, share: float) -> Cell:
+    from ekspresi.infer.annotate import ink
+
+    share = min(1.0, max(0.0, share))
+    r, g, b = (int(CELL_SHADE[i:i + 2], 16) for i in (1, 3, 5))
+    mix = [round(255 + (c - 255) * share) for c in (r, g, b)]
+    background = "#{:02x}{:02x}{:02x}".format(*mix)
+    return Cell(count, share, background, ink(background))
 
 
 def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:

@@ -10,14 +10,27 @@ from fastapi.templating import Jinja2Templates
 
 from ekspresi import __version__
 from ekspresi.web.experiments import comparison_table, find_run, list_runs, safe_run_file
+from ekspresi.web.i18n import COOKIE, LANGUAGES, Translator, choose_language
 from ekspresi.web.modelcard import (CARD_IMAGES, DATASET_CITATIONS, GENERAL_LIMITATIONS,
                                     PAPER_CITATIONS, build_card)
+from ekspresi.web.render import palette_css
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
-#: (path, label) of the navigation bar, in the order the papers' app had them.
-NAV = [("/", "Home"), ("/image", "Image test"), ("/realtime", "Real-time"),
-       ("/steps", "Step by step"), ("/about", "About"), ("/experiments", "Experiments")]
+
+def _emotion_name(name: str, t: Translator) -> str:
+    """An emotion's name in the page's language (class names outside the catalogue as
+    they are)."""
+    key = f"emotion.{name}"
+    return str(t(key)) if t.has(key) else name
+
+
+TEMPLATES.env.filters["emotion_name"] = _emotion_name
+
+#: (path, message key) of the navigation bar, in the order the papers' app had them.
+NAV = [("/", "nav.home"), ("/image", "nav.image"), ("/realtime", "nav.realtime"),
+       ("/video", "nav.video"), ("/steps", "nav.steps"), ("/about", "nav.about"),
+       ("/experiments", "nav.experiments")]
 
 router = APIRouter(include_in_schema=False)
 
@@ -26,10 +39,18 @@ def render(request: Request, template: str, active: str, status_code: int = 200,
            **context) -> HTMLResponse:
     engine = request.app.state.engine
     settings = request.app.state.settings
+    lang = choose_language(request)
+    t = Translator(lang)
     base = {"nav": NAV, "active": active, "engine": engine, "settings": settings,
-            "version": __version__, "max_upload_mb": settings.max_upload_mb}
-    return TEMPLATES.TemplateResponse(request, template, {**base, **context},
-                                      status_code=status_code)
+            "version": __version__, "max_upload_mb": settings.max_upload_mb,
+            "palette_css": palette_css(), "t": t, "lang": lang, "languages": LANGUAGES}
+    response = TEMPLATES.TemplateResponse(request, template, {**base, **context},
+                                          status_code=status_code)
+    if request.query_params.get("lang") in LANGUAGES:
+        response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+    response.headers["Content-Language"] = lang
+    response.headers["Vary"] = "Accept-Language, Cookie"
+    return response
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -45,6 +66,13 @@ def image_test(request: Request) -> HTMLResponse:
 @router.get("/realtime", response_class=HTMLResponse)
 def realtime(request: Request) -> HTMLResponse:
     return render(request, "realtime.html", "/realtime")
+
+
+@router.get("/video", response_class=HTMLResponse)
+def video(request: Request) -> HTMLResponse:
+    from ekspresi.web.videos import MAX_VIDEO_FRAMES
+
+    return render(request, "video.html", "/video", max_video_frames=MAX_VIDEO_FRAMES)
 
 
 @router.get("/steps", response_class=HTMLResponse)
@@ -73,6 +101,20 @@ def about_image(request: Request, image_name: str) -> FileResponse:
     return FileResponse(path, media_type="image/png")
 
 
+EMPTY_CELLS = {"", "–", "-", "None", "nan"}
+
+
+def _drop_empty_columns(table: tuple[list[str], list[list[str]]] | None
+                        ) -> tuple[list[str], list[list[str]]] | None:
+    """Columns no run has a value for only widen the table: leave them out."""
+    if table is None:
+        return None
+    columns, rows = table
+    keep = [i for i, _ in enumerate(columns)
+            if i == 0 or any(str(r[i]).strip() not in EMPTY_CELLS for r in rows)]
+    return [columns[i] for i in keep], [[r[i] for i in keep] for r in rows]
+
+
 @router.get("/experiments", response_class=HTMLResponse)
 def experiments(request: Request) -> HTMLResponse:
     runs_dir = request.app.state.settings.runs_dir
@@ -80,7 +122,7 @@ def experiments(request: Request) -> HTMLResponse:
     table, table_note = comparison_table(runs)
     headline_cols = list(dict.fromkeys(k for r in runs for k in r.headline))
     return render(request, "experiments.html", "/experiments", runs=runs, runs_dir=runs_dir,
-                  table=table, table_note=table_note,
+                  table=_drop_empty_columns(table), table_note=table_note,
                   headline_cols=headline_cols)
 
 
@@ -99,8 +141,29 @@ def run_file(request: Request, run_name: str, file_path: str) -> FileResponse:
     target = safe_run_file(run, file_path) if run is not None else None
     if target is None:
         raise HTTPException(404, "not found")
-    headers = {}
     if target.suffix.lower() == ".html":
         # A report is a document to read: give it no access to this origin (unique origin).
-        headers["Content-Security-Policy"] = "sandbox allow-scripts allow-popups"
-    return FileResponse(target, headers=headers)
+        headers = {"Content-Security-Policy": "sandbox allow-scripts allow-popups"}
+        return HTMLResponse(with_back_link(target.read_text(errors="replace"), run.name),
+                            headers=headers)
+    return FileResponse(target)
+
+
+#: The bar put at the top of a run report served by the app, so a reader can get back.
+BACK_LINK = ('<nav style="font: 15px system-ui, sans-serif; background: #14152a; '
+             'padding: .6rem 1rem; margin: 0 0 1rem" id="ekspresi-back">'
+             '<a href="/experiments" style="color: #fff">&larr; ekspresi: all experiments</a>'
+             '<span style="color: #c9cbe0"> &middot; run {name}</span></nav>')
+
+
+def with_back_link(html: str, run_name: str) -> str:
+    """The report with a link back to the Experiments page right after ``<body>`` (or at the
+    start when the report has no body tag)."""
+    import html as _html
+    import re
+
+    bar = BACK_LINK.format(name=_html.escape(run_name))
+    match = re.search(r"<body[^>]*>", html, re.IGNORECASE)
+    if match is None:
+        return bar + html
+    return html[:match.end()] + bar + html[match.end():]

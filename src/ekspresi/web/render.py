@@ -10,12 +10,7 @@ from collections.abc import Iterable, Sequence
 import cv2
 import numpy as np
 
-#: Emotion -> BGR colour; the same palette as ``static/js/common.js`` (keep them in step).
-EMOTION_BGR: dict[str, tuple[int, int, int]] = {
-    "angry": (77, 72, 229), "disgust": (108, 164, 48), "fear": (198, 78, 142),
-    "happy": (0, 180, 245), "sad": (221, 99, 62), "surprise": (21, 107, 247),
-    "neutral": (152, 141, 139), "contempt": (88, 127, 173),
-}
+from ekspresi.infer.annotate import OTHER, PALETTE, ink
 CANDIDATE_BGR = (0, 200, 255)
 REJECTED_BGR = (140, 140, 140)
 
@@ -100,3 +95,12 @@ def heatmap_overlay(face: np.ndarray, saliency: np.ndarray, alpha: float = 0.45)
     norm = cv2.resize(norm, (base.shape[1], base.shape[0]), interpolation=cv2.INTER_CUBIC)
     heat = cv2.applyColorMap(np.clip(norm * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
     return cv2.addWeighted(base, 1.0 - alpha, heat, alpha, 0.0)
+
+
+def palette_css() -> str:
+    """The emotion palette as CSS custom properties (``--happy`` and its text colour
+    ``--happy-ink``), put in every page's <head> so CSS, JavaScript and the pictures drawn
+    on the server all use one set of colours."""
+    rules = [f"--{name}: {colour}; --{name}-ink: {ink(colour)};"
+             for name, colour in PALETTE.items()]
+    return ":root { " + " ".join(rules) + f" --other: {OTHER}; }}"

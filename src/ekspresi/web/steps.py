@@ -1,6 +1,7 @@
 """The step-by-step page's content: :meth:`Recognizer.trace` turned into pictures.
 
-Each stage becomes ``{"key", "title", "image" (data URI), "caption"}``; the page's
+Each stage becomes ``{"key", "title", "image" (data URI), "caption", "params"}`` (the
+numbers of the caption, so the page can say it in its own language); the page's
 JavaScript only lays them out, so what is shown is decided (and tested) here.
 """
 
@@ -53,7 +54,9 @@ def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
     stages = [
         _stage("original", "Original", shown,
                f"The decoded image, turned upright from its EXIF tag: {w}×{h} px"
-               + (f" (shown at {scale:.0%})" if scale < 1 else "") + "."),
+               + (f" (shown at {scale:.0%})" if scale < 1 else "") + ".",
+               params={"w": w, "h": h, "scale": f"{scale:.0%}",
+                       "variant": "scaled" if scale < 1 else "full"}),
         _stage("gray", "Grayscale", gray_shown,
                "One channel, as the model was trained (FER2013 is grayscale)."),
         _stage("detections", "Face detection", det_img,
@@ -61,7 +64,8 @@ def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
                f"candidate{'s' if len(cand_rows) != 1 else ''}; {n_acc} passed the score "
                "threshold and minimum size (yellow, with eye/nose/mouth points); grey ones "
                "were rejected. Numbers are detector scores.",
-               candidates=cand_rows),
+               candidates=cand_rows, params={"detector": trace.get("detector") or "face",
+                                             "n": len(cand_rows), "accepted": n_acc}),
     ]
 
     faces_out = []
@@ -78,16 +82,20 @@ def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
                    f"Face box with its margin, cropped at source resolution "
                    f"({crop.shape[1]}×{crop.shape[0]} px)"
                    + (f", rotated {rotation:+.1f}° to level the eyes." if abs(rotation) > 0
-                      else "; the eyes were already level, no rotation."), fmt="png"),
+                      else "; the eyes were already level, no rotation."), fmt="png",
+                   params={"w": int(crop.shape[1]), "h": int(crop.shape[0]),
+                           "rotation": f"{rotation:+.1f}",
+                           "variant": "rotated" if abs(rotation) > 0 else "level"}),
             _stage("input", f"Model input ({size}×{size})", upscale_nearest(model_input,
                                                                             FACE_SIDE),
                    f"Exactly the {size}×{size} uint8 pixels ONNX Runtime receives (as "
                    "float32 0–255), enlarged without smoothing so each pixel is a square.",
-                   fmt="png", pixelated=True),
+                   fmt="png", pixelated=True, params={"size": size}),
             {"key": "probabilities", "title": "Probabilities", "image": None,
              "scores": {c: round(float(face.scores[c]), 6) for c in classes},
              "caption": f"Softmax of the network's outputs: {face.label} "
-                        f"({face.confidence:.1%})."},
+                        f"({face.confidence:.1%}).",
+             "params": {"label": face.label, "pct": f"{face.confidence:.1%}"}},
         ]
         if i < len(trace.get("saliency", [])):
             big_input = upscale_nearest(model_input, FACE_SIDE)
@@ -95,7 +103,8 @@ def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
                 "saliency", "Saliency (occlusion)", heatmap_overlay(big_input,
                                                                      trace["saliency"][i]),
                 f"Red = regions whose grey-out lowered the '{face.label}' probability most "
-                "(occlusion sensitivity, computed with ONNX Runtime only).", fmt="png"))
+                "(occlusion sensitivity, computed with ONNX Runtime only).", fmt="png",
+                params={"label": face.label}))
         faces_out.append({"index": i, "box": list(face.box), "label": face.label,
                           "confidence": round(float(face.confidence), 6),
                           "stages": face_stages})

@@ -1,6 +1,9 @@
 /* Real-time page: webcam -> JPEG frames (<= 640 px wide) over a WebSocket, at most ONE
-   frame in flight (the next is captured only when the previous answer arrived), boxes and
-   labels on an overlay canvas, a frames/s counter and a 30-second chart of each emotion. */
+   frame in flight (the next is captured only when the previous answer arrived), numbered
+   boxes and labels on an overlay canvas (the same numbers as the chips below the video), a
+   frames/s counter and a 30-second chart of each emotion that breaks its lines where the
+   stream paused or no face was seen. A camera selector, a mirror toggle, and the whole
+   session (every answer since "Start camera") as a CSV download. */
 "use strict";
 
 (() => {
@@ -21,6 +24,10 @@
   const facesList = document.getElementById("rt-faces");
   const placeholder = document.getElementById("video-placeholder");
   const grab = document.createElement("canvas");
+  const cameraSelect = document.getElementById("camera");
+  const mirrorBox = document.getElementById("mirror");
+  const csvBtn = document.getElementById("download-session");
+  const MAX_SESSION_ROWS = 200000;
 
   let stream = null;
   let ws = null;
@@ -32,6 +39,8 @@
   let history = [];            // {t, scores} of the largest face
   let classes = [];
   let lastChart = 0;
+  let session = [];            // every answer since Start: {t, frame, faces}
+  let sessionStart = 0;
 
   function setStatus(text) { statusEl.textContent = text; }
 
@@ -43,11 +52,11 @@
   function connect() {
     ws = new WebSocket(socketUrl());
     ws.binaryType = "arraybuffer";
-    ws.onopen = () => { setStatus("Live."); inFlight = false; waitingForFrame = false; pump(); };
+    ws.onopen = () => { setStatus(E.t("js.rt.live")); inFlight = false; waitingForFrame = false; pump(); };
     ws.onmessage = (ev) => onAnswer(JSON.parse(ev.data));
     ws.onclose = () => {
       inFlight = false;
-      if (stream) { setStatus("Connection lost, reconnecting…"); setTimeout(connect, 1000); }
+      if (stream) { setStatus(E.t("js.rt.reconnecting")); setTimeout(connect, 1000); }
     };
   }
 
@@ -87,7 +96,7 @@
     inFlight = false;
     const now = performance.now();
     if (data.error) {
-      setStatus("Server: " + data.error);
+      setStatus(E.t("js.rt.server_error", { why: data.error }));
     } else {
       answered.push(now);
       answered = answered.filter((t) => now - t <= 2000);
@@ -96,10 +105,16 @@
       latencyEl.textContent = data.elapsed_ms.toFixed(0);
       drawOverlay(data.faces);
       const top = largest(data.faces);
+      const last = history[history.length - 1];
+      if (last && !last.gap && now - last.t > 1500) markGap(last.t);  // the stream stalled
       if (top) {
         if (!classes.length) { classes = Object.keys(top.scores); buildLegend(); }
         history.push({ t: now, scores: top.scores });
+      } else {
+        markGap(now);
       }
+      if (session.length < MAX_SESSION_ROWS) session.push({ t: now, frame: data.frame, faces: data.faces });
+      csvBtn.disabled = false;
       history = history.filter((h) => now - h.t <= WINDOW_MS);
       if (now - lastChart > 100) { drawChart(now); lastChart = now; }
     }
@@ -111,83 +126,129 @@
     overlay.height = video.videoHeight;
     const ctx = overlay.getContext("2d");
     ctx.clearRect(0, 0, overlay.width, overlay.height);
-    E.drawFaces(ctx, faces, frameScale);
+    E.drawFaces(ctx, faces, frameScale, { numbered: true, mirror: mirrorBox.checked });
     countEl.textContent = String(faces.length);
     overlay.dataset.faces = String(faces.length);
+    overlay.dataset.mirror = String(mirrorBox.checked);
     facesList.replaceChildren(...faces.map((f, i) => {
-      const li = E.el("li", { "data-emotion": f.label, text: `${i + 1}. ${f.label} ${Math.round(f.confidence * 100)}%` });
+      const li = E.el("li", { "data-emotion": f.label, text: E.tag(f, i + 1) });
       return li;
     }));
   }
 
   function buildLegend() {
     const legend = document.getElementById("legend");
-    legend.replaceChildren(...classes.map((c) => E.el("span", { "data-emotion": c, text: c })));
+    legend.replaceChildren(...classes.map((c) => E.el("span", { "data-emotion": c, text: E.label(c) })));
   }
 
   function drawChart(now) {
-    const dpr = window.devicePixelRatio || 1;
-    const cssW = chart.clientWidth || 560, cssH = Math.round(cssW * 0.46);
-    if (chart.width !== Math.round(cssW * dpr)) {
-      chart.width = Math.round(cssW * dpr);
-      chart.height = Math.round(cssH * dpr);
+    E.lineChart(chart, history.map((h) => (h.gap ? h : { x: h.t, scores: h.scores })), classes, {
+      from: now - WINDOW_MS, to: now,
+      ticks: [30, 20, 10, 0].map((sec) => ({ x: now - sec * 1000, label: sec ? E.t("js.rt.seconds_ago", { s: sec }) : E.t("js.rt.now") })),
+    });
+  }
+
+  /* A break in the chart's lines: paused, stopped, or no face in the frame. */
+  function markGap(t) {
+    const last = history[history.length - 1];
+    if (last && !last.gap) history.push({ t, gap: true });
+  }
+
+  function clearLive() {
+    fpsEl.textContent = "–";
+    latencyEl.textContent = "–";
+    countEl.textContent = "–";
+    facesList.replaceChildren();
+    overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
+    overlay.dataset.faces = "0";
+    answered = [];
+  }
+
+  /* Every answer of the session, one row per face (a frame without faces gets one row),
+     seconds since "Start camera". */
+  function sessionCsv() {
+    const first = session.find((a) => a.faces.length);
+    const cls = first ? Object.keys(first.faces[0].scores) : classes;
+    const rows = [["time_s", "frame", "face", "x", "y", "w", "h", "label", "confidence",
+      ...cls.map((c) => "p_" + c)]];
+    for (const a of session) {
+      const t = ((a.t - sessionStart) / 1000).toFixed(3);
+      if (!a.faces.length) rows.push([t, a.frame, "", "", "", "", "", "", "", ...cls.map(() => "")]);
+      a.faces.forEach((f, i) => rows.push([t, a.frame, i + 1, ...f.box, f.label, f.confidence.toFixed(6),
+        ...cls.map((c) => (f.scores[c] || 0).toFixed(6))]));
     }
-    const ctx = chart.getContext("2d");
-    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-    const W = cssW, H = cssH, left = 34, bottom = 20, top = 14, right = 8;
-    const pw = W - left - right, ph = H - top - bottom;
-    ctx.clearRect(0, 0, W, H);
-    ctx.font = "11px system-ui, sans-serif";
-    ctx.fillStyle = "#62657a";
-    ctx.strokeStyle = "#e3e5ee";
-    ctx.lineWidth = 1;
-    for (let v = 0; v <= 1.0001; v += 0.25) {
-      const y = top + ph * (1 - v);
-      ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(W - right, y); ctx.stroke();
-      ctx.fillText(`${Math.round(v * 100)}%`, 2, y - 6);
-    }
-    for (let s = 0; s <= 30; s += 10) {
-      const x = left + pw * (1 - s / 30);
-      ctx.textAlign = s === 0 ? "right" : "center";
-      ctx.fillText(s === 0 ? "now" : `-${s}s`, x, H - 14);
-    }
-    ctx.textAlign = "left";
-    if (history.length < 2) return;
-    ctx.lineWidth = 2;
-    for (const c of classes) {
-      ctx.strokeStyle = E.color(c);
-      ctx.beginPath();
-      history.forEach((h, i) => {
-        const x = left + pw * (1 - (now - h.t) / WINDOW_MS);
-        const y = top + ph * (1 - (h.scores[c] || 0));
-        if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
-      });
-      ctx.stroke();
-    }
+    return E.csvText(rows);
   }
 
   async function start() {
     if (stream) { stop(); return; }
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      setStatus("This browser cannot use a camera here (a webcam needs https or localhost).");
+      setStatus(E.t("js.rt.no_camera_api"));
       return;
     }
-    setStatus("Asking for the camera…");
+    setStatus(E.t("js.rt.asking"));
     try {
-      stream = await navigator.mediaDevices.getUserMedia({
-        video: { width: { ideal: 640 }, height: { ideal: 480 } }, audio: false });
+      stream = await openCamera(cameraSelect.value);
     } catch (err) {
-      setStatus("No camera: " + err.message);
+      setStatus(E.t("js.rt.no_camera", { why: err.message }));
       stream = null;
       return;
     }
+    await listCameras();
+    session = [];
+    sessionStart = performance.now();
+    history = [];
+    csvBtn.disabled = true;
     video.srcObject = stream;
     await video.play();
     placeholder.hidden = true;
-    startBtn.textContent = "Stop camera";
+    startBtn.textContent = E.t("js.rt.stop");
     pauseBtn.disabled = false;
     paused = false;
     connect();
+  }
+
+  function openCamera(deviceId) {
+    const video = { width: { ideal: 640 }, height: { ideal: 480 } };
+    if (deviceId) video.deviceId = { exact: deviceId };
+    return navigator.mediaDevices.getUserMedia({ video, audio: false });
+  }
+
+  /* Labels of the cameras are readable only once the user allowed one: list them then. */
+  async function listCameras() {
+    let cams = [];
+    try {
+      cams = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "videoinput");
+    } catch (_) { return; }
+    const active = stream && stream.getVideoTracks()[0] ? stream.getVideoTracks()[0].getSettings().deviceId : "";
+    cameraSelect.replaceChildren(...cams.map((d, i) => {
+      const o = E.el("option", { value: d.deviceId, text: d.label || E.t("js.rt.camera_n", { n: i + 1 }) });
+      if (d.deviceId === active) o.selected = true;
+      return o;
+    }));
+    cameraSelect.disabled = cams.length < 2;
+    cameraSelect.closest(".camera-choice").hidden = cams.length === 0;
+  }
+
+  async function switchCamera() {
+    if (!stream) return;
+    let next;
+    try {
+      next = await openCamera(cameraSelect.value);
+    } catch (err) {
+      setStatus(E.t("js.rt.camera_failed", { why: err.message }));
+      return;
+    }
+    stream.getTracks().forEach((t) => t.stop());
+    stream = next;
+    video.srcObject = stream;
+    await video.play();
+    markGap(performance.now());
+  }
+
+  function applyMirror() {
+    video.classList.toggle("mirrored", mirrorBox.checked);
+    try { localStorage.setItem("ekspresi.mirror", mirrorBox.checked ? "1" : "0"); } catch (_) { /* private mode */ }
   }
 
   function stop() {
@@ -199,23 +260,33 @@
     if (s) s.getTracks().forEach((t) => t.stop());
     video.srcObject = null;
     placeholder.hidden = false;
-    startBtn.textContent = "Start camera";
+    startBtn.textContent = E.t("js.rt.start");
     pauseBtn.disabled = true;
-    pauseBtn.textContent = "Pause";
-    fpsEl.textContent = "0.0";
-    overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
-    setStatus("Camera off.");
+    pauseBtn.textContent = E.t("js.rt.pause");
+    markGap(performance.now());
+    clearLive();
+    setStatus(E.t("js.rt.off"));
   }
 
   function togglePause() {
     paused = !paused;
-    pauseBtn.textContent = paused ? "Resume" : "Pause";
-    setStatus(paused ? "Paused." : "Live.");
-    if (paused) fpsEl.textContent = "0.0";
+    pauseBtn.textContent = E.t(paused ? "js.rt.resume" : "js.rt.pause");
+    setStatus(E.t(paused ? "js.rt.paused" : "js.rt.live"));
+    if (paused) { fpsEl.textContent = "0.0"; markGap(performance.now()); }
     else { answered = []; pump(); }
   }
 
   startBtn.addEventListener("click", start);
   pauseBtn.addEventListener("click", togglePause);
+  cameraSelect.addEventListener("change", switchCamera);
+  try { mirrorBox.checked = localStorage.getItem("ekspresi.mirror") === "1"; } catch (_) { /* private mode */ }
+  applyMirror();
+  mirrorBox.addEventListener("change", applyMirror);
+  csvBtn.addEventListener("click", () => {
+    if (!session.length) return;
+    const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
+    E.download(new Blob([sessionCsv()], { type: "text/csv" }), `ekspresi-session-${stamp}.csv`);
+  });
+  setInterval(() => { if ((!stream || paused) && history.length) drawChart(performance.now()); }, 1000);
   drawChart(performance.now());
 })();

@@ -9,12 +9,22 @@
   const message = document.getElementById("message");
   const stagesBox = document.getElementById("stages");
 
+  /* A stage's title or caption in the page's language, from its key and the numbers the
+     server sent (stage.params); the server's English text when the catalogue lacks it. */
+  function stageText(stage, what) {
+    const variant = stage.params && stage.params.variant ? "." + stage.params.variant : "";
+    const key = `js.steps.${stage.key}.${what}${what === "caption" ? variant : ""}`;
+    const text = E.t(key, Object.assign({}, stage.params || {},
+      { label: stage.params && stage.params.label ? E.label(stage.params.label) : "" }));
+    return text === key ? stage[what] : text;
+  }
+
   function stageCard(stage, num) {
     const card = E.el("section", { class: "stage", "data-stage": stage.key });
     card.append(E.el("h2", {}, [E.el("span", { class: "stage-num", text: String(num) }),
-      E.el("span", { text: stage.title })]));
+      E.el("span", { text: stageText(stage, "title") })]));
     if (stage.image) {
-      card.append(E.el("img", { src: stage.image, alt: stage.title,
+      card.append(E.el("img", { src: stage.image, alt: stageText(stage, "title"),
         class: stage.pixelated ? "pixelated" : "" }));
     }
     if (stage.scores) card.append(E.renderBars(stage.scores));
@@ -23,13 +33,14 @@
       const list = E.el("ol", { class: "cand-list" });
       stage.candidates.slice(0, MAX_LISTED).forEach((c) => list.append(E.el("li", {
         class: c.accepted ? "" : "rejected",
-        text: `score ${c.score.toFixed(3)} · ${c.box[2]}×${c.box[3]} px at (${c.box[0]}, ${c.box[1]})${c.accepted ? "" : " · rejected"}`,
+        text: E.t(c.accepted ? "js.steps.candidate" : "js.steps.candidate_rejected",
+          { score: c.score.toFixed(3), w: c.box[2], h: c.box[3], x: c.box[0], y: c.box[1] }),
       })));
       card.append(list);
       const more = stage.candidates.length - MAX_LISTED;
-      if (more > 0) card.append(E.el("p", { class: "small", text: `… and ${more} more rejected candidate${more > 1 ? "s" : ""} with lower scores.` }));
+      if (more > 0) card.append(E.el("p", { class: "small", text: E.t("js.steps.more", { n: more }) }));
     }
-    card.append(E.el("p", { text: stage.caption }));
+    card.append(E.el("p", { text: stageText(stage, "caption") }));
     return card;
   }
 
@@ -39,12 +50,12 @@
     data.stages.forEach((s) => stagesBox.append(stageCard(s, num++)));
     if (!data.faces.length) {
       const box = E.el("div", { class: "message warn face-section", id: "no-face",
-        text: "No face passed the detector, so there is nothing to classify. Try a photo with a larger, frontal, well-lit face." });
+        text: E.t("js.steps.no_face") });
       stagesBox.append(box);
     }
     data.faces.forEach((face, i) => {
       const section = E.el("div", { class: "face-section", "data-face": String(i) });
-      section.append(E.el("h2", { text: `Face ${i + 1}: ${face.label} (${E.pct(face.confidence)})` }));
+      section.append(E.el("h2", { text: E.t("js.steps.face", { n: i + 1, label: E.label(face.label), pct: E.pct(face.confidence) }) }));
       const grid = E.el("div", { class: "face-stages" });
       let n = num;
       face.stages.forEach((s) => grid.append(stageCard(s, n++)));
@@ -52,8 +63,13 @@
       stagesBox.append(section);
     });
     const t = data.timings_ms || {};
-    const parts = Object.entries(t).map(([k, v]) => `${k} ${Number(v).toFixed(1)} ms`);
-    E.showMessage(message, `${data.width}×${data.height} px · ${data.faces.length} face(s) · model ${data.model}` + (parts.length ? " · " + parts.join(", ") : ""));
+    const parts = Object.entries(t).map(([k, v]) => {
+      const name = E.t("js.steps.timing." + k);
+      return `${name.startsWith("js.") ? k : name} ${Number(v).toFixed(1)} ms`;
+    });
+    E.showMessage(message, E.t("js.steps.summary", { w: data.width, h: data.height,
+      faces: E.t(data.faces.length === 1 ? "js.faces_one" : "js.faces_many", { n: data.faces.length }),
+      model: data.model }) + (parts.length ? " · " + parts.join(", ") : ""));
     stagesBox.hidden = false;
   }
 
@@ -70,5 +86,5 @@
     }
   }
 
-  E.setupDropzone(zone, run);
+  E.setupDropzone(zone, (files) => run(files[0]));
 })();

@@ -1,0 +1,244 @@
+"""User-facing details of the web app and CLI that the issue "What users expect" asked for:
+one emotion palette everywhere, the About page's labels and contrast, the Experiments page's
+hints, the video page's API, and the CLI's messages. (Browser checks are in
+test_browser_web.py.)"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from test_web_support import tiny_bundle, web_engine, write_tiny_bundle  # noqa: F401
+
+from ekspresi.infer.annotate import COLOURS, PALETTE, contrast, draw_faces, ink
+from ekspresi.infer.types import Face
+from ekspresi.labels import CLASSES
+from ekspresi.web.app import create_app
+from ekspresi.web.settings import WebSettings
+
+fastapi_testclient = pytest.importorskip("fastapi.testclient")
+TestClient = fastapi_testclient.TestClient
+
+
+@pytest.fixture(scope="module")
+def client(web_engine, tiny_bundle):  # noqa: F811
+    app = create_app(WebSettings(model=tiny_bundle, threads=1), engine=web_engine)
+    with TestClient(app) as c:
+        yield c
+
+
+# -- one palette ---------------------------------------------------------------------------
+
+def test_one_palette_for_cli_pictures_server_pictures_and_pages(client):
+    assert set(CLASSES) <= set(PALETTE)
+    # every page carries the palette as CSS variables, text colour included
+    head = client.get("/").text.split("</head>")[0]
+    for name, colour in PALETTE.items():
+        assert f"--{name}: {colour};" in head and f"--{name}-ink: {ink(colour)};" in head
+        assert contrast(colour, ink(colour)) >= 4.5, name
+    # the stylesheet and scripts no longer carry their own copy of the colours
+    css = client.get("/static/css/app.css").text + client.get("/static/js/common.js").text
+    assert not any(colour in css for colour in PALETTE.values())
+
+
+def test_cli_annotation_draws_in_the_palette_colour():
+    image = np.full((200, 200, 3), 255, np.uint8)
+    face = Face(box=(50, 60, 80, 80), detection_score=0.9,
+                scores=dict.fromkeys(CLASSES, 0.1) | {"sad": 0.4})
+    out = draw_faces(image, [face], bars=False)
+    assert tuple(int(v) for v in out[100, 50]) == COLOURS["sad"]   # the box's left edge
+
+
+# -- About -------------------------------------------------------------------------------
+
+def about_html(bundle) -> str:
+    from ekspresi.web.engine import Engine
+
+    s = WebSettings(model=bundle, threads=1)
+    return TestClient(create_app(s, engine=Engine(s))).get("/about").text
+
+
+def test_about_summary_uses_words_not_config_keys(tmp_path):
+    from ekspresi.infer.bundle import load_bundle
+    from ekspresi.web.modelcard import build_card
+
+    bundle = write_tiny_bundle(tmp_path / "b")
+    meta = bundle / "model.json"
+    data = json.loads(meta.read_text())
+    data["training"] = {"config": {"data": {"sources": ["fer2013-folder:data/fer2013"],
+                                            "split": "official"},
+                                   "model": {"name": "fer-vgg"}},
+                        "epochs": 72, "train_time_seconds": 5286.3}
+    meta.write_text(json.dumps(data))
+    from ekspresi.web.i18n import catalogue
+
+    words = catalogue("en")
+    summary = {words[k]: v for k, v in build_card(load_bundle(bundle, verify=False))
+               .training_summary}
+    assert summary == {"Training data": "fer2013-folder:data/fer2013",
+                       "Train / validation / test split": "official",
+                       "Architecture": "fer-vgg", "Epochs trained": "72",
+                       "Training time": "1 h 28 min"}
+    html = about_html(bundle)
+    table = html[html.index('id="training-summary"'):html.index("</table>",
+                                                               html.index('id="training-summary"'))]
+    assert "Architecture" in table and "config.model.name" not in table
+
+
+def test_about_plots_have_headings_and_captions_not_file_names(tmp_path):
+    from test_web_support import png_bytes
+
+    bundle = write_tiny_bundle(tmp_path / "b")
+    for name in ("confusion_matrix.png", "learning_curves.png", "reliability.png"):
+        (bundle / name).write_bytes(png_bytes(np.full((20, 30, 3), 200, np.uint8)))
+    html = about_html(bundle)
+    plots = html[html.index('id="plots"'):]
+    titles = re.findall(r"<h5>(.*?)</h5>", plots)
+    assert titles == ["Confusion matrix (counts)", "Calibration", "Learning curves"]
+    assert plots.count("<figcaption>") == 3
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", plots, re.S)
+    assert not any(".png" in c for c in captions)
+    assert 'alt="Learning curves"' in plots
+
+
+def _hex_luminance_pair(style: str) -> tuple[str, str]:
+    bg = re.search(r"background: (#[0-9a-f]{6})", style).group(1)
+    fg = re.search(r"color: (#[0-9a-f]{6})", style).group(1)
+    return bg, fg
+
+
+def test_confusion_matrix_numbers_keep_contrast_on_every_shade(tmp_path):
+    from ekspresi.web.modelcard import cell
+
+    inks = set()
+    for share in np.linspace(0, 1, 101):      # every shade the table can use
+        c = cell(5, float(share))
+        assert contrast(c.background, c.color) >= 4.5, share
+        inks.add(c.color)
+    assert inks == {"#000000", "#ffffff"}
+    html = about_html(write_tiny_bundle(tmp_path / "b"))
+    styles = re.findall(r'class="cm-cell" style="([^"]+)"', html)
+    assert len(styles) == 49
+    assert all(contrast(*_hex_luminance_pair(s)) >= 4.5 for s in styles)
+
+
+# -- Experiments ---------------------------------------------------------------------------
+
+@pytest.fixture
+def runs_dir(tmp_path):
+    root = tmp_path / "runs"
+    for name, report in (("with_report", True), ("without_report", False)):
+        run = root / name
+        run.mkdir(parents=True)
+        (run / "final_metrics.json").write_text(json.dumps(
+            {"test": {"accuracy": 0.65, "macro_f1": 0.6, "n_samples": 100}}))
+        if report:
+            (run / "report").mkdir()
+            (run / "report" / "report.html").write_text(
+                "<!doctype html><html><head><title>r</title></head>"
+                "<body class='x'><h1>Report</h1></body></html>")
+    return root
+
+
+def test_experiments_say_how_to_make_a_missing_report(web_engine, runs_dir):  # noqa: F811
+    c = TestClient(create_app(WebSettings(threads=1, runs_dir=runs_dir), engine=web_engine))
+    html = c.get("/experiments").text
+    row = html[html.index("without_report</code>"):]
+    row = row[:row.index("</tr>")]
+    assert f"ekspresi evaluate {runs_dir}/without_report" in row and "open report" not in row
+    assert "test images" in html and "n_samples" not in html   # words, not metric keys
+
+
+def test_comparison_leaves_out_columns_nobody_has(web_engine, runs_dir):  # noqa: F811
+    from ekspresi.web.pages import _drop_empty_columns
+
+    cols, rows = _drop_empty_columns((["run", "model", "test acc."],
+                                      [["a", "–", "61 %"], ["b", "", "62 %"]]))
+    assert cols == ["run", "test acc."] and rows == [["a", "61 %"], ["b", "62 %"]]
+
+
+def test_reports_link_back_to_the_app(web_engine, runs_dir):  # noqa: F811
+    c = TestClient(create_app(WebSettings(threads=1, runs_dir=runs_dir), engine=web_engine))
+    r = c.get("/experiments/with_report/report/report.html")
+    assert r.status_code == 200 and "sandbox" in r.headers["content-security-policy"]
+    body = r.text[r.text.index("<body class='x'>"):]
+    assert body.index('href="/experiments"') < body.index("<h1>Report</h1>")
+
+
+# -- Video ---------------------------------------------------------------------------------
+
+def write_face_clip(path, frames: int = 20, size=(320, 240), fps: float = 10.0):
+    """A short clip of the face photo drifting right on grey (MPEG-4 Part 2, as cameras and
+    phones hand them over is not the point: any container OpenCV reads will do)."""
+    import cv2
+
+    from test_web_support import face_photo_path
+
+    w, h = size
+    face = cv2.resize(cv2.imread(str(face_photo_path())), (170, 170))
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert vw.isOpened()
+    for i in range(frames):
+        frame = np.full((h, w, 3), 100, np.uint8)
+        x = 30 + 3 * i
+        frame[35:205, x:x + 170] = face
+        vw.write(frame)
+    vw.release()
+    return path
+
+
+def test_video_api_timeline_tracks_clip_and_csv(client, tmp_path):
+    import csv
+    import io
+
+    import cv2
+
+    clip = write_face_clip(tmp_path / "clip.mp4")
+    r = client.post("/api/v1/video", params={"every": 2},
+                    files={"file": ("my clip.mp4", clip.read_bytes(), "video/mp4")})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["video"]["frames_read"] == 20 and out["video"]["frames_analyzed"] == 10
+    assert [row["frame"] for row in out["timeline"]] == list(range(0, 20, 2))
+    assert len(out["tracks"]) == 1 and out["tracks"][0]["frames"] == 10
+    assert abs(out["duration_s"] - 2.0) < 1e-6
+    # the annotated clip is in a codec browsers play, and has every frame
+    clip_r = client.get(out["clip_url"])
+    assert clip_r.status_code == 200
+    assert clip_r.headers["content-type"] in ("video/webm", "video/mp4")
+    assert out["clip_type"] == clip_r.headers["content-type"]
+    saved = tmp_path / ("annotated" + (".webm" if "webm" in out["clip_type"] else ".mp4"))
+    saved.write_bytes(clip_r.content)
+    cap = cv2.VideoCapture(str(saved))
+    fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode(errors="replace")
+    n = sum(1 for _ in iter(lambda: cap.read()[0], False))
+    cap.release()
+    assert n == 20
+    assert fourcc.lower() not in ("mp4v", "fmp4", "xvid")   # not MPEG-4 Part 2
+    rows = list(csv.DictReader(io.StringIO(client.get(out["csv_url"]).text)))
+    assert [int(x["frame"]) for x in rows] == list(range(0, 20, 2))
+    assert {x["track_id"] for x in rows} == {"1"}
+    disposition = client.get(out["csv_url"]).headers["content-disposition"]
+    assert 'filename="my_clip.timeline.csv"' in disposition
+
+
+def test_video_api_refuses_what_it_cannot_use(client, tmp_path):
+    r = client.post("/api/v1/video", files={"file": ("notes.mp4", b"not a video at all" * 50,
+                                                     "video/mp4")})
+    assert r.status_code == 415 and "not a video" in r.json()["detail"]
+    assert client.get("/api/v1/video/AAAAAAAAAAAA/clip").status_code == 404
+    assert client.get("/api/v1/video/../../etc/clip").status_code == 404
+    assert client.post("/api/v1/video", params={"every": 0},
+                       files={"file": ("c.mp4", b"x", "video/mp4")}).status_code == 422
+
+
+def test_video_api_refuses_overlong_clips(client, tmp_path, monkeypatch):
+    from ekspresi.web import videos
+
+    monkeypatch.setattr(videos, "MAX_VIDEO_FRAMES", 5)
+    clip = write_face_clip(tmp_path / "clip.mp4", frames=8)
+    r = client.post("/api/v1/video", files={"file": ("c.mp4", clip.read_bytes(), "video/mp4")})
+    assert r.status_code == 422 and "longer than 5 frames" in r.json()["detail"]
