@@ -229,3 +229,31 @@ def test_swa_averages_the_last_epochs_and_resumes(dataset, tmp_path):
     last = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
     key = next(k for k in swa["model"] if k.endswith("weight") and swa["model"][k].ndim == 4)
     assert not torch.equal(swa["model"][key], last["model"][key])
+
+
+# -- fitting a run to its time budget ----------------------------------------------------------
+def test_planned_epochs():
+    from ekspresi.train.loop import planned_epochs
+
+    assert planned_epochs(1, 100.0, 12.0, 10.0) == 9
+    assert planned_epochs(1, 100.0, 120.0, 10.0) == 1
+
+
+def test_fit_to_budget_replans_the_one_cycle_schedule(dataset, tmp_path, monkeypatch):
+    """A 4-epoch one-cycle run fitted to 2 epochs after its first anneals like a 2-epoch
+    run: from epoch 2 on its learning rates are those of a run planned for 2 epochs."""
+    import ekspresi.train.loop as loop
+
+    monkeypatch.setattr(loop, "planned_epochs", lambda *a: 2)
+    sched = {"name": "onecycle", "pct_start": 0.3}
+    cfg = config(dataset, epochs=4, fit_to_budget=True, scheduler=sched)
+    run = run_training(cfg, tmp_path / "fit", quiet=True, max_minutes=60)
+    f = final(run)
+    assert f["epochs_run"] == 2 and f["epochs_planned"] == 2 and f["epochs_configured"] == 4
+    assert f["stop_reason"] == "completed"
+    assert "fitting to the time budget: 2 epochs instead of 4" in (run / "train.log").read_text()
+    assert yaml.safe_load((run / "config.resolved.yaml").read_text())["train"]["epochs"] == 2
+    short = run_training(config(dataset, epochs=2, scheduler=sched), tmp_path / "two",
+                         quiet=True)
+    assert history(run)[1]["lr"] == pytest.approx(history(short)[1]["lr"], rel=1e-9)
+    assert history(run)[0]["lr"] == pytest.approx(history(short)[0]["lr"], rel=1e-9)

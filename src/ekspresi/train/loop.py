@@ -327,13 +327,12 @@ class _Trainer:
         """Shorten the run to the epochs the time budget holds (measured on this process's
         first epoch, which includes warm-up, so the estimate errs short) and re-plan the
         per-step LR schedule for the new length by replaying the steps already taken."""
-        seconds = self.budget.seconds
         t = self.cfg.train
-        if seconds is None:
+        if self.budget.seconds is None:
             return
-        fits = self.epoch + int(max(0.0, seconds - elapsed) // max(epoch_seconds, 1e-9))
-        fits = self.ctx.all_sum([float(fits)], self.dev)[0] / self.ctx.world_size
-        fits = max(self.epoch, int(fits))
+        fits = planned_epochs(self.epoch, self.budget.seconds, elapsed, epoch_seconds)
+        fits = int(min(self.ctx.all_sum([float(fits)], self.dev)[0] / self.ctx.world_size,
+                       fits))
         if fits >= t.epochs:
             return
         log.info("fitting to the time budget: %d epochs instead of %d (%.1f s an epoch)",
@@ -409,6 +408,12 @@ class _Trainer:
                          self.epoch, self.run_dir)
                 return "time_budget"
         return "completed"
+
+
+def planned_epochs(done: int, budget_seconds: float, elapsed: float, epoch_seconds: float) -> int:
+    """Epochs a time budget holds: those done plus whole epochs in the time left."""
+    left = max(0.0, budget_seconds - elapsed)
+    return done + int(left // max(epoch_seconds, 1e-9))
 
 
 def _swa_start(cfg: TrainConfig) -> int:
