@@ -114,8 +114,11 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
                 a = np.nan_to_num(a.astype(np.float32), nan=0.0, posinf=top, neginf=0.0)
                 part = np.clip(a * np.float32(255.0 / top) + np.float32(0.5), 0, 255)
             elif top == 65535:
-                # round(v * 255 / 65535) in integers; int64 keeps 32-bit "I" values exact
-                part = (np.clip(a, 0, 65535).astype(np.int64) * 255 + 32767) // 65535
+                # round(v * 255 / 65535) in uint32 (65535 * 255 + 32767 < 2**32), in place
+                part = np.clip(a, 0, 65535).astype(np.uint32)
+                part *= 255
+                part += 32767
+                part //= 65535
             else:
                 part = np.clip(a, 0, 255)
             out[y:y + part.shape[0]] = part

@@ -9,7 +9,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from ekspresi import __version__
-from ekspresi.web.experiments import comparison_table, find_run, list_runs, safe_run_file
+from ekspresi.web.experiments import (comparison_table, find_run, list_runs, run_file_headers,
+                                      safe_run_file)
 from ekspresi.web.modelcard import (CARD_IMAGES, DATASET_CITATIONS, GENERAL_LIMITATIONS,
                                     PAPER_CITATIONS, build_card)
 
@@ -99,8 +100,4 @@ def run_file(request: Request, run_name: str, file_path: str) -> FileResponse:
     target = safe_run_file(run, file_path) if run is not None else None
     if target is None:
         raise HTTPException(404, "not found")
-    headers = {}
-    if target.suffix.lower() == ".html":
-        # A report is a document to read: give it no access to this origin (unique origin).
-        headers["Content-Security-Policy"] = "sandbox allow-scripts allow-popups"
-    return FileResponse(target, headers=headers)
+    return FileResponse(target, headers=run_file_headers(target))
