@@ -403,6 +403,20 @@ def test_idle_and_trickling_connections_are_closed(web_engine):  # noqa: F811
             assert "faces" in json.loads(ws.recv(timeout=30))
 
 
+def test_endless_request_head_is_cut(web_engine):  # noqa: F811
+    app = create_app(WebSettings(threads=1), engine=web_engine)
+    with Server(app, header_timeout=60) as srv:  # the deadline is not what closes it
+        s = srv.connect()
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        try:
+            for _ in range(40):  # 2.6 MB of headers, never finished
+                s.sendall(b"X-Pad: " + b"a" * 65_000 + b"\r\n")
+        except OSError:
+            pass
+        answer = s.recv(100)
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer
+
+
 def test_slow_upload_gets_408(web_engine):  # noqa: F811
     app = create_app(WebSettings(threads=1, body_timeout=0.5), engine=web_engine)
     with Server(app) as srv:

@@ -28,6 +28,9 @@ KEEP_ALIVE_S = 5
 MAX_CONNECTIONS = 64
 #: Largest request head (request line + headers) h11 buffers, in bytes.
 MAX_HEADER_BYTES = 16 * 1024
+#: Bytes a connection may send while its request head is incomplete (httptools has no head
+#: size limit of its own). Generous: the first read of an upload also holds body bytes.
+MAX_HEAD_READ_BYTES = 1024 * 1024
 
 
 def _base_protocol() -> type[asyncio.Protocol]:
@@ -51,11 +54,24 @@ class HeaderDeadlineProtocol(_Base):
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         self._header_deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
         super().connection_made(transport)
         self._arm_header_deadline()
 
+    def data_received(self, data: bytes) -> None:
+        if self._header_deadline is not None:  # still waiting for a complete request head
+            self._head_bytes += len(data)
+            if self._head_bytes > MAX_HEAD_READ_BYTES:
+                self._disarm_header_deadline()
+                log.info("closed a connection whose request head passed %d bytes",
+                         MAX_HEAD_READ_BYTES)
+                self.send_400_response("Request header too large.")
+                return
+        super().data_received(data)
+
     def _arm_header_deadline(self) -> None:
         self._disarm_header_deadline()
+        self._head_bytes = 0
         self._header_deadline = self.loop.call_later(self.header_timeout,
                                                      self._header_deadline_passed)
 
