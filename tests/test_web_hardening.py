@@ -106,6 +106,19 @@ def test_web_pixel_limit_is_below_the_cli_limit_and_refuses_before_decoding(web_
     assert r.status_code == 422 and "49,000,000 pixels" in r.json()["detail"]
 
 
+def test_web_refuses_extreme_strips_before_decoding(web_engine):  # noqa: F811
+    # 96 x 65540 is only 6.3 M pixels, but BlazeFace letterboxes it into a 65540 px square
+    # (12 GB): found by benchmarks/fuzz_api.py (a TIFF height field set to 0x0000ffff)
+    buf = io.BytesIO()
+    Image.new("L", (96, 65540)).save(buf, format="PNG", optimize=True)
+    c = make_client(web_engine)
+    r = analyze(c, buf.getvalue(), name="strip.png")
+    assert r.status_code == 422 and "longer side" in r.json()["detail"]
+    with c.websocket_connect("/api/v1/stream") as ws:
+        ws.send_bytes(buf.getvalue())
+        assert "longer side" in json.loads(ws.receive_text())["error"]
+
+
 # -- decoder failures -----------------------------------------------------------------------
 
 def test_dds_and_eps_are_not_opened_at_all():

@@ -43,11 +43,15 @@ _GRAY_MODES = ("1", "L", "LA")
 _INT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-def _check_size(img: Image.Image, name: str | None, max_pixels: int) -> None:
+def _check_size(img: Image.Image, name: str | None, max_pixels: int,
+                max_side: int | None = None) -> None:
     w, h = img.size
     if w * h > max_pixels:
         raise BadInputError(name, f"image is {w}x{h} = {w * h:,} pixels, above the limit of "
                                   f"{max_pixels:,} (possible decompression bomb)")
+    if max_side is not None and max(w, h) > max_side:
+        raise BadInputError(name, f"image is {w}x{h}: its longer side is above the limit of "
+                                  f"{max_side:,} pixels")
     if w == 0 or h == 0:
         raise BadInputError(name, "image has zero width or height")
 
@@ -74,8 +78,9 @@ def _apply_orientation(arr: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(ops[orientation](arr))
 
 
-def _decode(img: Image.Image, name: str | None, max_pixels: int) -> tuple[np.ndarray, int]:
-    _check_size(img, name, max_pixels)
+def _decode(img: Image.Image, name: str | None, max_pixels: int,
+            max_side: int | None = None) -> tuple[np.ndarray, int]:
+    _check_size(img, name, max_pixels, max_side)
     orientation = _orientation(img)
     img.load()
     return pil_to_array(img), orientation
@@ -163,16 +168,19 @@ def array_to_uint8(arr: np.ndarray, name: str | None = None) -> np.ndarray:
 
 
 def read_image(source: ImageSource, *, name: str | None = None,
-               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+               max_pixels: int = MAX_PIXELS, max_side: int | None = None) -> np.ndarray:
     """Decode ``source`` into a uint8 array: (H, W) gray or (H, W, 3) BGR, EXIF-upright.
 
     Accepts a path, encoded bytes, a numpy array (gray/BGR/BGRA, 8/16-bit, float) or a PIL
     image. Raises :class:`BadInputError` naming the file for anything it cannot decode.
+    ``max_pixels`` and ``max_side`` (longer side) are checked from the header, before any
+    pixel is decoded.
     """
     if isinstance(source, np.ndarray):
         return array_to_uint8(source, name)
     if isinstance(source, Image.Image):
-        return _guarded(lambda: _apply_orientation(*_decode(source, name, max_pixels)), name)
+        return _guarded(lambda: _apply_orientation(*_decode(source, name, max_pixels,
+                                                            max_side)), name)
     if isinstance(source, (bytes, bytearray, memoryview)):
         if not len(source):
             raise BadInputError(name, "empty file")
@@ -194,7 +202,7 @@ def read_image(source: ImageSource, *, name: str | None = None,
         except UnidentifiedImageError:
             raise BadInputError(name, NOT_AN_IMAGE) from None
         with img:
-            arr, orientation = _decode(img, name, max_pixels)
+            arr, orientation = _decode(img, name, max_pixels, max_side)
         # the decoded image is released before the upright copy is made
         return _apply_orientation(arr, orientation)
 

@@ -18,6 +18,7 @@ from ekspresi.errors import BadInputError
 from ekspresi.imaging import read_image
 from ekspresi.web.engine import Engine
 from ekspresi.web.middleware import Busy
+from ekspresi.web.settings import WEB_MAX_SIDE
 from ekspresi.web.render import preview
 from ekspresi.web.steps import trace_view
 from ekspresi.web.uploads import UPLOAD_OPENAPI, decode_upload, read_upload
@@ -130,7 +131,7 @@ async def trace(request: Request) -> dict:
 
 def _analyze_frame(engine: Engine, data: bytes, max_pixels: int) -> dict:
     start = time.perf_counter()
-    image = read_image(data, name="frame", max_pixels=max_pixels)
+    image = read_image(data, name="frame", max_pixels=max_pixels, max_side=WEB_MAX_SIDE)
     faces = _analyze_array(engine, image)
     return {"faces": faces, "width": int(image.shape[1]), "height": int(image.shape[0]),
             "elapsed_ms": round((time.perf_counter() - start) * 1000.0, 2)}

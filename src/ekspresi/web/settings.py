@@ -10,6 +10,10 @@ from pathlib import Path
 #: a server decodes what strangers send, several at once. A 40-megapixel image peaks at a
 #: few hundred MB while it is analysed (benchmarks/upload_memory.py).
 WEB_MAX_PIXELS = 40_000_000
+#: The web server's limit on an image's longer side. Face detection letterboxes the image
+#: into a square of that side (BlazeFace), so a 96x65540 strip (6 M pixels) would need a
+#: 12 GB square: the side, not only the pixel count, bounds memory and time.
+WEB_MAX_SIDE = 8192
 #: Host names a server bound to this machine always answers to.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: Addresses that mean "every interface" when bound.

@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 from ekspresi.errors import BadInputError
 from ekspresi.imaging import NOT_AN_IMAGE, read_image
 from ekspresi.web.middleware import too_large_message
+from ekspresi.web.settings import WEB_MAX_SIDE
 
 #: What the upload endpoints accept, for the OpenAPI description.
 UPLOAD_OPENAPI = {
@@ -54,11 +55,13 @@ async def read_upload(request: Request, limit_bytes: int) -> tuple[bytes, str]:
     return data, name
 
 
-def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+def decode_upload(data: bytes, name: str, max_pixels: int,
+                  max_side: int = WEB_MAX_SIDE) -> np.ndarray:
     """Decode with the project's one image reader. Unrecognised formats -> 415; images that
-    are recognised but unusable (corrupt, truncated, too many pixels) -> 422."""
+    are recognised but unusable (corrupt, truncated, too many pixels, a side too long, any
+    decoder failure) -> 422."""
     try:
-        return read_image(data, name=name, max_pixels=max_pixels)
+        return read_image(data, name=name, max_pixels=max_pixels, max_side=max_side)
     except BadInputError as exc:
         status = 415 if exc.problem == NOT_AN_IMAGE else 422
         if status == 415:
