@@ -23,8 +23,6 @@ import argparse
 import io
 import json
 import logging
-import os
-import platform
 import resource
 import sys
 import time
@@ -32,6 +30,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 import numpy as np
+from machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTO = ROOT / "tests" / "fixtures" / "photos" / "astronaut.jpg"
@@ -126,16 +125,6 @@ def mutate(data: bytes, rng: np.random.Generator) -> tuple[bytes, str]:
     return bytes(b), "+".join(names)
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--count", type=int, default=5000, help="mutated uploads (5000)")
@@ -197,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "upload fuzzing",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(),
-                    "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine_info(),
         "model": app.state.engine.model_name,
         "seed": args.seed, "count": args.count, "trace_every": args.trace_every,
         "unmutated_seed_status": baseline,

@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
-import platform
 import socket
 import subprocess
 import sys
@@ -27,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_CLIENTS = 32
@@ -151,16 +150,6 @@ def measure(case: str, name: str, data: bytes, clients: int, extra: list[str]) -
             proc.kill()
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--side", type=int, default=7000, help="image side in pixels (7000)")
@@ -185,9 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             runs.append(run)
     result = {"benchmark": "upload memory", "label": args.label,
               "date": time.strftime("%Y-%m-%d"),
-              "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(),
-                          "python": platform.python_version(),
-                          "platform": platform.platform()},
+              "machine": machine_info(),
               "server_args": args.server_arg, "runs": runs}
     text = json.dumps(result, indent=2)
     print(text)
