@@ -96,7 +96,7 @@ def test_exif_orientation_matches_pillow_for_all_eight_values():
         assert np.array_equal(got, np.asarray(want)[:, :, ::-1]), orientation
 
 
-def test_web_pixel_limit_is_below_the_cli_limit_and_refuses_before_decoding(web_engine):  # noqa: F811
+def test_web_pixel_limit_is_below_the_cli_one_and_checked_first(web_engine):  # noqa: F811
     assert WebSettings().max_pixels == WEB_MAX_PIXELS < MAX_PIXELS
     c = make_client(web_engine)
     # 7000 x 7000 16-bit zeros: ~95 KB on the wire, 49 M pixels: refused from the header
@@ -134,7 +134,7 @@ def test_dds_and_eps_are_not_opened_at_all():
 @pytest.mark.parametrize("exc", [NotImplementedError("unsupported"), struct.error("short"),
                                  IndexError("list index"), ZeroDivisionError("div"),
                                  KeyError("tag"), RuntimeError("decoder")])
-def test_any_decoder_exception_becomes_bad_input_and_422(exc, monkeypatch, web_engine):  # noqa: F811
+def test_any_decoder_exception_is_bad_input_and_422(exc, monkeypatch, web_engine):  # noqa: F811
     from PIL import ImageFile
 
     def broken_load(self):
