@@ -110,15 +110,18 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """uvicorn serving ``app`` on a free loopback port in a daemon thread."""
+    """uvicorn serving ``app`` on a free loopback port in a daemon thread, configured as
+    `ekspresi serve` configures it (timeouts, connection limit)."""
 
-    def __init__(self, app):
+    def __init__(self, app, header_timeout: float = 10.0):
         import uvicorn
+
+        from ekspresi.web.serving import uvicorn_config
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                access_log=False, ws_max_size=16 * 1024 * 1024)
+        config = uvicorn_config(app, host="127.0.0.1", port=self.port,
+                                ws_max_size=16 * 1024 * 1024, header_timeout=header_timeout)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -111,7 +111,7 @@ class Recognizer:
                     scores=self._scores(p), landmarks=det.landmarks, extra=extra)
 
     def trace(self, source: ImageSource, *, name: str | None = None,
-              saliency: bool = True) -> dict[str, Any]:
+              saliency: bool = True, saliency_max: int | None = None) -> dict[str, Any]:
         """Every intermediate stage, for the web app's step-by-step page.
 
         Keys: ``original`` (BGR uint8), ``gray``, ``candidates`` (every detector candidate:
@@ -120,7 +120,8 @@ class Recognizer:
         exactly what ONNX Runtime receives, as float32 (N, 1, size, size) in 0..255),
         ``probabilities`` (N, C), ``faces`` (list of Face), ``saliency`` (list of float32
         (size, size) maps in 0..1), ``classes``, ``input_spec``, ``detector``,
-        ``timings_ms`` per stage.
+        ``timings_ms`` per stage. ``saliency_max`` caps the faces saliency is computed for
+        (the first ones, best detection first): each costs dozens of model runs.
         """
         from ekspresi.infer.saliency import occlusion_saliency
 
@@ -141,7 +142,8 @@ class Recognizer:
         proba = self.classifier.predict_proba(batch)
         t["classify"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        maps = [occlusion_saliency(self.classifier, f) for f in batch] if saliency else []
+        salient = batch if saliency_max is None else batch[:max(0, saliency_max)]
+        maps = [occlusion_saliency(self.classifier, f) for f in salient] if saliency else []
         t["saliency"] = time.perf_counter() - t0
         accepted = set(detections)
         return {

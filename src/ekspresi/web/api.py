@@ -18,6 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from ekspresi.errors import BadInputError
 from ekspresi.imaging import read_image
 from ekspresi.web.engine import Engine
+from ekspresi.web.middleware import Busy
+from ekspresi.web.settings import WEB_MAX_SIDE
 from ekspresi.web.render import preview
 from ekspresi.web.steps import trace_view
 from ekspresi.web.uploads import UPLOAD_OPENAPI, decode_upload, read_upload
@@ -121,7 +123,8 @@ async def trace(request: Request) -> dict:
     data, name = await read_upload(request, settings.max_upload_bytes)
     image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
     start = time.perf_counter()
-    result = await run_in_threadpool(recognizer.trace, image)
+    result = await run_in_threadpool(recognizer.trace, image,
+                                     saliency_max=settings.trace_saliency_faces)
     elapsed = (time.perf_counter() - start) * 1000.0
     view = await run_in_threadpool(trace_view, result)
     view.update(model=engine.model_name, elapsed_ms=round(elapsed, 2))
@@ -213,7 +216,7 @@ def video_csv(request: Request, video_id: str) -> Response:
 
 def _analyze_frame(engine: Engine, data: bytes, max_pixels: int) -> dict:
     start = time.perf_counter()
-    image = read_image(data, name="frame", max_pixels=max_pixels)
+    image = read_image(data, name="frame", max_pixels=max_pixels, max_side=WEB_MAX_SIDE)
     faces = _analyze_array(engine, image)
     return {"faces": faces, "width": int(image.shape[1]), "height": int(image.shape[0]),
             "elapsed_ms": round((time.perf_counter() - start) * 1000.0, 2)}
@@ -260,10 +263,13 @@ async def stream(ws: WebSocket) -> None:
                 await ws.close(code=1009)
                 return
             try:
-                out = await run_in_threadpool(_analyze_frame, engine, data,
-                                              settings.max_pixels)
+                async with ws.app.state.upload_gate.slot():  # shared with HTTP uploads
+                    out = await run_in_threadpool(_analyze_frame, engine, data,
+                                                  settings.max_pixels)
             except BadInputError as exc:
                 out = {"error": str(exc)}
+            except Busy as exc:
+                out = {"error": f"{exc}; try again shortly", "busy": True}
             out["frame"] = frame
             await ws.send_text(json.dumps(out))
     except WebSocketDisconnect:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -19,8 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ekspresi import __version__
 from ekspresi.web.engine import Engine
-from ekspresi.web.middleware import (BodyLimitMiddleware, RequestLogMiddleware,
-                                     SecurityHeadersMiddleware)
+from ekspresi.web.middleware import install as install_middleware
 from ekspresi.web.settings import WebSettings
 
 log = logging.getLogger("ekspresi.web")
@@ -49,7 +47,7 @@ def _wants_json(request: Request) -> bool:
     path = request.url.path
     if path.startswith(("/api/", "/healthz", "/openapi.json")):
         return True
-    return "text/html" not in request.headers.get("accept", "")
+    return "text/html" not in request.headers.get("accept", "").lower()
 
 
 def create_app(settings: WebSettings | None = None, *, engine: Engine | None = None) -> FastAPI:
@@ -111,11 +109,6 @@ def create_app(settings: WebSettings | None = None, *, engine: Engine | None = N
                             message="Something went wrong on the server. The error was "
                                     "logged; please try again or report it.")
 
-    # Outermost last: logging sees every request, including those the limit refuses.
-    if settings.cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
-                           allow_methods=["GET", "POST"], allow_headers=["*"])
-    app.add_middleware(BodyLimitMiddleware, limit_bytes=settings.max_upload_bytes)
-    app.add_middleware(SecurityHeadersMiddleware, page_csp=PAGE_CSP, csp_exempt=("/docs",))
-    app.add_middleware(RequestLogMiddleware)
+    install_middleware(app, settings, page_csp=PAGE_CSP, csp_exempt=("/docs",),
+                       error_handler=server_error)
     return app

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from ekspresi.errors import ConfigError
+from ekspresi.web.settings import WEB_MAX_PIXELS, valid_host_name
 
 log = logging.getLogger("ekspresi.web")
 
@@ -31,6 +32,19 @@ def register(subparsers) -> None:
                    help="allow cross-origin API calls from ORIGIN (repeatable; off by default)")
     p.add_argument("--threads", type=int, default=None,
                    help="ONNX Runtime threads per inference call")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="also answer to this host name in the Host header (repeatable; "
+                        "127.0.0.1, localhost, [::1] and --host are always allowed; '*' "
+                        "turns the check off). Protects against DNS rebinding.")
+    p.add_argument("--max-megapixels", type=float, default=WEB_MAX_PIXELS / 1e6,
+                   help=f"largest image accepted, in millions of pixels (default "
+                        f"{WEB_MAX_PIXELS / 1e6:g}, below the command line's limit: each "
+                        "upload being analysed holds its decoded pixels in memory)")
+    p.add_argument("--max-active", type=int, default=2, metavar="N",
+                   help="images decoded and analysed at once (default 2); more wait in a "
+                        "queue of --max-queue, beyond which clients get 503")
+    p.add_argument("--max-queue", type=int, default=16, metavar="N",
+                   help="uploads that may wait for a free slot (default 16)")
     p.set_defaults(func=run)
 
 
@@ -38,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ekspresi.web.app import create_app
+    from ekspresi.web.serving import uvicorn_config
     from ekspresi.web.engine import Engine
     from ekspresi.web.settings import WebSettings
 
@@ -47,10 +62,21 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--max-upload-mb {args.max_upload_mb}: must be positive")
     if args.runs is not None and not args.runs.is_dir():
         raise ConfigError(f"--runs {args.runs}: no such directory")
+    if args.max_megapixels <= 0:
+        raise ConfigError(f"--max-megapixels {args.max_megapixels}: must be positive")
+    if args.max_active < 1 or args.max_queue < 0:
+        raise ConfigError("--max-active must be at least 1 and --max-queue at least 0")
+    for name in args.allowed_host:
+        if not valid_host_name(name):
+            raise ConfigError(f"--allowed-host {name!r}: give a host name or address "
+                              "without scheme or port, e.g. myhost.local or 192.168.1.5")
     _check_port(args.host, args.port)
     settings = WebSettings(model=args.model, detector=args.detector, runs_dir=args.runs,
                            max_upload_mb=args.max_upload_mb,
-                           cors_origins=tuple(args.cors_origin), threads=args.threads)
+                           max_pixels=int(args.max_megapixels * 1e6),
+                           cors_origins=tuple(args.cors_origin), threads=args.threads,
+                           host=args.host, allowed_hosts=tuple(args.allowed_host),
+                           max_active=args.max_active, max_queue=args.max_queue)
     engine = Engine(settings)
     if not engine.available and args.model is not None:
         # The user named a model that does not work: say so instead of serving without it.
@@ -58,8 +84,12 @@ def run(args: argparse.Namespace) -> int:
     app = create_app(settings, engine=engine)
     log.info("ekspresi web app on http://%s:%d (model: %s)", args.host, args.port,
              engine.model_name or "none")
-    uvicorn.run(app, host=args.host, port=args.port, access_log=False, log_level="warning",
-                ws_max_size=settings.max_upload_bytes + 1024)
+    if settings.accepts_ip_hosts and not args.allowed_host:
+        log.warning("listening on every interface: clients may use any IP address of this "
+                    "machine; add --allowed-host NAME for each host name they use")
+    config = uvicorn_config(app, host=args.host, port=args.port,
+                            ws_max_size=settings.max_upload_bytes + 1024)
+    uvicorn.Server(config).run()
     return 0
 
 

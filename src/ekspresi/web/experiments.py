@@ -75,9 +75,15 @@ def list_runs(runs_dir: Path | None) -> list[Run]:
         metrics_file = child / "final_metrics.json"
         if metrics_file.is_file():
             try:
-                run.metrics = json.loads(metrics_file.read_text())
-            except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+                metrics = json.loads(metrics_file.read_text())
+            except (OSError, ValueError, RecursionError) as exc:
                 run.error = f"final_metrics.json unreadable ({exc.__class__.__name__})"
+            else:
+                if isinstance(metrics, dict):
+                    run.metrics = metrics
+                else:  # valid JSON, but a list/number/string: nothing to show
+                    run.error = (f"final_metrics.json unreadable (a JSON "
+                                 f"{type(metrics).__name__}, not an object)")
         runs.append(run)
     runs.sort(key=lambda r: r.path.stat().st_mtime, reverse=True)
     return runs
@@ -104,6 +110,20 @@ def safe_run_file(run: Run, relative: str) -> Path | None:
     if target.suffix.lower() not in SERVABLE_SUFFIXES:
         return None
     return target
+
+
+#: Content-Security-Policy of a run's files opened directly in the browser. A report is a
+#: document to read with its own scripts (plots, tables) but no access to this origin
+#: (``sandbox`` = unique origin); an SVG or any other file gets no scripts at all.
+REPORT_CSP = "sandbox allow-scripts allow-popups"
+FILE_CSP = "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'"
+
+
+def run_file_headers(target: Path) -> dict[str, str]:
+    """Headers for serving a run's file: every one is sandboxed, since run folders hold
+    whatever a training run (or someone with write access to it) put there."""
+    csp = REPORT_CSP if target.suffix.lower() == ".html" else FILE_CSP
+    return {"Content-Security-Policy": csp}
 
 
 def comparison_table(runs: list[Run]) -> tuple[tuple[list[str], list[list[str]]] | None,

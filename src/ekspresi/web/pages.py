@@ -9,7 +9,8 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from ekspresi import __version__
-from ekspresi.web.experiments import comparison_table, find_run, list_runs, safe_run_file
+from ekspresi.web.experiments import (comparison_table, find_run, list_runs, run_file_headers,
+                                      safe_run_file)
 from ekspresi.web.i18n import COOKIE, LANGUAGES, Translator, choose_language
 from ekspresi.web.modelcard import (CARD_IMAGES, DATASET_CITATIONS, GENERAL_LIMITATIONS,
                                     PAPER_CITATIONS, build_card)
@@ -141,12 +142,12 @@ def run_file(request: Request, run_name: str, file_path: str) -> FileResponse:
     target = safe_run_file(run, file_path) if run is not None else None
     if target is None:
         raise HTTPException(404, "not found")
+    headers = run_file_headers(target)
     if target.suffix.lower() == ".html":
-        # A report is a document to read: give it no access to this origin (unique origin).
-        headers = {"Content-Security-Policy": "sandbox allow-scripts allow-popups"}
+        # A report is a document to read: sandboxed, with a way back to the app.
         return HTMLResponse(with_back_link(target.read_text(errors="replace"), run.name),
                             headers=headers)
-    return FileResponse(target)
+    return FileResponse(target, headers=headers)
 
 
 #: The bar put at the top of a run report served by the app, so a reader can get back.

@@ -9,8 +9,9 @@ from fastapi import HTTPException, Request
 from starlette.datastructures import UploadFile
 
 from ekspresi.errors import BadInputError
-from ekspresi.imaging import read_image
+from ekspresi.imaging import NOT_AN_IMAGE, read_image
 from ekspresi.web.middleware import too_large_message
+from ekspresi.web.settings import WEB_MAX_SIDE
 
 #: What the upload endpoints accept, for the OpenAPI description.
 UPLOAD_OPENAPI = {
@@ -32,7 +33,7 @@ UPLOAD_OPENAPI = {
 async def read_upload(request: Request, limit_bytes: int) -> tuple[bytes, str]:
     """Return (bytes, display name) of the uploaded image; 413 above ``limit_bytes``,
     422 when the request carries no file."""
-    ctype = request.headers.get("content-type", "")
+    ctype = request.headers.get("content-type", "").lower()  # media types ignore case
     if ctype.startswith("multipart/form-data"):
         form = await request.form(max_files=1, max_fields=10)
         try:
@@ -54,13 +55,15 @@ async def read_upload(request: Request, limit_bytes: int) -> tuple[bytes, str]:
     return data, name
 
 
-def decode_upload(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+def decode_upload(data: bytes, name: str, max_pixels: int,
+                  max_side: int = WEB_MAX_SIDE) -> np.ndarray:
     """Decode with the project's one image reader. Unrecognised formats -> 415; images that
-    are recognised but unusable (corrupt, truncated, too many pixels) -> 422."""
+    are recognised but unusable (corrupt, truncated, too many pixels, a side too long, any
+    decoder failure) -> 422."""
     try:
-        return read_image(data, name=name, max_pixels=max_pixels)
+        return read_image(data, name=name, max_pixels=max_pixels, max_side=max_side)
     except BadInputError as exc:
-        status = 415 if exc.problem.startswith("not an image") else 422
+        status = 415 if exc.problem == NOT_AN_IMAGE else 422
         if status == 415:
             message = (f"{name}: not an image this server can read; send a JPEG, PNG, WebP, "
                        "BMP, TIFF or GIF file")
