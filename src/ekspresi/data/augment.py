@@ -148,12 +148,17 @@ class BatchAugment:
         y0 = torch.rand(n, generator=g) * (h - eh)
         x0 = torch.rand(n, generator=g) * (w - ew)
         on = torch.rand(n, generator=g) < self.cfg.erasing
-        noise = torch.rand((n, c, h, w), generator=g, dtype=torch.float32) * 255
         dev = x.device
+        if dev.type == "cpu":
+            noise = (torch.rand((n, c, h, w), generator=g, dtype=torch.float32) * 255)[rows]
+        else:  # draw the (large) noise on the device, from a seed the CPU generator gives
+            seed = int(torch.randint(0, 2**62, (1,), generator=g))
+            dg = torch.Generator(device=dev).manual_seed(seed)
+            noise = torch.rand((n, c, h, w), generator=dg, device=dev)[rows] * 255
         y0, x0, eh, ew, on = (t[rows].to(dev) for t in (y0, x0, eh, ew, on))
         ys = torch.arange(h, device=dev).view(1, h, 1)
         xs = torch.arange(w, device=dev).view(1, 1, w)
         mask = ((ys >= y0.view(m, 1, 1)) & (ys < (y0 + eh).view(m, 1, 1))
                 & (xs >= x0.view(m, 1, 1)) & (xs < (x0 + ew).view(m, 1, 1))
                 & on.view(m, 1, 1)).unsqueeze(1)
-        return torch.where(mask, noise[rows].to(dev, x.dtype), x)
+        return torch.where(mask, noise.to(x.dtype), x)

@@ -21,8 +21,11 @@ from ekspresi.errors import ModelError
 
 
 def rng_state(gen: torch.Generator, np_rng: np.random.Generator) -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "generator": gen.get_state(),
-            "numpy": np_rng.bit_generator.state, "python": random.getstate()}
+    state = {"torch": torch.get_rng_state(), "generator": gen.get_state(),
+             "numpy": np_rng.bit_generator.state, "python": random.getstate()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()  # dropout masks drawn on GPUs
+    return state
 
 
 def restore_rng(state: dict[str, Any], gen: torch.Generator, np_rng: np.random.Generator) -> None:
@@ -30,6 +33,9 @@ def restore_rng(state: dict[str, Any], gen: torch.Generator, np_rng: np.random.G
     gen.set_state(state["generator"])
     np_rng.bit_generator.state = state["numpy"]
     random.setstate(state["python"])
+    cuda = state.get("cuda")
+    if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(cuda)  # else (resumed on a CPU or other GPUs): new draws
 
 
 def save(path: Path, state: dict[str, Any]) -> None:

@@ -210,7 +210,8 @@ class _Trainer:
         n = len(self.data.splits["train"])
         perm = torch.randperm(n, generator=self.gen)
         b, rank = self.batch_size, self.ctx.rank
-        sums = torch.zeros(3, dtype=torch.float64, device=self.dev)  # loss*n, correct, n
+        sums = torch.zeros(2, dtype=torch.float64, device=self.dev)  # loss * n, correct
+        seen = 0
         bar = None
         if not self.quiet:
             from tqdm import tqdm
@@ -252,18 +253,17 @@ class _Trainer:
                 self.sched.step()
             with torch.no_grad():  # accumulated on the device: no sync per step on GPUs
                 sums += torch.stack([loss.detach().double() * len(idx),
-                                     (logits.argmax(1) == ya).sum().double(),
-                                     torch.tensor(float(len(idx)), dtype=torch.float64,
-                                                  device=self.dev)])
+                                     (logits.argmax(1) == ya).sum().double()])
+            seen += len(idx)
             if bar is not None:
                 bar.update(1)
                 if step % 20 == 0 or step == self.steps - 1:
                     s = sums.tolist()
-                    bar.set_postfix(loss=f"{s[0] / s[2]:.4f}", acc=f"{s[1] / s[2]:.4f}",
+                    bar.set_postfix(loss=f"{s[0] / seen:.4f}", acc=f"{s[1] / seen:.4f}",
                                     refresh=False)
         if bar is not None:
             bar.close()
-        total_loss, correct, seen = self.ctx.all_sum(sums.tolist(), self.dev)
+        total_loss, correct, seen = self.ctx.all_sum([*sums.tolist(), float(seen)], self.dev)
         return total_loss / max(seen, 1), correct / max(seen, 1)
 
     @torch.no_grad()
