@@ -7,9 +7,9 @@ training and evaluation live behind ``pip install ekspresi[train]``.
 
 from __future__ import annotations
 
+from ekspresi._version import __version__
 from ekspresi.labels import ALL_CLASSES, CLASSES
 
-__version__ = "0.1.0"
 __all__ = ["CLASSES", "ALL_CLASSES", "Recognizer", "__version__"]
 
 

@@ -16,7 +16,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from ekspresi import __version__
+from ekspresi._version import __version__
 from ekspresi.errors import EkspresiError
 
 #: command -> (module providing ``register(subparsers)``, one-line help if it is absent).

@@ -12,14 +12,13 @@ import base64
 import datetime as _dt
 import html
 import json
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ekspresi import __version__
+from ekspresi._version import __version__
 from ekspresi.errors import BadInputError, EkspresiError
 from ekspresi.evaluate import plots
 from ekspresi.evaluate.collapse import collapse_from_proba, collapse_message
@@ -30,6 +29,7 @@ from ekspresi.evaluate.metrics import METRICS_SCHEMA
 from ekspresi.evaluate.runs import RunInfo, load_run
 from ekspresi.evaluate.tables import Table, fmt, matrix_table
 from ekspresi.labels import ALL_CLASSES
+from ekspresi.runs import PREDICTIONS_NAME, slug
 
 GALLERY_PER_CLASS = 6
 REPORT_DIR = "report"
@@ -74,10 +74,6 @@ def write_json(path: Path, obj: Any) -> Path:
 
 
 # -- figures -------------------------------------------------------------------------------
-
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "dataset"
-
 
 def _gallery_faces(ev: DatasetEvaluation, indices: Sequence[int], size: int,
                    ) -> tuple[dict[int, np.ndarray], int]:
@@ -466,7 +462,7 @@ def run_evaluations(run: RunInfo) -> list[DatasetEvaluation]:
         return []
     bad = [int(v) for v in np.unique(pred.labels) if not 0 <= v < len(pred.classes)]
     if bad:
-        raise BadInputError(str(run.path / "predictions_test.npz"),
+        raise BadInputError(str(run.path / PREDICTIONS_NAME),
                             f"labels {bad} outside the {len(pred.classes)} classes")
     labels_all = np.array([ALL_CLASSES.index(pred.classes[i]) for i in pred.labels])
     sources = sorted(set(pred.sources.tolist())) if pred.sources is not None else []
@@ -485,7 +481,7 @@ def run_evaluations(run: RunInfo) -> list[DatasetEvaluation]:
     out = []
     for name, m in parts:
         mapping = map_classes(labels_all[m], pred.classes)
-        info = {"source": "predictions_test.npz of the run", "split": "test",
+        info = {"source": f"{PREDICTIONS_NAME} of the run", "split": "test",
                 "n_loaded": int(m.sum()), "notes": []}
         out.append(score(name, mapping, pred.proba[m],
                          paths=None if pred.paths is None else pred.paths[m], dataset=info))

@@ -1,11 +1,10 @@
 """Reading training run directories and resolving the MODEL argument of the CLI.
 
-A run directory (written by ``ekspresi train``) holds ``config.resolved.yaml``,
-``env.json``, ``metrics.jsonl``/``metrics.csv`` (one row per epoch), ``final_metrics.json``,
-``predictions_test.npz``, ``train.log`` and ``bundle/``. Reports and comparisons read it
-tolerantly: an optional file that is missing is listed in ``RunInfo.missing`` and its part of
-the report says so, while a directory holding none of the essential files is an error
-naming the directory.
+A run directory (written by ``ekspresi train``; its files are named in :mod:`ekspresi.runs`)
+holds the resolved config, env.json, per-epoch metrics, final metrics, test predictions, the
+log and ``bundle/``. Reports and comparisons read it tolerantly: an optional file that is
+missing is listed in ``RunInfo.missing`` and its part of the report says so, while a
+directory holding none of the essential files is an error naming the directory.
 """
 
 from __future__ import annotations
@@ -17,39 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ekspresi.errors import BadInputError, ModelError
 from ekspresi.infer.bundle import META_NAME, ONNX_NAME
+from ekspresi.runs import (BUNDLE_DIR, CONFIG_NAME, ENV_NAME, FINAL_NAME, HISTORY_CSV,
+                           HISTORY_JSONL, LOG_NAME, PREDICTIONS_NAME, Predictions, is_run_dir,
+                           read_predictions)
 
-CONFIG_NAME = "config.resolved.yaml"
-ENV_NAME = "env.json"
-HISTORY_JSONL = "metrics.jsonl"
-HISTORY_CSV = "metrics.csv"
-FINAL_NAME = "final_metrics.json"
-PREDICTIONS_NAME = "predictions_test.npz"
-LOG_NAME = "train.log"
-BUNDLE_DIR = "bundle"
-
-#: Key aliases accepted in predictions_test.npz (first match wins).
-_NPZ_KEYS = {
-    "labels": ("labels", "y_true", "targets", "y"),
-    "proba": ("probabilities", "proba", "probs", "scores"),
-    "paths": ("paths", "sample_paths", "files"),
-    "classes": ("classes", "class_names"),
-    "sources": ("sources",),
-}
-
-
-@dataclass
-class Predictions:
-    """Stored test-set predictions of a run (labels index ``classes``)."""
-
-    labels: np.ndarray
-    proba: np.ndarray
-    classes: tuple[str, ...]
-    paths: np.ndarray | None = None
-    sources: np.ndarray | None = None   # dataset of each sample (combined test sets)
+__all__ = ["RunInfo", "Predictions", "is_bundle_dir", "is_run_dir", "load_run", "read_history",
+           "read_predictions", "resolve_model"]
 
 
 @dataclass
@@ -91,13 +65,6 @@ class RunInfo:
 
 def is_bundle_dir(path: Path) -> bool:
     return (path / META_NAME).is_file() and (path / ONNX_NAME).is_file()
-
-
-def is_run_dir(path: str | Path) -> bool:
-    p = Path(path)
-    return p.is_dir() and any((p / n).exists() for n in (
-        FINAL_NAME, HISTORY_JSONL, HISTORY_CSV, CONFIG_NAME, PREDICTIONS_NAME, BUNDLE_DIR,
-        LOG_NAME, "checkpoints"))
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -145,41 +112,6 @@ def read_history(run_dir: str | Path) -> list[dict[str, Any]]:
             continue
         by_epoch[int(r["epoch"])] = r
     return [by_epoch[e] for e in sorted(by_epoch)]
-
-
-def read_predictions(path: str | Path, classes: tuple[str, ...] | None = None) -> Predictions:
-    """Load predictions_test.npz; ``classes`` is used when the file does not name them."""
-    p = Path(path)
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise BadInputError(str(p), f"cannot read predictions ({exc})") from None
-
-    def pick(kind: str):
-        for key in _NPZ_KEYS[kind]:
-            if key in data:
-                return data[key]
-        return None
-
-    labels, proba = pick("labels"), pick("proba")
-    if labels is None or proba is None:
-        raise BadInputError(str(p), f"needs test labels and probabilities; it has "
-                                    f"{sorted(data)}")
-    names = pick("classes")
-    cls = tuple(str(c) for c in names) if names is not None else classes
-    if not cls:
-        raise BadInputError(str(p), "does not name its classes and the run has no bundle "
-                                    "or final_metrics.json that does")
-    proba = np.asarray(proba, dtype=np.float64)
-    labels = np.asarray(labels).astype(np.int64)
-    if proba.ndim != 2 or proba.shape != (len(labels), len(cls)):
-        raise BadInputError(str(p), f"probabilities {proba.shape} do not match "
-                                    f"{len(labels)} labels x {len(cls)} classes")
-    paths, sources = pick("paths"), pick("sources")
-    return Predictions(labels, proba, cls,
-                       None if paths is None else np.asarray(paths).astype(str),
-                       None if sources is None else np.asarray(sources).astype(str))
 
 
 def load_run(path: str | Path) -> RunInfo:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ekspresi import __version__
+from ekspresi._version import __version__
 from ekspresi.errors import ModelError
 from ekspresi.labels import ALL_CLASSES
 from ekspresi.preprocess import PREPROCESS_VERSION, InputSpec
@@ -30,6 +30,16 @@ ONNX_NAME = "model.onnx"
 META_NAME = "model.json"
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
+
+#: The model card's images a bundle folder may ship (the About page serves only these), by
+#: their name in the bundle -> their file in an ``ekspresi evaluate --out DIR`` folder, where
+#: ``{slug}`` is the first test set's :func:`ekspresi.runs.slug`. ``ekspresi export
+#: --evaluation`` copies them in; listed in the order the card shows them.
+CARD_PLOTS = {"confusion_matrix.png": "plots/{slug}_confusion_counts.png",
+              "confusion_matrix_normalized.png": "plots/{slug}_confusion_normalized.png",
+              "learning_curves.png": "plots/learning_curves.png",
+              "per_class.png": "plots/{slug}_per_class.png",
+              "reliability.png": "plots/{slug}_reliability.png"}
 
 
 def sha256_file(path: str | Path) -> str:

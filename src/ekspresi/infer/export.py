@@ -24,12 +24,15 @@ from typing import Any
 import numpy as np
 
 from ekspresi.errors import BadInputError, ModelError
-from ekspresi.infer.bundle import META_NAME, ONNX_NAME, Bundle, load_bundle, write_bundle
+from ekspresi.infer.bundle import (CARD_PLOTS, META_NAME, ONNX_NAME, Bundle, load_bundle,
+                                   write_bundle)
 from ekspresi.labels import ALL_CLASSES
+from ekspresi.runs import (BUNDLE_DIR, CONFIG_NAME, FINAL_NAME, HISTORY_CSV, LOG_NAME,
+                           PREDICTIONS_NAME, read_predictions, slug)
 
 log = logging.getLogger(__name__)
 
-RUN_FILES = ("final_metrics.json", "train.log", "metrics.csv", "config.resolved.yaml")
+RUN_FILES = (FINAL_NAME, LOG_NAME, HISTORY_CSV, CONFIG_NAME)
 #: Logs above this size are shipped as their tail only (nothing big goes into the repo).
 MAX_LOG_BYTES = 512 * 1024
 CALIBRATION_FACES = 300
@@ -50,11 +53,11 @@ def resolve_source(path: str | Path) -> tuple[Bundle, Path | None]:
     """(bundle, run directory or None) for a run directory or a bundle directory."""
     p = Path(path)
     if (p / META_NAME).is_file():
-        run = p.parent if (p.parent / "final_metrics.json").is_file() else None
+        run = p.parent if (p.parent / FINAL_NAME).is_file() else None
         return load_bundle(p), run
-    if (p / "bundle" / META_NAME).is_file():
-        return load_bundle(p / "bundle"), p
-    raise ModelError(f"{p}: neither a training run directory (with bundle/) nor a model "
+    if (p / BUNDLE_DIR / META_NAME).is_file():
+        return load_bundle(p / BUNDLE_DIR), p
+    raise ModelError(f"{p}: neither a training run directory (with {BUNDLE_DIR}/) nor a model "
                      "bundle (model.json + model.onnx)")
 
 
@@ -94,13 +97,12 @@ def load_dataset_faces(spec: str, classes: tuple[str, ...], size: int, split: st
 
 def load_run_test_faces(run: Path, bundle: Bundle) -> EvalSet:
     """The run's own test set, re-read from the image paths in predictions_test.npz."""
-    from ekspresi.evaluate.runs import read_predictions
     from ekspresi.imaging import read_image
     from ekspresi.preprocess import prepare_face
 
-    pred_path = run / "predictions_test.npz"
+    pred_path = run / PREDICTIONS_NAME
     if not pred_path.is_file():
-        raise BadInputError(str(run), "has no predictions_test.npz; pass --data DATASET to "
+        raise BadInputError(str(run), f"has no {PREDICTIONS_NAME}; pass --data DATASET to "
                                       "measure the int8 accuracy on")
     preds = read_predictions(pred_path, bundle.classes)
     if preds.paths is None:
@@ -149,7 +151,7 @@ def copy_run_files(run: Path | None, out: Path) -> list[str]:
         src = run / name
         if not src.is_file():
             continue
-        if name == "train.log" and src.stat().st_size > MAX_LOG_BYTES:
+        if name == LOG_NAME and src.stat().st_size > MAX_LOG_BYTES:
             data = src.read_bytes()[-MAX_LOG_BYTES:]
             (out / name).write_bytes(b"[... truncated: last %d bytes ...]\n" % MAX_LOG_BYTES
                                      + data)
@@ -159,22 +161,10 @@ def copy_run_files(run: Path | None, out: Path) -> list[str]:
     return copied
 
 
-#: The model card's images, by their name in the bundle folder (the About page serves only
-#: these) -> their file in an ``ekspresi evaluate --out DIR`` folder; ``{slug}`` is the first
-#: test set's slug. Listed in the order the card shows them.
-CARD_PLOTS = {"confusion_matrix.png": "plots/{slug}_confusion_counts.png",
-              "confusion_matrix_normalized.png": "plots/{slug}_confusion_normalized.png",
-              "learning_curves.png": "plots/learning_curves.png",
-              "per_class.png": "plots/{slug}_per_class.png",
-              "reliability.png": "plots/{slug}_reliability.png"}
-
-
 def attach_evaluation(out: Path, metrics: dict[str, Any], evaluation: Path) -> dict[str, Any]:
     """Fold an ``ekspresi evaluate`` output folder into a bundle: every test set's metrics
     block (``ekspresi.metrics/1``) under its name, and the first test set's plots (plus the
     learning curves of a run report) as the model card's images."""
-    from ekspresi.evaluate.report import slug
-
     doc = _read_json(evaluation / "metrics.json")
     datasets = doc.get("datasets") or {}
     if not datasets:
@@ -205,8 +195,8 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
         raise BadInputError(str(out), "is the source bundle itself; choose another -o folder")
     meta = bundle.metadata
     metrics = dict(meta.get("metrics") or {})
-    if run is not None and (run / "final_metrics.json").is_file() and not metrics:
-        final = _read_json(run / "final_metrics.json")
+    if run is not None and (run / FINAL_NAME).is_file() and not metrics:
+        final = _read_json(run / FINAL_NAME)
         metrics = {k: v for k, v in final.items() if isinstance(v, (int, float, str))}
     extra = {k: v for k, v in meta.items() if k not in STANDARD_KEYS}
     training = dict(meta.get("training") or {})

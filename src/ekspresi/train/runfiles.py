@@ -65,7 +65,7 @@ def environment(threads: int) -> dict[str, Any]:
     import torch
     import torchvision
 
-    from ekspresi import __version__
+    from ekspresi._version import __version__
 
     return {"ekspresi": __version__, "python": sys.version.split()[0],
             "torch": torch.__version__, "torchvision": torchvision.__version__,

@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ekspresi import __version__
+from ekspresi._version import __version__
 from ekspresi.web.engine import Engine
 from ekspresi.web.middleware import install as install_middleware
 from ekspresi.web.settings import WebSettings

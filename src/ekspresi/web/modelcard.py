@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ekspresi.infer.bundle import Bundle
-from ekspresi.infer.export import CARD_PLOTS
+from ekspresi.infer.bundle import CARD_PLOTS, Bundle
+from ekspresi.runs import FINAL_NAME
 
 #: Images a bundle folder may ship next to model.json that the About page shows (written by
 #: ``ekspresi export --evaluation``).
@@ -269,7 +269,7 @@ def build_card(bundle: Bundle) -> ModelCard:
         limitations = [limitations]
     metrics = bundle.metrics or {}
     test_sets = _test_sets(metrics)
-    final = Path(bundle.path) / "final_metrics.json"  # copied in by `ekspresi export`
+    final = Path(bundle.path) / FINAL_NAME  # copied in by `ekspresi export`
     if not test_sets and final.is_file():
         try:
             metrics = json.loads(final.read_text()) or metrics

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from ekspresi import __version__
+from ekspresi._version import __version__
 from ekspresi.web.experiments import (comparison_table, find_run, list_runs, run_file_headers,
                                       safe_run_file)
 from ekspresi.web.i18n import COOKIE, LANGUAGES, Translator, choose_language
