@@ -13,7 +13,7 @@ import torch
 import yaml
 
 from ekspresi.cli import main
-from ekspresi.data.pack import write_pack
+from ekspresi.data.pack_writer import write_pack
 from ekspresi.data.synthetic import write_class_folders
 from ekspresi.errors import ConfigError
 from ekspresi.train import run_training

@@ -12,7 +12,8 @@ import pytest
 
 from ekspresi.cli import main
 from ekspresi.data.loading import load, load_many
-from ekspresi.data.pack import MAGIC, read_header, read_pack, write_pack
+from ekspresi.data.pack import MAGIC, read_header, read_pack
+from ekspresi.data.pack_writer import write_pack
 from ekspresi.errors import BadInputError
 
 FIX = Path(__file__).parent / "fixtures" / "datasets"

@@ -91,7 +91,9 @@ def _preview(args: argparse.Namespace) -> int:
 def _pack(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ekspresi.data.pack import SUFFIX, describe, write_pack
+    from ekspresi.data.pack import SUFFIX, describe
+    from ekspresi.data.pack_writer import write_pack
+
     out = Path(args.output)
     if out.suffix.lower() != SUFFIX:
         out = out.with_name(out.name + SUFFIX)

@@ -2,7 +2,9 @@
 
 ``ekspresi data pack SOURCE... -o FILE`` loads each source with its reader and writes every
 sample (pixels, label, split, subject, source, path, FER+ votes) and each source's load
-report into one file; ``pack:FILE`` is then accepted wherever a dataset spec is.
+report into one file (:mod:`ekspresi.data.pack_writer`, which sits above the readers);
+``pack:FILE`` is then accepted wherever a dataset spec is. This module is the format and
+its reader, below :mod:`ekspresi.data.loading`.
 
 Size: FER2013's 35,887 faces are 83 MB as raw pixels and ~65 MB as raw pixels through xz,
 but its JPEG files are 50.5 MB in one xz stream. So each image is stored either as its
@@ -20,14 +22,11 @@ Truncation, corruption and unknown versions are :class:`BadInputError` naming th
 
 from __future__ import annotations
 
-import datetime as _dt
 import hashlib
-import io
 import json
 import lzma
 import os
 import struct
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,100 +45,12 @@ _RAW, _FILE = 0, 1
 _PRELUDE = struct.Struct("<IQ")  # format version, header length
 
 
-def _pixels_digest(images: Sequence[np.ndarray]) -> str:
+def pixels_digest(images: Sequence[np.ndarray]) -> str:
     h = hashlib.sha256()
     for im in images:
         h.update(struct.pack("<II", *im.shape[:2]))
         h.update(np.ascontiguousarray(im, np.uint8).tobytes())
     return h.hexdigest()
-
-
-def _source_bytes(path: str, image: np.ndarray) -> bytes | None:
-    """The file's bytes when decoding them gives exactly ``image`` and they are smaller than
-    its raw pixels; else None (the image is stored raw)."""
-    from ekspresi.data.listing import decode_gray
-
-    if ":" in Path(path).name or not os.path.isfile(path):
-        return None  # CSV rows ("file.csv:12") and vanished files have no image file
-    size = os.path.getsize(path)
-    if size >= image.size:
-        return None
-    try:
-        data = Path(path).read_bytes()
-        same = np.array_equal(decode_gray(data), image)
-    except Exception:  # noqa: BLE001 - any decoding trouble: store the pixels instead
-        return None
-    return data if same else None
-
-
-def write_pack(specs: Sequence[str], out: str | Path, *, codec: str = "auto",
-               skip_bad: bool = False, preset: int = 6) -> dict[str, Any]:
-    """Pack the datasets ``specs`` into ``out``; returns the header written."""
-    from ekspresi.data.loading import load, parse_spec
-
-    if codec not in CODECS:
-        raise BadInputError(None, f"unknown pack codec {codec!r}; use one of {', '.join(CODECS)}")
-    if not specs:
-        raise BadInputError(None, "give at least one dataset to pack")
-    sets, provenance = [], []
-    for spec in specs:
-        layout, path = parse_spec(spec)
-        ss = load(spec, skip_bad=skip_bad, cache=False)
-        sets.append(ss)
-        provenance.append({"spec": str(spec), "layout": layout, "path": str(path.resolve()),
-                           "samples": len(ss), "sources": sorted(set(ss.sources.tolist())),
-                           "report": {"bad": ss.report.bad, "dropped": ss.report.dropped}})
-    ss = SampleSet.concat(sets)
-    images = list(ss.images)
-    n = len(images)
-
-    def encode(i: int) -> bytes | None:
-        return None if codec == "raw" else _source_bytes(str(ss.paths[i]), images[i])
-
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-        encoded = list(pool.map(encode, range(n), chunksize=256))
-    codes = np.array([_RAW if e is None else _FILE for e in encoded], np.uint8)
-    blobs = [images[i].tobytes() if e is None else e for i, e in enumerate(encoded)]
-    members: dict[str, bytes] = {
-        "labels": ss.labels.astype(np.int16).tobytes(),
-        "codecs": codes.tobytes(),
-        "lengths": np.array([len(b) for b in blobs], np.uint32).tobytes(),
-        "shapes": np.array([im.shape[:2] for im in images], np.uint32).tobytes(),
-        "columns": json.dumps({k: getattr(ss, k).astype(str).tolist()
-                               for k in ("sources", "splits", "subjects", "paths")}).encode(),
-        "images": b"".join(blobs),
-    }
-    if ss.soft is not None:
-        members["soft"] = np.ascontiguousarray(ss.soft, np.float32).tobytes()
-    table, offset, raw = [], 0, io.BytesIO()
-    for name, data in members.items():
-        table.append({"name": name, "offset": offset, "size": len(data)})
-        raw.write(data)
-        offset += len(data)
-    payload = lzma.compress(raw.getvalue(), preset=preset)
-    from ekspresi import __version__
-
-    header = {
-        "format": FORMAT_VERSION, "created": _dt.datetime.now(_dt.timezone.utc).isoformat(),
-        "ekspresi": __version__, "samples": n, "sources": provenance,
-        "splits": {s: int((ss.splits == s).sum()) for s in sorted(set(ss.splits.tolist()))},
-        "codecs": {"file": int((codes == _FILE).sum()), "raw": int((codes == _RAW).sum())},
-        "soft": ss.soft is not None, "members": table, "raw_size": offset,
-        "payload_size": len(payload), "payload_sha256": hashlib.sha256(payload).hexdigest(),
-        "pixels_sha256": _pixels_digest(images),
-    }
-    head = json.dumps(header, separators=(",", ":")).encode()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(MAGIC + _PRELUDE.pack(FORMAT_VERSION, len(head)) + head + payload)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return header
 
 
 def read_header(path: str | Path) -> dict[str, Any]:
@@ -199,7 +110,7 @@ def read_pack(path: str | Path, *, strict: bool = True) -> SampleSet:
     starts = ends - lengths
     blob = m["images"]
     images = _decode_images(blob, codes, starts, ends, shapes, name)
-    if _pixels_digest(images) != header["pixels_sha256"]:
+    if pixels_digest(images) != header["pixels_sha256"]:
         raise BadInputError(name, "decoded pixels differ from those packed: this machine's "
                                   "image decoder gives other values; repack on this machine, "
                                   "or pack with --codec raw")
