@@ -28,11 +28,12 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "fer2013_p
 
 
 def run_reference(run: Path) -> tuple[list[str], dict[str, str], str]:
-    pred = np.load(run / "predictions_test.npz")
-    classes = [str(c) for c in pred["classes"]]
-    by_name = {Path(str(p)).name: classes[int(np.argmax(pr))]
-               for p, pr in zip(pred["paths"], pred["probabilities"])}
-    return classes, by_name, f"run {run.name}: PyTorch float predictions"
+    from ekspresi.runs import PREDICTIONS_NAME, read_predictions
+
+    pred = read_predictions(run / PREDICTIONS_NAME)
+    by_name = {Path(str(p)).name: pred.classes[int(np.argmax(pr))]
+               for p, pr in zip(pred.paths, pred.proba)}
+    return list(pred.classes), by_name, f"run {run.name}: PyTorch float predictions"
 
 
 def bundle_reference(path: Path, files: list[Path]) -> tuple[list[str], dict[str, str], str]:
@@ -70,7 +71,9 @@ def main() -> None:
         raise SystemExit(f"only {len(files)} PrivateTest crops under {args.fer2013}/test")
     pick = np.random.default_rng(args.seed).choice(len(files), args.n, replace=False)
     chosen = [files[i] for i in sorted(pick)]
-    if (args.reference / "predictions_test.npz").is_file():
+    from ekspresi.runs import PREDICTIONS_NAME
+
+    if (args.reference / PREDICTIONS_NAME).is_file():
         classes, by_name, how = run_reference(args.reference)
     else:
         classes, by_name, how = bundle_reference(args.reference, chosen)

@@ -23,8 +23,9 @@ from typing import Any
 from ekspresi.errors import BadInputError
 from ekspresi.evaluate.collapse import COLLAPSE_SHARE, collapse_from_proba
 from ekspresi.evaluate.metrics import METRICS_SCHEMA
-from ekspresi.evaluate.runs import FINAL_NAME, PREDICTIONS_NAME, RunInfo, is_run_dir, load_run
+from ekspresi.evaluate.runs import RunInfo, load_run
 from ekspresi.evaluate.tables import Table, matrix_table
+from ekspresi.runs import FINAL_NAME, PREDICTIONS_NAME, is_run_dir
 
 COLUMNS = ["run", "model", "init", "protocol", "classes", "epochs (best)", "stopped",
            "training time", "train loss", "train acc.", "val loss", "val acc.",

@@ -43,14 +43,16 @@ from typing import Any
 import yaml
 
 from ekspresi.errors import ConfigError, EkspresiError
+from ekspresi.runs import (BUNDLE_DIR, CONFIG_NAME, ENV_NAME, FINAL_NAME, FINAL_WEIGHTS,
+                           HISTORY_CSV, HISTORY_JSONL, LOG_NAME, PREDICTIONS_NAME,
+                           bundle_dir, last_checkpoint)
 
 log = logging.getLogger("ekspresi.campaign")
 
 SUMMARY = "campaign.json"
 #: Files of a finished run that travel back, in order of importance.
-ESSENTIAL = ("final_metrics.json", "metrics.csv", "metrics.jsonl", "train.log",
-             "config.resolved.yaml", "env.json")
-EXTRA = ("predictions_test.npz",)
+ESSENTIAL = (FINAL_NAME, HISTORY_CSV, HISTORY_JSONL, LOG_NAME, CONFIG_NAME, ENV_NAME)
+EXTRA = (PREDICTIONS_NAME,)
 DONE_REASONS = ("completed", "early_stopping")
 
 
@@ -142,7 +144,7 @@ def _substitute(spec: str, table: dict[str, str]) -> str:
 
 
 def _status(run_dir: Path) -> dict[str, Any] | None:
-    f = run_dir / "final_metrics.json"
+    f = run_dir / FINAL_NAME
     if not f.is_file():
         return None
     try:
@@ -156,7 +158,7 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
                  archive_dir: str | Path | None = None, archive_mb: float = 16.0,
                  max_archives: int = 8, reserve_minutes: float = 0.5) -> dict[str, Any]:
     """Run the campaign; returns (and writes) its summary, then packs the results."""
-    from ekspresi.train.loop import CONFIG_FILE, run_training
+    from ekspresi.train.loop import run_training
 
     started = time.perf_counter()
     camp = read_campaign(path)
@@ -188,12 +190,12 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
                      len(selected), run.name, run.config, cap, left / 60.0, budget / 60.0)
             t0 = time.perf_counter()
             try:
-                resume = (run_dir / "checkpoints" / "last.pt").is_file()
+                resume = last_checkpoint(run_dir).is_file()
                 if resume:  # continue an interrupted run, with this campaign's overrides
                     cfg = _config_for(run, camp, out, overrides or [])
                     from ekspresi.train.config import dump_yaml
 
-                    (run_dir / CONFIG_FILE).write_text(dump_yaml(cfg))
+                    (run_dir / CONFIG_NAME).write_text(dump_yaml(cfg))
                     run_training(None, run_dir, resume=True, max_minutes=cap, quiet=True)
                 else:
                     cfg = _config_for(run, camp, out, overrides or [])
@@ -234,8 +236,6 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
 
 # -- packing the results ---------------------------------------------------------------------
 def _fp16_weights(run_dir: Path) -> bytes | None:
-    from ekspresi.train.distill import FINAL_WEIGHTS
-
     import torch
 
     f = run_dir / FINAL_WEIGHTS
@@ -256,9 +256,9 @@ def _run_files(run_dir: Path, level: int) -> list[tuple[str, bytes]]:
     files = [(n, (run_dir / n).read_bytes()) for n in ESSENTIAL if (run_dir / n).is_file()]
     if level >= 1:
         files += [(n, (run_dir / n).read_bytes()) for n in EXTRA if (run_dir / n).is_file()]
-        bundle = run_dir / "bundle"
+        bundle = bundle_dir(run_dir)
         if bundle.is_dir():
-            files += [(f"bundle/{f.name}", f.read_bytes()) for f in sorted(bundle.iterdir())
+            files += [(f"{BUNDLE_DIR}/{f.name}", f.read_bytes()) for f in sorted(bundle.iterdir())
                       if f.is_file()]
     if level >= 2:
         w = _fp16_weights(run_dir)

@@ -31,17 +31,18 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ekspresi.errors import ConfigError
+    from ekspresi.runs import CONFIG_NAME, FINAL_NAME
     from ekspresi.train.config import apply_overrides, parse_config, read_config_file
-    from ekspresi.train.loop import CONFIG_FILE, run_training
+    from ekspresi.train.loop import run_training
 
     if args.weights:
         args.overrides.append(f"model.weights={args.weights}")
     if args.resume:
         run_dir = Path(args.resume)
-        stored = run_dir / CONFIG_FILE
+        stored = run_dir / CONFIG_NAME
         if args.overrides:  # e.g. more epochs: rewrite the stored config, validated
             if not stored.is_file():
-                raise ConfigError(f"{run_dir}: no {CONFIG_FILE}; not a run directory")
+                raise ConfigError(f"{run_dir}: no {CONFIG_NAME}; not a run directory")
             from ekspresi.train.config import dump_yaml
 
             cfg = parse_config(apply_overrides(read_config_file(stored), args.overrides))
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0") or 0) != 0:
         return 0  # torchrun: rank 0 reports
 
-    final = json.loads((out / "final_metrics.json").read_text())
+    final = json.loads((out / FINAL_NAME).read_text())
     print(f"{out}: val acc {final['val_acc']:.4f}, test acc {final['test_acc']:.4f} "
           f"({final['stop_reason']}, {final['epochs_run']} epochs, "
           f"{final['train_time_seconds']:.0f} s)")

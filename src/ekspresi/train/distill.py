@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 
 from ekspresi.errors import ConfigError, ModelError
+from ekspresi.infer.bundle import ONNX_NAME
+from ekspresi.runs import FINAL_WEIGHTS, bundle_dir
 from ekspresi.train.config import DistillConfig
 
 log = logging.getLogger("ekspresi.train")
-
-FINAL_WEIGHTS = "final_weights.pt"
 
 
 class Teacher(Protocol):
@@ -89,12 +89,12 @@ def load_teacher(spec: str, device: torch.device, amp: torch.dtype | None) -> Te
     path = Path(spec).expanduser()
     if (path / FINAL_WEIGHTS).is_file():
         return _torch_teacher(path, device, amp)
-    if (path / "model.onnx").is_file():
+    if (path / ONNX_NAME).is_file():
         return OnnxTeacher(str(path), path, device)
-    if (path / "bundle" / "model.onnx").is_file():
-        return OnnxTeacher(str(path), path / "bundle", device)
+    if (bundle_dir(path) / ONNX_NAME).is_file():
+        return OnnxTeacher(str(path), bundle_dir(path), device)
     raise ModelError(f"{path}: not a teacher: expected a finished run folder (with "
-                     f"{FINAL_WEIGHTS}) or a model bundle folder (with model.onnx)")
+                     f"{FINAL_WEIGHTS}) or a model bundle folder (with {ONNX_NAME})")
 
 
 def _torch_teacher(path: Path, device: torch.device, amp: torch.dtype | None) -> TorchTeacher:

@@ -33,19 +33,21 @@ from ekspresi.data.augment import BatchAugment
 from ekspresi.errors import ConfigError
 from ekspresi.models import count_params
 from ekspresi.models.base import FERModel
+from ekspresi.runs import (BUNDLE_DIR, CONFIG_NAME, ENV_NAME, FINAL_NAME,
+                           FINAL_WEIGHTS, LOG_NAME, PREDICTIONS_NAME, best_checkpoint,
+                           last_checkpoint)
 from ekspresi.train import checkpoint as ckpt
 from ekspresi.train import devices
 from ekspresi.train.callbacks import Monitor, TimeBudget
 from ekspresi.train.config import TrainConfig, dump_yaml, parse_config, read_config_file
 from ekspresi.train.data import PreparedData, Split, prepare_data
-from ekspresi.train.distill import FINAL_WEIGHTS
 from ekspresi.train.distributed import DistContext, from_environment, per_rank_batch
 from ekspresi.train.modeling import apply_freeze, make_model
 from ekspresi.train.optim import build_optimizer, build_scheduler
 from ekspresi.train.runfiles import environment, write_history, write_json, write_text
 
 log = logging.getLogger("ekspresi.train")
-CONFIG_FILE = "config.resolved.yaml"
+CONFIG_FILE = CONFIG_NAME  # kept importable: train.commands and campaigns used it
 
 __all__ = ["run_training", "make_model", "apply_freeze", "CONFIG_FILE"]
 
@@ -351,11 +353,10 @@ class _Trainer:
                 for _ in range(self.epoch * self.steps):
                     self.sched.step()
         if self.ctx.is_main:
-            write_text(self.run_dir / CONFIG_FILE, dump_yaml(self.cfg))
+            write_text(self.run_dir / CONFIG_NAME, dump_yaml(self.cfg))
 
     def fit(self) -> str:
         t, es = self.cfg.train, self.cfg.train.early_stopping
-        ckdir = self.run_dir / "checkpoints"
         main = self.ctx.is_main
         self._first_epoch = self.epoch
         started = time.perf_counter()
@@ -382,11 +383,11 @@ class _Trainer:
                                            else val["loss"], self.epoch)
             if main:
                 if improved:
-                    ckpt.save(ckdir / "best.pt", {"epoch": self.epoch,
+                    ckpt.save(best_checkpoint(self.run_dir), {"epoch": self.epoch,
                                                   "model": _cpu(self.eval_model().state_dict()),
                                                   "config": self.cfg.to_dict(),
                                                   "classes": list(self.data.classes)})
-                ckpt.save(ckdir / "last.pt", self.state())
+                ckpt.save(last_checkpoint(self.run_dir), self.state())
                 write_history(self.run_dir, self.history)
             log.info("epoch %d/%d lr %.2e train loss %.4f acc %.4f | val loss %.4f acc %.4f%s "
                      "| %.1fs, %.0f img/s", self.epoch, t.epochs, lr, train_loss, train_acc,
@@ -442,7 +443,7 @@ def _final_model(tr: _Trainer) -> tuple[FERModel, str]:
     want_last = cfg.train.select == "last" or (
         cfg.train.early_stopping.patience is not None and not cfg.train.early_stopping.restore_best)
     model = copy.deepcopy(tr.eval_model())
-    best = tr.run_dir / "checkpoints" / "best.pt"
+    best = best_checkpoint(tr.run_dir)
     if want_last or not best.is_file():
         return model, f"last (epoch {tr.epoch})"
     state = ckpt.load(best)
@@ -462,7 +463,7 @@ def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
                      tr.history[-1] if tr.history else {})
     probs = torch.softmax(torch.from_numpy(test_logits), 1).numpy()
     ts: Split = data.splits["test"]
-    np.savez_compressed(tr.run_dir / "predictions_test.npz", labels=ts.labels,
+    np.savez_compressed(tr.run_dir / PREDICTIONS_NAME, labels=ts.labels,
                         probabilities=probs.astype(np.float32), paths=ts.paths.astype(str),
                         sources=ts.sources.astype(str), classes=np.array(data.classes))
     by_source = {}
@@ -500,12 +501,12 @@ def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
                  init=getattr(model, "init", "scratch"), protocol=cfg.data.protocol)
     if final["collapse"]["collapsed"]:
         log.warning(final["collapse"]["message"])
-    write_json(tr.run_dir / "final_metrics.json", final)
+    write_json(tr.run_dir / FINAL_NAME, final)
     # The selected weights alone (no optimiser state): what teachers and archives use.
     ckpt.save(tr.run_dir / FINAL_WEIGHTS, {"model": _cpu(model.state_dict()),
                                            "config": cfg.to_dict(),
                                            "classes": list(data.classes), "weights": which})
-    export_bundle(model.cpu(), tr.run_dir / "bundle", name=cfg.name, classes=data.classes,
+    export_bundle(model.cpu(), tr.run_dir / BUNDLE_DIR, name=cfg.name, classes=data.classes,
                   training={"config": cfg.to_dict(), "run": str(tr.run_dir),
                             "epochs": tr.epoch, "best_epoch": tr.monitor.best_epoch,
                             "train_time_seconds": final["train_time_seconds"],
@@ -519,7 +520,7 @@ def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
 
 
 def _attach_log(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "train.log")
+    handler = logging.FileHandler(run_dir / LOG_NAME)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -541,15 +542,15 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
     run_dir = Path(out_dir)
     ctx = from_environment()
     if resume:
-        stored = run_dir / CONFIG_FILE
+        stored = run_dir / CONFIG_NAME
         if not stored.is_file():
-            raise ConfigError(f"{run_dir}: no {CONFIG_FILE}; not a run directory to resume")
+            raise ConfigError(f"{run_dir}: no {CONFIG_NAME}; not a run directory to resume")
         cfg = parse_config(read_config_file(stored))
     else:
         if isinstance(config, (str, Path)):
             config = read_config_file(config)
         cfg = parse_config(config)
-        if (run_dir / "checkpoints" / "last.pt").is_file():
+        if last_checkpoint(run_dir).is_file():
             raise ConfigError(f"{run_dir}: already holds a run; use --resume {run_dir} to "
                               "continue it or choose another --out")
     if device is not None:
@@ -572,11 +573,11 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
             run_dir.mkdir(parents=True, exist_ok=True)
             handler = _attach_log(run_dir)
             if not resume:
-                write_text(run_dir / CONFIG_FILE, dump_yaml(cfg))
+                write_text(run_dir / CONFIG_NAME, dump_yaml(cfg))
         env = environment(torch.get_num_threads())
         env.update(place.describe(), world_size=ctx.world_size)
         if ctx.is_main:
-            write_json(run_dir / "env.json", env)
+            write_json(run_dir / ENV_NAME, env)
         size = cfg.model.input_size or _default_size(cfg)
         t0 = time.perf_counter()
         data = prepare_data(cfg, size)
@@ -584,7 +585,7 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
                  {k: len(v) for k, v in data.splits.items()})
         tr = _Trainer(cfg, run_dir, data, quiet, max_minutes, place, ctx)
         if resume:
-            tr.load(ckpt.load(run_dir / "checkpoints" / "last.pt"))
+            tr.load(ckpt.load(last_checkpoint(run_dir)))
             log.info("resumed %s at epoch %d on %s", run_dir, tr.epoch, place.device)
         else:
             log.info("model %s: %d trainable parameters, input %d px, %s %s, %d process(es), "
@@ -595,7 +596,7 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
         if ctx.is_main:
             final = _finish(tr, reason)
             env["train_img_per_s"] = final["train_img_per_s"]
-            write_json(run_dir / "env.json", env)
+            write_json(run_dir / ENV_NAME, env)
     finally:
         if handler is not None:
             log.removeHandler(handler)

@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ekspresi.runs import HISTORY_CSV, HISTORY_JSONL
+
 COLUMNS = ("epoch", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "seconds")
 
 
@@ -37,13 +39,13 @@ def _jsonable(o: Any) -> Any:
 
 
 def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
-    write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
-    tmp = run_dir / "metrics.csv.tmp"
+    write_text(run_dir / HISTORY_JSONL, "".join(json.dumps(h) + "\n" for h in history))
+    tmp = run_dir / (HISTORY_CSV + ".tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(COLUMNS), extrasaction="ignore")
         w.writeheader()
         w.writerows(history)
-    os.replace(tmp, run_dir / "metrics.csv")
+    os.replace(tmp, run_dir / HISTORY_CSV)
 
 
 def git_commit() -> str | None:

@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+from ekspresi.runs import FINAL_NAME, last_checkpoint
 from ekspresi.train.config import apply_overrides, expand_grid, parse_config, read_config_file
 
 log = logging.getLogger("ekspresi.train")
@@ -37,14 +38,14 @@ def plan(configs: list[str], overrides: list[str] | None = None) -> list[tuple[s
 
 
 def status(run_dir: Path) -> str:
-    final = run_dir / "final_metrics.json"
+    final = run_dir / FINAL_NAME
     if final.is_file():
         try:
             if json.loads(final.read_text()).get("stop_reason") != "time_budget":
                 return "done"
         except json.JSONDecodeError:
             pass
-    if (run_dir / "checkpoints" / "last.pt").is_file():
+    if last_checkpoint(run_dir).is_file():
         return "resume"
     return "new"
 
@@ -78,7 +79,7 @@ def comparison_text(run_dirs: list[Path]) -> str:
         return compare_runs(run_dirs, run_dirs[0].parent / "sweep-comparison").to_markdown()
     lines = ["| run | model | epochs | val acc | test acc | time (s) |", "|---|---|---|---|---|---|"]
     for d in run_dirs:
-        f = json.loads((d / "final_metrics.json").read_text())
+        f = json.loads((d / FINAL_NAME).read_text())
         lines.append(f"| {d.name} | {f['model']} | {f['epochs_run']} | {f['val_acc']:.4f} | "
                      f"{f['test_acc']:.4f} | {f['train_time_seconds']:.0f} |")
     return "\n".join(lines)

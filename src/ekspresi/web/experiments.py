@@ -2,7 +2,7 @@
 files.
 
 A run is a direct sub-directory of the runs folder that
-:func:`ekspresi.evaluate.runs.is_run_dir` recognises, or that holds a report
+:func:`ekspresi.runs.is_run_dir` recognises, or that holds a report
 (``report/report.html`` as ``ekspresi evaluate`` writes it, or ``report.html``). Files are served
 only when their resolved path (symlinks followed) stays inside that run's directory, so no
 ``..`` or link can reach anything else on disk.
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ekspresi.evaluate.runs import is_run_dir
+from ekspresi.runs import FINAL_NAME, is_run_dir
 
 log = logging.getLogger("ekspresi.web")
 
@@ -72,17 +72,17 @@ def list_runs(runs_dir: Path | None) -> list[Run]:
         if report is None and not is_run_dir(child):
             continue
         run = Run(name=child.name, path=child, report=report)
-        metrics_file = child / "final_metrics.json"
+        metrics_file = child / FINAL_NAME
         if metrics_file.is_file():
             try:
                 metrics = json.loads(metrics_file.read_text())
             except (OSError, ValueError, RecursionError) as exc:
-                run.error = f"final_metrics.json unreadable ({exc.__class__.__name__})"
+                run.error = f"{FINAL_NAME} unreadable ({exc.__class__.__name__})"
             else:
                 if isinstance(metrics, dict):
                     run.metrics = metrics
                 else:  # valid JSON, but a list/number/string: nothing to show
-                    run.error = (f"final_metrics.json unreadable (a JSON "
+                    run.error = (f"{FINAL_NAME} unreadable (a JSON "
                                  f"{type(metrics).__name__}, not an object)")
         runs.append(run)
     runs.sort(key=lambda r: r.path.stat().st_mtime, reverse=True)
