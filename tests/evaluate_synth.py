@@ -1,57 +1,15 @@
-"""Synthetic run directories and a tiny ONNX bundle for the evaluation and comparison tests
-(no real data, no trained model needed)."""
+"""Synthetic run directories for the evaluation and comparison tests (no real data, no
+trained model needed; the tiny bundle is ``make_bundle("flip")``)."""
 
 from __future__ import annotations
 
 import csv
 import json
-import warnings
 from pathlib import Path
 
 import numpy as np
+from bundles import THREE
 from PIL import Image
-
-THREE = ("happy", "sad", "surprise")
-
-
-def tiny_bundle(out_dir: Path, classes=THREE, size: int = 48, name: str = "tiny") -> Path:
-    """A real ONNX bundle whose logits depend on left/right/top brightness, so a horizontal
-    flip changes its prediction (the TTA tests need a model that is not flip-invariant)."""
-    import torch
-
-    from ekspresi.infer.bundle import write_bundle
-    from ekspresi.preprocess import InputSpec
-
-    torch.set_num_threads(1)
-
-    class Tiny(torch.nn.Module):
-        def __init__(self, k: int):
-            super().__init__()
-            w = torch.tensor([[4.0, -4.0, 1.0], [-4.0, 4.0, 0.5], [0.5, 0.5, -3.0],
-                              [1.0, 1.0, 1.0], [2.0, -1.0, 0.0], [-1.0, 2.0, 0.0],
-                              [0.0, 0.0, 2.0], [1.0, 0.0, -1.0]])[:k].T
-            self.w = torch.nn.Parameter(w)
-
-        def forward(self, x):
-            h, w = x.shape[-2] // 2, x.shape[-1] // 2
-            left = x[..., :w].mean(dim=(1, 2, 3))
-            right = x[..., w:].mean(dim=(1, 2, 3))
-            top = x[..., :h, :].mean(dim=(1, 2, 3))
-            feats = torch.stack([left, right, top], 1) / 255.0
-            return feats @ self.w
-
-    model = Tiny(len(classes)).eval()
-    onnx_path = out_dir / "tmp_model.onnx"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # the legacy exporter warns that it is legacy
-        warnings.simplefilter("ignore", DeprecationWarning)
-        torch.onnx.export(model, torch.zeros(1, 1, size, size), str(onnx_path), dynamo=False,
-                          input_names=["input"], output_names=["logits"],
-                          dynamic_axes={"input": {0: "n"}, "logits": {0: "n"}})
-    bundle = write_bundle(out_dir / "bundle", onnx_path, name=name, classes=tuple(classes),
-                          input_spec=InputSpec(size=size))
-    onnx_path.unlink()
-    return bundle.path
 
 
 def synthetic_predictions(n: int, k: int, seed: int, hit_rate: float = 0.7):

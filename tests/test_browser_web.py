@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_web_support import LiveServer, face_photo_path, png_bytes
 
 from ekspresi.labels import CLASSES
-from test_web_support import (LiveServer, face_photo_path, png_bytes, tiny_bundle,  # noqa: F401
-                              web_engine)
 
 pytestmark = pytest.mark.browser
 
@@ -76,7 +75,7 @@ def runs_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(web_engine, tiny_bundle, runs_dir):  # noqa: F811
+def server(web_engine, tiny_bundle, runs_dir):
     from ekspresi.web.app import create_app
     from ekspresi.web.settings import WebSettings
 
@@ -177,7 +176,8 @@ def test_upload_shows_annotated_image_and_bars(page, photo):
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         let n = 0;
         for (let i = 0; i < d.length; i += 4)
-            if (Math.abs(d[i] - rgb[0]) + Math.abs(d[i + 1] - rgb[1]) + Math.abs(d[i + 2] - rgb[2]) < 6) n++;
+            if (Math.abs(d[i] - rgb[0]) + Math.abs(d[i + 1] - rgb[1])
+                + Math.abs(d[i + 2] - rgb[2]) < 6) n++;
         return [[c.width, c.height], n]; })()""")
     assert size == [512, 512]
     assert box_pixels > 300

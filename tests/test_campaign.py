@@ -30,11 +30,6 @@ def dataset(tmp_path_factory) -> Path:
     return write_class_folders(root / "faces", {c: 30 for c in CLASSES}, size=16, seed=4)
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
-
-
 def tiny_sets(dataset: Path) -> list[str]:
     return [f"data.sources=['folders:{dataset}']", f"data.classes={CLASSES}",
             "data.split=stratified", "data.ratios=[0.6,0.2,0.2]", "model.input_size=16",

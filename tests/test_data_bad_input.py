@@ -16,11 +16,6 @@ from ekspresi.errors import BadInputError
 FIX = Path(__file__).parent / "fixtures" / "datasets"
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture()
 def folders(tmp_path) -> Path:
     return write_class_folders(tmp_path / "mine", {"happy": 3, "sad": 2})

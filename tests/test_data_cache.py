@@ -18,13 +18,6 @@ FIX = Path(__file__).parent / "fixtures" / "datasets"
 
 
 @pytest.fixture()
-def env_cache(tmp_path, monkeypatch) -> Path:
-    d = tmp_path / "envcache"
-    monkeypatch.setenv("EKSPRESI_CACHE", str(d))
-    return d / "datasets"
-
-
-@pytest.fixture()
 def count_reads(monkeypatch) -> list[str]:
     """Records every real (uncached) read."""
     calls: list[str] = []
@@ -43,10 +36,10 @@ def _same(a, b) -> None:
         assert getattr(a, col).tolist() == getattr(b, col).tolist()
 
 
-def test_second_load_is_a_cache_hit(env_cache, count_reads):
+def test_second_load_is_a_cache_hit(dataset_cache, count_reads):
     first = load(FIX / "fer2013")
     assert count_reads == ["fer2013-folder"]
-    assert len(list(env_cache.glob("*.npz"))) == 1
+    assert len(list((dataset_cache / "datasets").glob("*.npz"))) == 1
     second = load(FIX / "fer2013")
     assert count_reads == ["fer2013-folder"]  # not read again
     _same(first, second)

@@ -6,17 +6,11 @@ import json
 from pathlib import Path
 
 import cv2
-import pytest
 
 from ekspresi.cli import main
 from ekspresi.labels import CLASSES
 
 FIX = Path(__file__).parent / "fixtures" / "datasets"
-
-
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
 
 
 def run_json(capsys, *args) -> dict:

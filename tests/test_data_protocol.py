@@ -25,11 +25,6 @@ CK_SEQUENCES = {"anger": 3, "contempt": 2, "disgust": 2, "fear": 2, "happy": 3, 
                 "surprise": 3}
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
-
-
 def write_ckplus(root: Path, sequences: dict[str, int], frames: int = 3, size: int = 24) -> Path:
     """CK+48 layout: ``root/<class>/S<subject>_<sequence>_<frame>.png``, the last
     ``frames`` frames of each sequence (frame numbers differ per sequence)."""

@@ -18,11 +18,6 @@ from ekspresi.labels import ALL_CLASSES, CLASSES
 FIX = Path(__file__).parent / "fixtures" / "datasets"
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
-
-
 def idx(name: str) -> int:
     return ALL_CLASSES.index(name)
 

@@ -8,19 +8,19 @@ import json
 
 import numpy as np
 import pytest
+from bundles import conv_onnx
+from test_predict_cli import run_cli
 
 from ekspresi.errors import BadInputError, ModelError
 from ekspresi.infer import Classifier
 from ekspresi.infer.bundle import load_bundle
 from ekspresi.infer.ensemble import build_ensemble
-from test_infer_support import conv_onnx, write_test_bundle
-from test_predict_cli import run_cli
 
 
 @pytest.fixture(scope="module")
-def members(tmp_path_factory):
+def members(tmp_path_factory, make_bundle):
     root = tmp_path_factory.mktemp("members")
-    return [write_test_bundle(root / f"m{seed}", conv_onnx(seed=seed)) for seed in (1, 2, 3)]
+    return [make_bundle(out=root / f"m{seed}", onnx=conv_onnx(seed=seed)) for seed in (1, 2, 3)]
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,8 @@ def test_weights_and_metadata(members, faces, tmp_path):
     assert ens.metrics == {}                 # not evaluated yet: nothing is claimed
 
 
-def test_incompatible_members_are_refused(members, tmp_path):
-    other = write_test_bundle(tmp_path / "three", conv_onnx(n_classes=3),
-                              classes=("happy", "sad", "surprise"))
+def test_incompatible_members_are_refused(members, make_bundle, tmp_path):
+    other = make_bundle(classes=("happy", "sad", "surprise"))
     with pytest.raises(ModelError, match="classes"):
         build_ensemble([members[0], other], tmp_path / "bad")
     with pytest.raises(BadInputError, match="weights"):
@@ -82,8 +81,9 @@ def test_incompatible_members_are_refused(members, tmp_path):
 
 
 def test_cli_writes_a_bundle_the_recognizer_uses(capsys, members, tmp_path):
-    from ekspresi.infer import Recognizer
     from test_infer_support import PHOTO
+
+    from ekspresi.infer import Recognizer
 
     code, out, _ = run_cli(capsys, "ensemble", *members, "--tta", "flip", "-o", tmp_path / "e")
     assert code == 0 and "3 member(s), tta flip" in out

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from evaluate_synth import THREE, make_run, tiny_bundle
+from evaluate_synth import THREE, make_run
 from sklearn.metrics import accuracy_score, f1_score
 
 from ekspresi.cli import main
@@ -14,9 +14,9 @@ from ekspresi.data.synthetic import write_class_folders
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def setup(tmp_path_factory, make_bundle):
     root = tmp_path_factory.mktemp("evalcli")
-    bundle = tiny_bundle(root / "model")
+    bundle = make_bundle("flip", root / "model" / "bundle")
     ck = write_class_folders(root / "ck", {"happy": 6, "sad": 5, "surprise": 4,
                                            "contempt": 3, "anger": 2}, seed=1)
     split = root / "splitted"
@@ -47,7 +47,6 @@ def _expected(bundle, folder_specs):
 
 def test_cross_dataset_evaluate(setup, tmp_path, monkeypatch, capsys):
     root, bundle, ck, split = setup
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out"
     rc = main(["evaluate", str(bundle), "--data", f"folders:{ck}", "--data", str(split),
                "--out", str(out)])
@@ -78,7 +77,6 @@ def test_cross_dataset_evaluate(setup, tmp_path, monkeypatch, capsys):
 
 def test_evaluate_tta_and_classes(setup, tmp_path, monkeypatch):
     root, bundle, ck, _ = setup
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out"
     assert main(["evaluate", str(bundle / "model.onnx"), "--data", f"folders:{ck}",
                  "--tta", "multicrop", "--classes", "happy,sad", "--out", str(out)]) == 0
@@ -116,7 +114,6 @@ def test_detection_path_counts_images_without_a_face(setup, tmp_path, monkeypatc
     from ekspresi.preprocess import prepare_face
 
     _, bundle, ck, _ = setup
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
     clf = Classifier(bundle)
     calls = []
 

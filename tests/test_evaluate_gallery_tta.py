@@ -71,14 +71,12 @@ def test_tta_views():
         tta_views(faces, "rotate")
 
 
-def test_tta_on_onnx_bundle(tmp_path):
-    from evaluate_synth import tiny_bundle
-
+def test_tta_on_onnx_bundle(make_bundle):
     from ekspresi.evaluate.evaluator import evaluate_faces
     from ekspresi.infer import Classifier
     from ekspresi.labels import ALL_CLASSES
 
-    clf = Classifier(tiny_bundle(tmp_path))
+    clf = Classifier(make_bundle("flip"))
     rng = np.random.default_rng(1)
     faces = rng.integers(0, 255, (30, 48, 48), dtype=np.uint8)
     faces[:10, :, :24] //= 3         # darker left half: leans to "sad"

@@ -12,10 +12,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 import pytest
+from bundles import conv_onnx, region_onnx
 from PIL import Image
-from test_infer_support import (FIXTURES, PHOTO, collage, conv_bundle, in_face_region,  # noqa: F401
-                                no_face_image, photo_bgr, recognizer, region_onnx,
-                                write_test_bundle)
+from test_infer_support import FIXTURES, PHOTO, collage, in_face_region, no_face_image, photo_bgr
 
 from ekspresi.errors import BadInputError, ModelError
 from ekspresi.infer import Classifier, Recognizer, default_bundle_path
@@ -30,7 +29,7 @@ def _one(faces):
     return faces[0]
 
 
-def test_top_level_import_and_result_shape(conv_bundle):  # noqa: F811
+def test_top_level_import_and_result_shape(conv_bundle):
     from ekspresi import Recognizer as TopLevel
 
     face = _one(TopLevel(conv_bundle).analyze(PHOTO))
@@ -42,7 +41,7 @@ def test_top_level_import_and_result_shape(conv_bundle):  # noqa: F811
     assert d["box"] == list(face.box) and d["label"] == face.label
 
 
-def test_every_input_type_gives_the_same_face(recognizer):  # noqa: F811
+def test_every_input_type_gives_the_same_face(recognizer):
     ref = _one(recognizer.analyze(str(PHOTO)))
     bgr = photo_bgr()
     rgba = np.dstack([bgr, np.full(bgr.shape[:2], 255, np.uint8)])
@@ -64,7 +63,7 @@ def test_every_input_type_gives_the_same_face(recognizer):  # noqa: F811
 @pytest.mark.parametrize("orientation,transpose", [(6, Image.Transpose.ROTATE_90),
                                                    (8, Image.Transpose.ROTATE_270),
                                                    (3, Image.Transpose.ROTATE_180)])
-def test_exif_rotated_jpeg_is_analysed_upright(recognizer, orientation, transpose):  # noqa: F811
+def test_exif_rotated_jpeg_is_analysed_upright(recognizer, orientation, transpose):
     upright = Image.open(PHOTO)
     stored = upright.transpose(transpose)      # what a phone stores, with a rotation tag
     exif = Image.Exif()
@@ -81,7 +80,7 @@ def test_exif_rotated_jpeg_is_analysed_upright(recognizer, orientation, transpos
     assert not sideways or not in_face_region(sideways[0].box)
 
 
-def test_no_face_many_faces_tiny_face(recognizer):  # noqa: F811
+def test_no_face_many_faces_tiny_face(recognizer):
     assert recognizer.analyze(no_face_image()) == []
     assert len(recognizer.analyze(collage(4))) == 4
     tiny = cv2.resize(photo_bgr(), (96, 96), interpolation=cv2.INTER_AREA)
@@ -90,7 +89,7 @@ def test_no_face_many_faces_tiny_face(recognizer):  # noqa: F811
     assert len(small.analyze(tiny)) == 1
 
 
-def test_corrupt_and_empty_inputs_raise_bad_input(recognizer, tmp_path):  # noqa: F811
+def test_corrupt_and_empty_inputs_raise_bad_input(recognizer, tmp_path):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(PHOTO.read_bytes()[:300])
     for source in (bad, b"not an image at all", tmp_path / "missing.png", b""):
@@ -112,7 +111,7 @@ class CountingSession:
         return getattr(self.session, name)
 
 
-def test_all_faces_of_a_frame_go_through_one_batched_call(conv_bundle):  # noqa: F811
+def test_all_faces_of_a_frame_go_through_one_batched_call(conv_bundle):
     rec = Recognizer(conv_bundle)
     counter = CountingSession(rec.classifier.session)
     rec.classifier.session = counter
@@ -120,7 +119,7 @@ def test_all_faces_of_a_frame_go_through_one_batched_call(conv_bundle):  # noqa:
     assert counter.batches == [4]
 
 
-def test_train_serve_preprocessing_identity(conv_bundle):  # noqa: F811
+def test_train_serve_preprocessing_identity(conv_bundle):
     """What the Recognizer feeds ONNX for a face is exactly what the training cache
     (``faces_array`` over the same crop) holds, and the probabilities are those of that
     array run through the bundle's graph directly."""
@@ -148,7 +147,7 @@ def test_train_serve_preprocessing_identity(conv_bundle):  # noqa: F811
         assert list(trace["faces"][0].scores.values()) == pytest.approx(expected, abs=1e-6)
 
 
-def test_classifier_on_training_faces_matches_classify_faces(conv_bundle):  # noqa: F811
+def test_classifier_on_training_faces_matches_classify_faces(conv_bundle):
     from ekspresi.data import load
     from ekspresi.data.cache import faces_array
 
@@ -166,7 +165,7 @@ def test_classifier_on_training_faces_matches_classify_faces(conv_bundle):  # no
     assert clf.predict_proba(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
 
 
-def test_trace_exposes_every_stage(recognizer):  # noqa: F811
+def test_trace_exposes_every_stage(recognizer):
     t = recognizer.trace(PHOTO)
     assert t["original"].shape == (512, 512, 3) and t["gray"].shape == (512, 512)
     assert any(c["accepted"] for c in t["candidates"])
@@ -179,9 +178,9 @@ def test_trace_exposes_every_stage(recognizer):  # noqa: F811
     assert set(t["timings_ms"]) >= {"decode", "detect", "align", "classify", "saliency"}
 
 
-def test_saliency_points_at_the_region_the_model_uses(tmp_path):
+def test_saliency_points_at_the_region_the_model_uses(make_bundle):
     region = (30, 42, 6, 18)  # rows 30-42, cols 6-18: lower left
-    bundle = write_test_bundle(tmp_path / "region", region_onnx(region))
+    bundle = make_bundle(onnx=region_onnx(region))
     from ekspresi.infer.saliency import occlusion_saliency
 
     clf = Classifier(bundle)
@@ -196,7 +195,7 @@ def test_saliency_points_at_the_region_the_model_uses(tmp_path):
     assert heat[0:20, 26:48].max() == 0          # far from the region nothing matters
 
 
-def test_recognizer_is_thread_safe(recognizer):  # noqa: F811
+def test_recognizer_is_thread_safe(recognizer):
     images = [photo_bgr(), collage(4), no_face_image(), collage(2)] * 3
     serial = [recognizer.analyze(im) for im in images]
     with ThreadPoolExecutor(4) as pool:
@@ -206,8 +205,8 @@ def test_recognizer_is_thread_safe(recognizer):  # noqa: F811
 
 # -- bundles ---------------------------------------------------------------------------------
 
-def test_hash_mismatch_is_refused(tmp_path):
-    b = write_test_bundle(tmp_path / "b")
+def test_hash_mismatch_is_refused(make_bundle):
+    b = make_bundle()
     data = bytearray((b / "model.onnx").read_bytes())
     data[-10] ^= 0xFF
     (b / "model.onnx").write_bytes(bytes(data))
@@ -221,8 +220,8 @@ def test_hash_mismatch_is_refused(tmp_path):
     (lambda m: m.update(preprocessing_version=99), "preprocessing version"),
     (lambda m: m.update(format=7), "format 7"),
 ])
-def test_bad_metadata_is_refused(tmp_path, edit, message):
-    b = write_test_bundle(tmp_path / "b")
+def test_bad_metadata_is_refused(make_bundle, edit, message):
+    b = make_bundle()
     meta = json.loads((b / "model.json").read_text())
     edit(meta)
     (b / "model.json").write_text(json.dumps(meta))
@@ -230,8 +229,8 @@ def test_bad_metadata_is_refused(tmp_path, edit, message):
         Recognizer(b)
 
 
-def test_invalid_json_and_missing_files_are_refused(tmp_path):
-    b = write_test_bundle(tmp_path / "b")
+def test_invalid_json_and_missing_files_are_refused(make_bundle, tmp_path):
+    b = make_bundle()
     (b / "model.json").write_text("{not json")
     with pytest.raises(ModelError, match="invalid JSON"):
         Classifier(b)
@@ -242,7 +241,6 @@ def test_invalid_json_and_missing_files_are_refused(tmp_path):
 def test_metadata_that_contradicts_the_graph_is_refused(tmp_path):
     from ekspresi.infer.bundle import write_bundle
     from ekspresi.preprocess import InputSpec
-    from test_infer_support import conv_onnx
 
     with pytest.raises(ModelError, match="input shape"):
         Classifier(write_bundle(tmp_path / "size", region_onnx((0, 4, 0, 4)), name="x",

@@ -21,11 +21,6 @@ SOURCES = [f"fer2013-folder:{FIX / 'fer2013'}", f"ferplus:{FIX / 'ferplus'}",
            f"folders:{FIX / 'ckplus48'}", f"jaffe:{FIX / 'jaffe'}"]
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
-
-
 def _same(a, b) -> None:
     assert len(a) == len(b)
     for x, y in zip(a.images, b.images):
@@ -67,8 +62,8 @@ def test_cli_pack_then_inspect(tmp_path, capsys):
 
 
 def test_training_config_accepts_a_pack(tmp_path):
-    from ekspresi.train.data import prepare_data
     from ekspresi.train.config import parse_config
+    from ekspresi.train.data import prepare_data
 
     pack = tmp_path / "fer.ekpack"
     write_pack([SOURCES[0]], pack)

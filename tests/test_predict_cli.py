@@ -13,8 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_infer_support import (FIXTURES, PHOTO, collage, conv_bundle, in_face_region,  # noqa: F401
-                                no_face_image, photo_bgr)
+from test_infer_support import FIXTURES, PHOTO, collage, in_face_region, no_face_image, photo_bgr
 
 from ekspresi.cli import main
 from ekspresi.infer.bundle import load_bundle
@@ -39,7 +38,7 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def test_json_output_and_exit_code_with_a_corrupt_file(capsys, conv_bundle, inputs):  # noqa: F811
+def test_json_output_and_exit_code_with_a_corrupt_file(capsys, conv_bundle, inputs):
     code, out, err = run_cli(capsys, "predict", inputs / "face.jpg", inputs / "corrupt.jpg",
                              inputs / "noface.png", inputs / "sub" / "group.png",
                              "--model", conv_bundle, "--format", "json")
@@ -58,7 +57,7 @@ def test_json_output_and_exit_code_with_a_corrupt_file(capsys, conv_bundle, inpu
     assert len(res[3]["faces"]) == 4
 
 
-def test_all_good_inputs_exit_zero_and_no_face_is_not_an_error(capsys, conv_bundle,  # noqa: F811
+def test_all_good_inputs_exit_zero_and_no_face_is_not_an_error(capsys, conv_bundle,
                                                                 inputs):
     code, out, err = run_cli(capsys, "predict", inputs / "noface.png", "--model", conv_bundle,
                              "--no-face-ok")
@@ -68,7 +67,7 @@ def test_all_good_inputs_exit_zero_and_no_face_is_not_an_error(capsys, conv_bund
     assert code == 1 and "no face found" in err
 
 
-def test_csv_and_table_formats(capsys, conv_bundle, inputs):  # noqa: F811
+def test_csv_and_table_formats(capsys, conv_bundle, inputs):
     code, out, _ = run_cli(capsys, "predict", inputs, "--recursive", "--model", conv_bundle,
                            "--format", "csv")
     assert code == 1  # the corrupt file
@@ -90,7 +89,7 @@ def test_csv_and_table_formats(capsys, conv_bundle, inputs):  # noqa: F811
     assert "group.png" not in out            # not recursive: sub/ is not searched
 
 
-def test_missing_path_and_empty_folder_are_failures(capsys, conv_bundle, tmp_path):  # noqa: F811
+def test_missing_path_and_empty_folder_are_failures(capsys, conv_bundle, tmp_path):
     (tmp_path / "empty").mkdir()
     code, out, err = run_cli(capsys, "predict", tmp_path / "nope.jpg", tmp_path / "empty",
                              "--model", conv_bundle, "--format", "json")
@@ -104,7 +103,7 @@ def test_missing_model_is_a_clean_error(capsys, tmp_path):
     assert code == 2 and "not a model bundle" in err
 
 
-def test_annotate_draws_on_the_image(capsys, conv_bundle, inputs, tmp_path):  # noqa: F811
+def test_annotate_draws_on_the_image(capsys, conv_bundle, inputs, tmp_path):
     out_file = tmp_path / "annotated.png"
     code, _, _ = run_cli(capsys, "predict", inputs / "face.jpg", "--model", conv_bundle,
                          "--annotate", out_file)
@@ -135,7 +134,7 @@ def write_clip(path: Path, frames: int = 12, size=(320, 240)) -> None:
     vw.release()
 
 
-def test_video_timeline_tracks_and_annotated_mp4(capsys, conv_bundle, tmp_path):  # noqa: F811
+def test_video_timeline_tracks_and_annotated_mp4(capsys, conv_bundle, tmp_path):
     clip = tmp_path / "clip.mp4"
     write_clip(clip)
     timeline_csv, timeline_json = tmp_path / "t.csv", tmp_path / "t.json"
@@ -171,7 +170,7 @@ def test_video_timeline_tracks_and_annotated_mp4(capsys, conv_bundle, tmp_path):
     assert [r["frame"] for r in data[0]["timeline"]] == [0, 6]
 
 
-def test_corrupt_video_is_an_error_for_that_file(capsys, conv_bundle, tmp_path):  # noqa: F811
+def test_corrupt_video_is_an_error_for_that_file(capsys, conv_bundle, tmp_path):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
     code, out, err = run_cli(capsys, "predict", bad, PHOTO, "--model", conv_bundle,
@@ -210,13 +209,12 @@ def test_webcam_without_display_says_so(capsys, monkeypatch):
     assert code == 2 and "GUI" in err          # this OpenCV is the headless build
 
 
-def test_export_copies_and_int8_measures_its_accuracy(capsys, conv_bundle, tmp_path,  # noqa: F811
+def test_export_copies_and_int8_measures_its_accuracy(capsys, conv_bundle, tmp_path,
                                                       monkeypatch):
     import shutil
 
     import onnx
 
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
     run.mkdir()
     shutil.copytree(conv_bundle, run / "bundle")
@@ -248,12 +246,12 @@ def test_export_copies_and_int8_measures_its_accuracy(capsys, conv_bundle, tmp_p
     assert len(Recognizer(q8.path).analyze(PHOTO)) == 1
 
 
-def test_int8_without_a_test_set_is_a_clean_error(capsys, conv_bundle, tmp_path):  # noqa: F811
+def test_int8_without_a_test_set_is_a_clean_error(capsys, conv_bundle, tmp_path):
     code, _, err = run_cli(capsys, "export", conv_bundle, "--int8", "-o", tmp_path / "q")
     assert code == 2 and "--data" in err
 
 
-def test_benchmark_writes_json(capsys, conv_bundle, tmp_path):  # noqa: F811
+def test_benchmark_writes_json(capsys, conv_bundle, tmp_path):
     out = tmp_path / "bench.json"
     code, _, _ = run_cli(capsys, "benchmark", "--model", conv_bundle, "--image", PHOTO,
                          "--compare", conv_bundle, "--repeat", "2", "-o", out)
@@ -277,11 +275,10 @@ def test_commands_import_no_onnxruntime_at_module_level():
     assert out[0] == "False"
 
 
-def test_export_attaches_an_evaluation_to_the_model_card(capsys, conv_bundle, tmp_path,  # noqa: F811
+def test_export_attaches_an_evaluation_to_the_model_card(capsys, conv_bundle, tmp_path,
                                                          monkeypatch):
     from ekspresi.web.modelcard import build_card
 
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
     ev = tmp_path / "eval"
     code, _, _ = run_cli(capsys, "evaluate", conv_bundle,
                          "--data", f"fer2013-folder:{FIXTURES / 'datasets' / 'fer2013'}",
@@ -306,17 +303,15 @@ def test_export_attaches_an_evaluation_to_the_model_card(capsys, conv_bundle, tm
     assert code == 2 and "no evaluated test sets" in err
 
 
-def test_int8_bundle_is_requantised_from_its_recovered_float_graph(capsys, conv_bundle,  # noqa: F811
-                                                                   tmp_path, monkeypatch):
+def test_int8_bundle_is_requantised_from_its_recovered_float_graph(capsys, conv_bundle,
+                                                                   make_bundle, tmp_path):
     """An int8 bundle whose float original is gone: `export --int8` dequantises it (weights,
     and the Relus the quantiser folded into Q/DQ pairs) and quantises it again."""
     import onnx
 
     from ekspresi.infer import Classifier
     from ekspresi.infer.quantize import dequantize_qdq
-    from test_infer_support import write_test_bundle
 
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
     data = FIXTURES / "datasets" / "fer2013"
     assert run_cli(capsys, "export", conv_bundle, "--int8", "--data", data,
                    "-o", tmp_path / "q1")[0] == 0
@@ -329,7 +324,7 @@ def test_int8_bundle_is_requantised_from_its_recovered_float_graph(capsys, conv_
     rng = np.random.default_rng(1)
     faces = rng.integers(0, 256, (64, 48, 48)).astype(np.uint8)
     want = Classifier(conv_bundle, threads=1).logits(faces)
-    got = Classifier(write_test_bundle(tmp_path / "fl", (tmp_path / "float.onnx").read_bytes()),
+    got = Classifier(make_bundle(onnx=(tmp_path / "float.onnx").read_bytes()),
                      threads=1).logits(faces)
     assert np.corrcoef(want.ravel(), got.ravel())[0, 1] > 0.99   # weights off by rounding only
 

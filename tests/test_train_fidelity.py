@@ -28,11 +28,6 @@ def dataset(tmp_path_factory) -> Path:
     return write_class_folders(root / "faces", {c: 30 for c in CLASSES}, size=16, seed=5)
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
-
-
 def config(dataset: Path, **train) -> dict:
     t = {"epochs": 6, "batch_size": 16, "threads": 1,
          "optimizer": {"name": "adam", "lr": 0.01, "eps": 1e-7},

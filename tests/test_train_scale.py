@@ -34,11 +34,6 @@ def dataset(tmp_path_factory) -> Path:
     return write_class_folders(root / "faces", {c: 40 for c in CLASSES}, size=16, seed=3)
 
 
-@pytest.fixture(autouse=True)
-def cache_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
-
-
 def config(dataset: Path, **train) -> dict:
     t = {"epochs": 4, "batch_size": 16, "threads": 1, "device": "cpu",
          "optimizer": {"name": "adam", "lr": 0.01}}
@@ -176,7 +171,6 @@ def odd_teacher(dataset, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("teacher") / "t"
     cfg = config(dataset, epochs=1, optimizer={"name": "sgd", "lr": 50.0, "momentum": 0.0})
     cfg["augment"] = {}
-    os.environ.setdefault("EKSPRESI_CACHE", str(out.parent / "cache"))
     return run_training(cfg, out, quiet=True)
 
 

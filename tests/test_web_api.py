@@ -9,9 +9,7 @@ import logging
 import numpy as np
 import pytest
 from PIL import Image
-
-from test_web_support import (face_jpeg, png_bytes, tiny_bundle, web_engine,  # noqa: F401
-                              write_tiny_bundle)
+from test_web_support import face_jpeg, png_bytes
 
 from ekspresi.web.app import create_app
 from ekspresi.web.settings import WebSettings
@@ -24,7 +22,7 @@ PAGES = {"/": "Facial expressions", "/image": "Image test", "/realtime": "Real-t
 
 
 @pytest.fixture(scope="module")
-def client(web_engine, tiny_bundle):  # noqa: F811
+def client(web_engine, tiny_bundle):
     app = create_app(WebSettings(model=tiny_bundle, threads=1), engine=web_engine)
     with TestClient(app) as c:
         yield c
@@ -126,7 +124,7 @@ def _check_face(face: dict, width: int, height: int) -> None:
     assert 0 < face["detection_score"] <= 1
 
 
-def test_analyze_multipart_finds_the_face(client, web_engine):  # noqa: F811
+def test_analyze_multipart_finds_the_face(client, web_engine):
     data = face_jpeg()
     r = analyze(client, data)
     assert r.status_code == 200, r.text
@@ -263,7 +261,7 @@ def test_corrupt_and_empty_uploads_are_422(client):
     assert r.status_code == 422 and "'file'" in r.json()["detail"]
 
 
-def test_decompression_bomb_is_refused(web_engine):  # noqa: F811
+def test_decompression_bomb_is_refused(web_engine):
     c = make_client(web_engine, model=None, max_pixels=1_000_000)
     bomb = png_bytes(np.zeros((2000, 2000), np.uint8))  # 4 MP of zeros: a few KB on the wire
     assert len(bomb) < 20_000
@@ -272,7 +270,7 @@ def test_decompression_bomb_is_refused(web_engine):  # noqa: F811
     assert "decompression bomb" in r.json()["detail"]
 
 
-def test_upload_limit_by_content_length_and_by_counting(web_engine):  # noqa: F811
+def test_upload_limit_by_content_length_and_by_counting(web_engine):
     c = make_client(web_engine, max_upload_mb=0.2)
     big = b"\xff" * 300_000
     r = analyze(c, big, name="big.jpg")  # multipart with Content-Length
@@ -291,7 +289,7 @@ def test_upload_limit_by_content_length_and_by_counting(web_engine):  # noqa: F8
     assert analyze(c, face_jpeg()).status_code == 200
 
 
-def test_server_errors_do_not_leak_details(web_engine, monkeypatch):  # noqa: F811
+def test_server_errors_do_not_leak_details(web_engine, monkeypatch):
     c = make_client(web_engine)
 
     def explode(*a, **k):
@@ -322,7 +320,7 @@ def test_no_path_traversal_through_static_routes(client, path):
     assert "import" not in r.text and "root:" not in r.text
 
 
-def test_cors_off_by_default_and_on_when_asked(web_engine):  # noqa: F811
+def test_cors_off_by_default_and_on_when_asked(web_engine):
     pre = {"origin": "http://evil.example", "access-control-request-method": "POST"}
     r = make_client(web_engine).options("/api/v1/analyze", headers=pre)
     assert "access-control-allow-origin" not in r.headers
@@ -383,7 +381,7 @@ def test_stream_answers_each_frame_and_survives_bad_ones(client):
         assert again["frame"] == 3 and again["faces"] == first["faces"]
 
 
-def test_stream_refuses_other_web_sites(web_engine):  # noqa: F811
+def test_stream_refuses_other_web_sites(web_engine):
     from starlette.websockets import WebSocketDisconnect
 
     c = make_client(web_engine)
@@ -400,7 +398,7 @@ def test_stream_refuses_other_web_sites(web_engine):  # noqa: F811
         assert "faces" in json.loads(ws.receive_text())
 
 
-def test_stream_closes_on_oversized_frame(web_engine):  # noqa: F811
+def test_stream_closes_on_oversized_frame(web_engine):
     from starlette.websockets import WebSocketDisconnect
 
     c = make_client(web_engine, max_upload_mb=0.01)
@@ -432,10 +430,10 @@ def test_without_a_model_pages_explain_and_api_is_503(tmp_path):
 
 # -- model card ------------------------------------------------------------------------------
 
-def test_model_card_shows_metadata_confusion_and_limitations(tmp_path, web_engine):  # noqa: F811
+def test_model_card_shows_metadata_confusion_and_limitations(make_bundle, tmp_path):
     from ekspresi.web.engine import Engine
 
-    bundle = write_tiny_bundle(tmp_path / "b")
+    bundle = make_bundle("dense", tmp_path / "b")
     png = png_bytes(np.full((20, 30, 3), 200, np.uint8))
     (bundle / "confusion_matrix.png").write_bytes(png)
     c = TestClient(create_app(WebSettings(model=bundle, threads=1),
@@ -452,10 +450,10 @@ def test_model_card_shows_metadata_confusion_and_limitations(tmp_path, web_engin
     assert r.status_code == 200 and r.content == png
 
 
-def test_model_card_without_metrics_says_so(tmp_path):
+def test_model_card_without_metrics_says_so(make_bundle, tmp_path):
     from ekspresi.web.engine import Engine
 
-    bundle = write_tiny_bundle(tmp_path / "b", with_metrics=False)
+    bundle = make_bundle("dense", tmp_path / "b", metrics=None)
     s = WebSettings(model=bundle, threads=1)
     html = TestClient(create_app(s, engine=Engine(s))).get("/about").text
     assert "records no test metrics" in html
@@ -495,7 +493,7 @@ def runs_dir(tmp_path):
     return root
 
 
-def test_experiments_lists_runs_and_serves_reports(web_engine, runs_dir):  # noqa: F811
+def test_experiments_lists_runs_and_serves_reports(web_engine, runs_dir):
     c = make_client(web_engine, runs_dir=runs_dir)
     html = c.get("/experiments").text
     assert "paper_p4_cnn" in html and "ours_resnet" in html and "not_a_run" not in html
@@ -524,7 +522,7 @@ def test_experiments_lists_runs_and_serves_reports(web_engine, runs_dir):  # noq
     "/experiments/ours_resnet//etc/passwd",
     "/experiments/nope/report.html",
 ])
-def test_experiments_refuse_traversal(web_engine, runs_dir, path):  # noqa: F811
+def test_experiments_refuse_traversal(web_engine, runs_dir, path):
     c = make_client(web_engine, runs_dir=runs_dir)
     r = c.get(path)
     assert r.status_code == 404, path

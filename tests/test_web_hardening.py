@@ -17,9 +17,7 @@ import tracemalloc
 import numpy as np
 import pytest
 from PIL import Image
-
-from test_web_support import (LiveServer, face_jpeg, png_bytes, tiny_bundle,  # noqa: F401
-                              web_engine)
+from test_web_support import LiveServer, face_jpeg, png_bytes
 
 from ekspresi.errors import BadInputError
 from ekspresi.imaging import MAX_PIXELS, NOT_AN_IMAGE, read_image
@@ -96,7 +94,7 @@ def test_exif_orientation_matches_pillow_for_all_eight_values():
         assert np.array_equal(got, np.asarray(want)[:, :, ::-1]), orientation
 
 
-def test_web_pixel_limit_is_below_the_cli_one_and_checked_first(web_engine):  # noqa: F811
+def test_web_pixel_limit_is_below_the_cli_one_and_checked_first(web_engine):
     assert WebSettings().max_pixels == WEB_MAX_PIXELS < MAX_PIXELS
     c = make_client(web_engine)
     # 7000 x 7000 16-bit zeros: ~95 KB on the wire, 49 M pixels: refused from the header
@@ -106,7 +104,7 @@ def test_web_pixel_limit_is_below_the_cli_one_and_checked_first(web_engine):  # 
     assert r.status_code == 422 and "49,000,000 pixels" in r.json()["detail"]
 
 
-def test_web_refuses_extreme_strips_before_decoding(web_engine):  # noqa: F811
+def test_web_refuses_extreme_strips_before_decoding(web_engine):
     # 96 x 65540 is only 6.3 M pixels, but BlazeFace letterboxes it into a 65540 px square
     # (12 GB): found by benchmarks/fuzz_api.py (a TIFF height field set to 0x0000ffff)
     buf = io.BytesIO()
@@ -134,7 +132,7 @@ def test_dds_and_eps_are_not_opened_at_all():
 @pytest.mark.parametrize("exc", [NotImplementedError("unsupported"), struct.error("short"),
                                  IndexError("list index"), ZeroDivisionError("div"),
                                  KeyError("tag"), RuntimeError("decoder")])
-def test_any_decoder_exception_is_bad_input_and_422(exc, monkeypatch, web_engine):  # noqa: F811
+def test_any_decoder_exception_is_bad_input_and_422(exc, monkeypatch, web_engine):
     from PIL import ImageFile
 
     def broken_load(self):
@@ -150,7 +148,7 @@ def test_any_decoder_exception_is_bad_input_and_422(exc, monkeypatch, web_engine
         assert r.status_code == 422 and "odd.png" in r.json()["detail"], (path, r.text)
 
 
-def test_dds_upload_is_415_everywhere_and_the_stream_goes_on(web_engine):  # noqa: F811
+def test_dds_upload_is_415_everywhere_and_the_stream_goes_on(web_engine):
     c = make_client(web_engine)
     for path in ("/api/v1/analyze", "/api/v1/trace"):
         r = analyze(c, dds_flags_zero(), name="x.dds", path=path)
@@ -162,7 +160,7 @@ def test_dds_upload_is_415_everywhere_and_the_stream_goes_on(web_engine):  # noq
         assert len(json.loads(ws.receive_text())["faces"]) == 1
 
 
-def test_predict_over_a_folder_keeps_the_good_files(tmp_path, tiny_bundle, capsys):  # noqa: F811
+def test_predict_over_a_folder_keeps_the_good_files(tmp_path, tiny_bundle, capsys):
     from ekspresi.cli import main
 
     (tmp_path / "a_good.jpg").write_bytes(face_jpeg())
@@ -180,7 +178,6 @@ def test_data_inspect_skip_bad_survives_undecodable_files(tmp_path, monkeypatch,
     from ekspresi.cli import main
     from ekspresi.data.synthetic import write_class_folders
 
-    monkeypatch.setenv("EKSPRESI_CACHE", str(tmp_path / "cache"))
     root = write_class_folders(tmp_path / "d", {"happy": 3, "sad": 2})
     (root / "sad" / "weird.png").write_bytes(dds_flags_zero())
     assert main(["data", "inspect", "--skip-bad", str(root)]) == 0
@@ -190,7 +187,7 @@ def test_data_inspect_skip_bad_survives_undecodable_files(tmp_path, monkeypatch,
 
 # -- Host header (DNS rebinding) ------------------------------------------------------------
 
-def test_host_check_refuses_other_names_for_http_and_websocket(web_engine, tmp_path):  # noqa: F811
+def test_host_check_refuses_other_names_for_http_and_websocket(web_engine, tmp_path):
     from starlette.websockets import WebSocketDisconnect
 
     runs = tmp_path / "runs"
@@ -232,14 +229,14 @@ def test_host_check_refuses_other_names_for_http_and_websocket(web_engine, tmp_p
     ("127.0.0.1", ("*",), "evil.example", True),  # explicitly off
     ("127.0.0.1", (), "bad[host", False),
 ])
-def test_host_names_the_server_answers_to(web_engine, bound, allowed, host, ok):  # noqa: F811
+def test_host_names_the_server_answers_to(web_engine, bound, allowed, host, ok):
     c = make_client(web_engine, host=bound, allowed_hosts=allowed)
     r = c.get("/healthz", headers={"host": host})
     assert (r.status_code == 200) is ok, (bound, allowed, host, r.status_code)
 
 
 def test_serve_passes_host_limits_and_timeouts_to_the_app_and_uvicorn(tmp_path, monkeypatch,
-                                                                       tiny_bundle):  # noqa: F811
+                                                                       tiny_bundle):
     import uvicorn
 
     from ekspresi.cli import main
@@ -286,7 +283,7 @@ def test_serve_passes_host_limits_and_timeouts_to_the_app_and_uvicorn(tmp_path, 
     ({"origin": "http://testserver:3000", "sec-fetch-site": "same-site"}, 403),
     ({"origin": "http://app.example", "sec-fetch-site": "cross-site"}, 200),  # --cors-origin
 ])
-def test_cross_origin_uploads_are_refused(web_engine, headers, status):  # noqa: F811
+def test_cross_origin_uploads_are_refused(web_engine, headers, status):
     c = make_client(web_engine, cors_origins=("http://app.example",))
     r = analyze(c, face_jpeg(), **headers)
     assert r.status_code == status, r.text
@@ -297,7 +294,7 @@ def test_cross_origin_uploads_are_refused(web_engine, headers, status):  # noqa:
 
 # -- bounded concurrency ---------------------------------------------------------------------
 
-def _blocking_engine(web_engine, monkeypatch):  # noqa: F811
+def _blocking_engine(web_engine, monkeypatch):
     started, release = threading.Event(), threading.Event()
     real = web_engine.recognizer.analyze
 
@@ -310,7 +307,7 @@ def _blocking_engine(web_engine, monkeypatch):  # noqa: F811
     return started, release
 
 
-def test_full_queue_gets_503_with_retry_after(web_engine, monkeypatch):  # noqa: F811
+def test_full_queue_gets_503_with_retry_after(web_engine, monkeypatch):
     started, release = _blocking_engine(web_engine, monkeypatch)
     app = create_app(WebSettings(threads=1, max_active=1, max_queue=0), engine=web_engine)
     with TestClient(app, raise_server_exceptions=False) as c:
@@ -332,7 +329,7 @@ def test_full_queue_gets_503_with_retry_after(web_engine, monkeypatch):  # noqa:
         assert analyze(c, face_jpeg()).status_code == 200  # slots were given back
 
 
-def test_queued_upload_waits_then_gives_up(web_engine, monkeypatch):  # noqa: F811
+def test_queued_upload_waits_then_gives_up(web_engine, monkeypatch):
     started, release = _blocking_engine(web_engine, monkeypatch)
     app = create_app(WebSettings(threads=1, max_active=1, max_queue=2, queue_timeout=0.3),
                      engine=web_engine)
@@ -395,7 +392,7 @@ def _closed_by_server(s: socket.socket, trickle: bytes = b"") -> bool:
         return True
 
 
-def test_idle_and_trickling_connections_are_closed(web_engine):  # noqa: F811
+def test_idle_and_trickling_connections_are_closed(web_engine):
     app = create_app(WebSettings(threads=1), engine=web_engine)
     with Server(app, header_timeout=0.5) as srv:
         idle = srv.connect()
@@ -416,7 +413,7 @@ def test_idle_and_trickling_connections_are_closed(web_engine):  # noqa: F811
             assert "faces" in json.loads(ws.recv(timeout=30))
 
 
-def test_endless_request_head_is_cut(web_engine):  # noqa: F811
+def test_endless_request_head_is_cut(web_engine):
     app = create_app(WebSettings(threads=1), engine=web_engine)
     with Server(app, header_timeout=60) as srv:  # the deadline is not what closes it
         s = srv.connect()
@@ -430,7 +427,7 @@ def test_endless_request_head_is_cut(web_engine):  # noqa: F811
         assert answer == b"" or answer.startswith(b"HTTP/1.1 400"), answer
 
 
-def test_slow_upload_gets_408(web_engine):  # noqa: F811
+def test_slow_upload_gets_408(web_engine):
     app = create_app(WebSettings(threads=1, body_timeout=0.5), engine=web_engine)
     with Server(app) as srv:
         s = srv.connect()
@@ -440,7 +437,7 @@ def test_slow_upload_gets_408(web_engine):  # noqa: F811
         assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive" in answer
 
 
-def test_disconnect_mid_upload_is_one_log_line(web_engine, caplog):  # noqa: F811
+def test_disconnect_mid_upload_is_one_log_line(web_engine, caplog):
     app = create_app(WebSettings(threads=1), engine=web_engine)
     with caplog.at_level(logging.INFO):
         with Server(app) as srv:
@@ -462,7 +459,7 @@ def test_disconnect_mid_upload_is_one_log_line(web_engine, caplog):  # noqa: F81
 
 # -- experiments: sandboxed files, odd metrics ------------------------------------------------
 
-def test_run_files_are_sandboxed_and_odd_metrics_are_skipped(web_engine, tmp_path):  # noqa: F811
+def test_run_files_are_sandboxed_and_odd_metrics_are_skipped(web_engine, tmp_path):
     runs = tmp_path / "runs"
     for name, metrics in (("good", {"test": {"accuracy": 0.7}}), ("listy", [1, 2]),
                           ("number", 3), ("text", "hi")):
@@ -486,7 +483,7 @@ def test_run_files_are_sandboxed_and_odd_metrics_are_skipped(web_engine, tmp_pat
 
 # -- headers on errors, media types, WebSocket failures, saliency cap -------------------------
 
-def test_error_responses_carry_the_security_headers(web_engine, monkeypatch):  # noqa: F811
+def test_error_responses_carry_the_security_headers(web_engine, monkeypatch):
     c = make_client(web_engine)
     answers = {
         "404 json": c.get("/api/v1/nothing"),
@@ -513,7 +510,7 @@ def test_error_responses_carry_the_security_headers(web_engine, monkeypatch):  #
     assert "boom" not in answers["500 json"].text
 
 
-def test_unhandled_error_is_logged_once(web_engine, monkeypatch, caplog):  # noqa: F811
+def test_unhandled_error_is_logged_once(web_engine, monkeypatch, caplog):
     def explode(*a, **k):
         raise RuntimeError("boom")
 
@@ -524,7 +521,7 @@ def test_unhandled_error_is_logged_once(web_engine, monkeypatch, caplog):  # noq
     assert len([rec for rec in caplog.records if rec.exc_info]) == 1
 
 
-def test_content_type_is_matched_case_insensitively(web_engine):  # noqa: F811
+def test_content_type_is_matched_case_insensitively(web_engine):
     c = make_client(web_engine)
     boundary = "xYz123"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
@@ -561,7 +558,7 @@ def test_page_csp_is_added_whatever_the_case_of_the_content_type():
     assert (b"content-security-policy", b"default-src 'self'") in sent[0]["headers"]
 
 
-def test_websocket_failure_closes_with_1011(web_engine, monkeypatch):  # noqa: F811
+def test_websocket_failure_closes_with_1011(web_engine, monkeypatch):
     from starlette.websockets import WebSocketDisconnect
 
     def explode(*a, **k):
@@ -576,7 +573,7 @@ def test_websocket_failure_closes_with_1011(web_engine, monkeypatch):  # noqa: F
     assert info.value.code == 1011
 
 
-def test_trace_caps_the_faces_it_computes_saliency_for(web_engine):  # noqa: F811
+def test_trace_caps_the_faces_it_computes_saliency_for(web_engine):
     face = np.asarray(Image.open(io.BytesIO(face_jpeg())).convert("RGB"))
     two = np.concatenate([face, face[:, ::-1]], axis=1)
     buf = io.BytesIO()

@@ -11,8 +11,6 @@ import re
 import numpy as np
 import pytest
 
-from test_web_support import tiny_bundle, web_engine, write_tiny_bundle  # noqa: F401
-
 from ekspresi.infer.annotate import COLOURS, PALETTE, contrast, draw_faces, ink
 from ekspresi.infer.types import Face
 from ekspresi.labels import CLASSES
@@ -24,7 +22,7 @@ TestClient = fastapi_testclient.TestClient
 
 
 @pytest.fixture(scope="module")
-def client(web_engine, tiny_bundle):  # noqa: F811
+def client(web_engine, tiny_bundle):
     app = create_app(WebSettings(model=tiny_bundle, threads=1), engine=web_engine)
     with TestClient(app) as c:
         yield c
@@ -61,11 +59,11 @@ def about_html(bundle) -> str:
     return TestClient(create_app(s, engine=Engine(s))).get("/about").text
 
 
-def test_about_summary_uses_words_not_config_keys(tmp_path):
+def test_about_summary_uses_words_not_config_keys(make_bundle, tmp_path):
     from ekspresi.infer.bundle import load_bundle
     from ekspresi.web.modelcard import build_card
 
-    bundle = write_tiny_bundle(tmp_path / "b")
+    bundle = make_bundle("dense", tmp_path / "b")
     meta = bundle / "model.json"
     data = json.loads(meta.read_text())
     data["training"] = {"config": {"data": {"sources": ["fer2013-folder:data/fer2013"],
@@ -88,10 +86,10 @@ def test_about_summary_uses_words_not_config_keys(tmp_path):
     assert "Architecture" in table and "config.model.name" not in table
 
 
-def test_about_plots_have_headings_and_captions_not_file_names(tmp_path):
+def test_about_plots_have_headings_and_captions_not_file_names(make_bundle, tmp_path):
     from test_web_support import png_bytes
 
-    bundle = write_tiny_bundle(tmp_path / "b")
+    bundle = make_bundle("dense", tmp_path / "b")
     for name in ("confusion_matrix.png", "learning_curves.png", "reliability.png"):
         (bundle / name).write_bytes(png_bytes(np.full((20, 30, 3), 200, np.uint8)))
     html = about_html(bundle)
@@ -110,7 +108,7 @@ def _hex_luminance_pair(style: str) -> tuple[str, str]:
     return bg, fg
 
 
-def test_confusion_matrix_numbers_keep_contrast_on_every_shade(tmp_path):
+def test_confusion_matrix_numbers_keep_contrast_on_every_shade(make_bundle, tmp_path):
     from ekspresi.web.modelcard import cell
 
     inks = set()
@@ -119,7 +117,7 @@ def test_confusion_matrix_numbers_keep_contrast_on_every_shade(tmp_path):
         assert contrast(c.background, c.color) >= 4.5, share
         inks.add(c.color)
     assert inks == {"#000000", "#ffffff"}
-    html = about_html(write_tiny_bundle(tmp_path / "b"))
+    html = about_html(make_bundle("dense", tmp_path / "b"))
     styles = re.findall(r'class="cm-cell" style="([^"]+)"', html)
     assert len(styles) == 49
     assert all(contrast(*_hex_luminance_pair(s)) >= 4.5 for s in styles)
@@ -143,7 +141,7 @@ def runs_dir(tmp_path):
     return root
 
 
-def test_experiments_say_how_to_make_a_missing_report(web_engine, runs_dir):  # noqa: F811
+def test_experiments_say_how_to_make_a_missing_report(web_engine, runs_dir):
     c = TestClient(create_app(WebSettings(threads=1, runs_dir=runs_dir), engine=web_engine))
     html = c.get("/experiments").text
     row = html[html.index("without_report</code>"):]
@@ -152,7 +150,7 @@ def test_experiments_say_how_to_make_a_missing_report(web_engine, runs_dir):  # 
     assert "test images" in html and "n_samples" not in html   # words, not metric keys
 
 
-def test_comparison_leaves_out_columns_nobody_has(web_engine, runs_dir):  # noqa: F811
+def test_comparison_leaves_out_columns_nobody_has(web_engine, runs_dir):
     from ekspresi.web.pages import _drop_empty_columns
 
     cols, rows = _drop_empty_columns((["run", "model", "test acc."],
@@ -160,7 +158,7 @@ def test_comparison_leaves_out_columns_nobody_has(web_engine, runs_dir):  # noqa
     assert cols == ["run", "test acc."] and rows == [["a", "61 %"], ["b", "62 %"]]
 
 
-def test_reports_link_back_to_the_app(web_engine, runs_dir):  # noqa: F811
+def test_reports_link_back_to_the_app(web_engine, runs_dir):
     c = TestClient(create_app(WebSettings(threads=1, runs_dir=runs_dir), engine=web_engine))
     r = c.get("/experiments/with_report/report/report.html")
     assert r.status_code == 200 and "sandbox" in r.headers["content-security-policy"]
@@ -174,7 +172,6 @@ def write_face_clip(path, frames: int = 20, size=(320, 240), fps: float = 10.0):
     """A short clip of the face photo drifting right on grey (MPEG-4 Part 2, as cameras and
     phones hand them over is not the point: any container OpenCV reads will do)."""
     import cv2
-
     from test_web_support import face_photo_path
 
     w, h = size

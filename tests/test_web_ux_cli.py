@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-from test_web_support import LiveServer, tiny_bundle, web_engine  # noqa: F401
+from test_web_support import LiveServer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 WITHOUT_EXTRA = ("import sys\n"
@@ -44,7 +43,7 @@ def test_inference_commands_work_without_the_extra():
     assert '"faces"' in r.stdout
 
 
-def test_serve_on_a_busy_port_says_so_and_suggests_another(capsys, web_engine):  # noqa: F811
+def test_serve_on_a_busy_port_says_so_and_suggests_another(capsys, web_engine):
     """Another uvicorn already serves the port and has answered a request."""
     import urllib.request
 

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from test_web_support import tiny_bundle, web_engine  # noqa: F401
-
 from ekspresi.web import i18n
 from ekspresi.web.app import create_app
 from ekspresi.web.settings import WebSettings
@@ -36,7 +34,7 @@ def runs_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def client(web_engine, tiny_bundle, runs_dir):  # noqa: F811
+def client(web_engine, tiny_bundle, runs_dir):
     app = create_app(WebSettings(model=tiny_bundle, threads=1, runs_dir=runs_dir),
                      engine=web_engine)
     with TestClient(app) as c:
