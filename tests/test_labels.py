@@ -5,8 +5,18 @@ from __future__ import annotations
 import pytest
 
 from ekspresi.errors import LabelError
-from ekspresi.labels import (ALL_CLASSES, CLASSES, FERPLUS_VOTE_COLUMNS, KDEF_CODES, SUBSETS,
-                             SYNONYMS, canonical, class_index, is_known, parse_classes)
+from ekspresi.labels import (
+    ALL_CLASSES,
+    CLASSES,
+    FERPLUS_VOTE_COLUMNS,
+    KDEF_CODES,
+    SUBSETS,
+    SYNONYMS,
+    canonical,
+    class_index,
+    is_known,
+    parse_classes,
+)
 
 
 def test_fer2013_order_and_contempt_last():

@@ -6,8 +6,17 @@ import cv2
 import numpy as np
 import pytest
 
-from ekspresi.preprocess import (IMAGENET_MEAN, IMAGENET_STD, InputSpec, crop, prepare_face,
-                                 preprocess, resize, to_gray, to_model_input)
+from ekspresi.preprocess import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    InputSpec,
+    crop,
+    prepare_face,
+    preprocess,
+    resize,
+    to_gray,
+    to_model_input,
+)
 
 
 def test_to_gray_uses_bt601_on_bgr():

@@ -13,10 +13,19 @@ from pathlib import Path
 from typing import Any, Union
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+
 # Register the allowed formats' plugins (Pillow's lazy start-up loads only a few of them).
-from PIL import (BmpImagePlugin, GifImagePlugin, JpegImagePlugin,  # noqa: F401
-                 PngImagePlugin, PpmImagePlugin, TiffImagePlugin, WebPImagePlugin)
+from PIL import (  # noqa: F401
+    BmpImagePlugin,
+    GifImagePlugin,
+    Image,
+    JpegImagePlugin,
+    PngImagePlugin,
+    PpmImagePlugin,
+    TiffImagePlugin,
+    UnidentifiedImageError,
+    WebPImagePlugin,
+)
 
 from ekspresi.errors import BadInputError
 

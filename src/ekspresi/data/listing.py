@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ekspresi.data.records import LoadReport, SampleSet
 from ekspresi.errors import BadInputError
 from ekspresi.imaging import read_image
 from ekspresi.labels import ALL_CLASSES
 from ekspresi.preprocess import to_gray
-from ekspresi.data.records import LoadReport, SampleSet
 
 
 def decode_gray(path: str) -> np.ndarray:

@@ -29,8 +29,12 @@ from ekspresi.data import cache as _cache
 from ekspresi.data.coded import parse_jaffe, parse_kdef, read_jaffe, read_kdef
 from ekspresi.data.fer2013_csv import read_fer2013_csv
 from ekspresi.data.ferplus import is_ferplus, read_ferplus
-from ekspresi.data.folders import (FER2013_PREFIXES, has_class_folders, has_split_folders,
-                                   read_folders)
+from ekspresi.data.folders import (
+    FER2013_PREFIXES,
+    has_class_folders,
+    has_split_folders,
+    read_folders,
+)
 from ekspresi.data.listing import iter_files, subdirs
 from ekspresi.data.pack import SUFFIX as PACK_SUFFIX
 from ekspresi.data.pack import read_pack

@@ -22,8 +22,7 @@ import numpy as np
 
 from ekspresi._version import __version__
 from ekspresi.data.loading import load, parse_spec
-from ekspresi.data.pack import (_FILE, _PRELUDE, _RAW, CODECS, FORMAT_VERSION, MAGIC,
-                                pixels_digest)
+from ekspresi.data.pack import _FILE, _PRELUDE, _RAW, CODECS, FORMAT_VERSION, MAGIC, pixels_digest
 from ekspresi.data.records import SampleSet
 from ekspresi.errors import BadInputError
 

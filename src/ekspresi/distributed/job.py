@@ -11,8 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ekspresi.distributed.plan import (DEFAULT_CHUNK_FRAMES, DEFAULT_IMAGES_PER_TASK, Settings,
-                                       Unit, bundle_identity, plan_units)
+from ekspresi.distributed.plan import (
+    DEFAULT_CHUNK_FRAMES,
+    DEFAULT_IMAGES_PER_TASK,
+    Settings,
+    Unit,
+    bundle_identity,
+    plan_units,
+)
 from ekspresi.distributed.results import ResultStore, summary_path
 from ekspresi.distributed.work import SourceResult, analyze_source
 from ekspresi.errors import ConfigError

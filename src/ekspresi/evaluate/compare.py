@@ -8,8 +8,9 @@ alike. Validation accuracy and validation macro recall are there because papers 
 reported only those; ``init`` says whether a run started from ImageNet weights or from
 scratch, ``protocol`` whose protocol it followed (``paper`` or ``ours``, from the config's
 ``data.protocol``), and ``collapsed`` flags a (near-)constant predictor, whose accuracy is
-the share of one class and not a result. Cross-dataset accuracies come from ``metrics.json`` files written by
-``ekspresi evaluate`` (inside a run directory, e.g. ``RUN/eval/``, or given directly).
+the share of one class and not a result. Cross-dataset accuracies come from
+``metrics.json`` files written by ``ekspresi evaluate`` (inside a run directory, e.g.
+``RUN/eval/``, or given directly).
 """
 
 from __future__ import annotations

@@ -102,9 +102,15 @@ def compute_metrics(y_true: Sequence[int] | np.ndarray, proba: np.ndarray,
     """All metrics of one evaluation. ``y_true`` indexes ``classes``; ``proba`` is
     (N, len(classes)) with rows summing to 1, columns in ``classes`` order. ``groups``
     (subject per sample) makes the accuracy interval resample subjects."""
-    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
-                                 log_loss, multilabel_confusion_matrix,
-                                 precision_recall_fscore_support, top_k_accuracy_score)
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        log_loss,
+        multilabel_confusion_matrix,
+        precision_recall_fscore_support,
+        top_k_accuracy_score,
+    )
 
     y_true = np.asarray(y_true, dtype=np.int64)
     proba = np.asarray(proba, dtype=np.float64)

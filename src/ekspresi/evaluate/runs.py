@@ -18,9 +18,19 @@ from typing import Any
 
 from ekspresi.errors import BadInputError, ModelError
 from ekspresi.infer.bundle import META_NAME, ONNX_NAME
-from ekspresi.runs import (BUNDLE_DIR, CONFIG_NAME, ENV_NAME, FINAL_NAME, HISTORY_CSV,
-                           HISTORY_JSONL, LOG_NAME, PREDICTIONS_NAME, Predictions, is_run_dir,
-                           read_predictions)
+from ekspresi.runs import (
+    BUNDLE_DIR,
+    CONFIG_NAME,
+    ENV_NAME,
+    FINAL_NAME,
+    HISTORY_CSV,
+    HISTORY_JSONL,
+    LOG_NAME,
+    PREDICTIONS_NAME,
+    Predictions,
+    is_run_dir,
+    read_predictions,
+)
 
 __all__ = ["RunInfo", "Predictions", "is_bundle_dir", "is_run_dir", "load_run", "read_history",
            "read_predictions", "resolve_model"]

@@ -24,11 +24,25 @@ from typing import Any
 import numpy as np
 
 from ekspresi.errors import BadInputError, ModelError
-from ekspresi.infer.bundle import (CARD_PLOTS, META_NAME, ONNX_NAME, Bundle, load_bundle,
-                                   write_bundle)
+from ekspresi.infer.bundle import (
+    CARD_PLOTS,
+    META_NAME,
+    ONNX_NAME,
+    Bundle,
+    load_bundle,
+    write_bundle,
+)
 from ekspresi.labels import ALL_CLASSES
-from ekspresi.runs import (BUNDLE_DIR, CONFIG_NAME, FINAL_NAME, HISTORY_CSV, LOG_NAME,
-                           PREDICTIONS_NAME, read_predictions, slug)
+from ekspresi.runs import (
+    BUNDLE_DIR,
+    CONFIG_NAME,
+    FINAL_NAME,
+    HISTORY_CSV,
+    LOG_NAME,
+    PREDICTIONS_NAME,
+    read_predictions,
+    slug,
+)
 
 log = logging.getLogger(__name__)
 

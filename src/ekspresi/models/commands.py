@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'name':<20}{'input':>8}{'ch':>4}{'trainable params':>18}  imagenet weights / options")
     for r in rows:
         extra = r["imagenet_weights"] or "-"
-        print(f"{r['name']:<20}{r['input_size']:>5} px{r['channels']:>4}{r['trainable_params']:>18,}"
-              f"  {extra}; options: {', '.join(r['options']) or '-'}")
+        print(f"{r['name']:<20}{r['input_size']:>5} px{r['channels']:>4}"
+              f"{r['trainable_params']:>18,}  {extra}; options: {', '.join(r['options']) or '-'}")
         print(f"{'':<20}{r['summary']}")
     return 0

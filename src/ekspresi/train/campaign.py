@@ -43,9 +43,19 @@ from typing import Any
 import yaml
 
 from ekspresi.errors import ConfigError, EkspresiError
-from ekspresi.runs import (BUNDLE_DIR, CONFIG_NAME, ENV_NAME, FINAL_NAME, FINAL_WEIGHTS,
-                           HISTORY_CSV, HISTORY_JSONL, LOG_NAME, PREDICTIONS_NAME,
-                           bundle_dir, last_checkpoint)
+from ekspresi.runs import (
+    BUNDLE_DIR,
+    CONFIG_NAME,
+    ENV_NAME,
+    FINAL_NAME,
+    FINAL_WEIGHTS,
+    HISTORY_CSV,
+    HISTORY_JSONL,
+    LOG_NAME,
+    PREDICTIONS_NAME,
+    bundle_dir,
+    last_checkpoint,
+)
 
 log = logging.getLogger("ekspresi.campaign")
 
@@ -169,7 +179,8 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
                                "budget_minutes": budget_minutes, "runs": []}
     selected = [r for r in camp.runs if not only or r.name in only]
     if only and len(selected) != len(only):
-        raise ConfigError(f"--only: unknown run(s) {sorted(set(only) - {r.name for r in camp.runs})}")
+        unknown = sorted(set(only) - {r.name for r in camp.runs})
+        raise ConfigError(f"--only: unknown run(s) {unknown}")
     outcome: dict[str, str] = {}
     for i, run in enumerate(selected, 1):
         run_dir = out / run.name

@@ -16,13 +16,13 @@ import copy
 import itertools
 import json
 import re
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
+import tomllib
 import yaml
 
 from ekspresi.data.augment import AugmentConfig

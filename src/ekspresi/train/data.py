@@ -45,10 +45,9 @@ def prepare_data(cfg: TrainConfig, size: int) -> PreparedData:
     from ekspresi.data import load_many
     from ekspresi.data.balance import balance
     from ekspresi.data.cache import faces_array
-    from ekspresi.data.splits import make_splits
-
     from ekspresi.data.loading import parse_spec, select_classes
     from ekspresi.data.protocol import apply_protocol
+    from ekspresi.data.splits import make_splits
 
     d = cfg.data
     classes = parse_classes(d.classes)

@@ -58,9 +58,9 @@ class TorchTeacher:
 
 class OnnxTeacher:
     def __init__(self, name: str, path: Path, device: torch.device):
-        from ekspresi.infer.bundle import load_bundle
-
         import onnxruntime as ort
+
+        from ekspresi.infer.bundle import load_bundle
 
         bundle = load_bundle(path)
         self.name, self.classes, self.size = name, bundle.classes, bundle.input_spec.size

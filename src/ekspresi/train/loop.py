@@ -33,9 +33,17 @@ from ekspresi.data.augment import BatchAugment
 from ekspresi.errors import ConfigError
 from ekspresi.models import count_params
 from ekspresi.models.base import FERModel
-from ekspresi.runs import (BUNDLE_DIR, CONFIG_NAME, ENV_NAME, FINAL_NAME,
-                           FINAL_WEIGHTS, LOG_NAME, PREDICTIONS_NAME, best_checkpoint,
-                           last_checkpoint)
+from ekspresi.runs import (
+    BUNDLE_DIR,
+    CONFIG_NAME,
+    ENV_NAME,
+    FINAL_NAME,
+    FINAL_WEIGHTS,
+    LOG_NAME,
+    PREDICTIONS_NAME,
+    best_checkpoint,
+    last_checkpoint,
+)
 from ekspresi.train import checkpoint as ckpt
 from ekspresi.train import devices
 from ekspresi.train.callbacks import Monitor, TimeBudget

@@ -77,7 +77,8 @@ def comparison_text(run_dirs: list[Path]) -> str:
         compare_runs = None
     if compare_runs is not None:
         return compare_runs(run_dirs, run_dirs[0].parent / "sweep-comparison").to_markdown()
-    lines = ["| run | model | epochs | val acc | test acc | time (s) |", "|---|---|---|---|---|---|"]
+    lines = ["| run | model | epochs | val acc | test acc | time (s) |",
+             "|---|---|---|---|---|---|"]
     for d in run_dirs:
         f = json.loads((d / FINAL_NAME).read_text())
         lines.append(f"| {d.name} | {f['model']} | {f['epochs_run']} | {f['val_acc']:.4f} | "

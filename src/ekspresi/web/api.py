@@ -19,8 +19,8 @@ from ekspresi.errors import BadInputError
 from ekspresi.imaging import read_image
 from ekspresi.web.engine import Engine
 from ekspresi.web.middleware import Busy
-from ekspresi.web.settings import WEB_MAX_SIDE
 from ekspresi.web.render import preview
+from ekspresi.web.settings import WEB_MAX_SIDE
 from ekspresi.web.steps import trace_view
 from ekspresi.web.uploads import UPLOAD_OPENAPI, decode_upload, read_upload
 from ekspresi.web.videos import MAX_VIDEO_FRAMES, VideoStore, analyze_upload

@@ -26,8 +26,8 @@ log = logging.getLogger("ekspresi.web")
 STATIC_DIR = Path(__file__).parent / "static"
 #: Where the pages' Content-Security-Policy lets scripts and connections go: here only.
 PAGE_CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: "
-            "mediastream:; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-            "object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+            "mediastream:; connect-src 'self' ws: wss:; style-src 'self' 'unsafe-inline'; "
+            "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 
 DESCRIPTION = """Facial expression recognition: send an image, get every face with its
 emotion probabilities. The real-time page uses the WebSocket `/api/v1/stream` (send binary

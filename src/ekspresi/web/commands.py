@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from ekspresi.web.app import create_app
-    from ekspresi.web.serving import uvicorn_config
     from ekspresi.web.engine import Engine
+    from ekspresi.web.serving import uvicorn_config
     from ekspresi.web.settings import WebSettings
 
     if not 0 < args.port < 65536:

@@ -9,11 +9,21 @@ from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from ekspresi._version import __version__
-from ekspresi.web.experiments import (comparison_table, find_run, list_runs, run_file_headers,
-                                      safe_run_file)
+from ekspresi.web.experiments import (
+    comparison_table,
+    find_run,
+    list_runs,
+    run_file_headers,
+    safe_run_file,
+)
 from ekspresi.web.i18n import COOKIE, LANGUAGES, Translator, choose_language
-from ekspresi.web.modelcard import (CARD_IMAGES, DATASET_CITATIONS, GENERAL_LIMITATIONS,
-                                    PAPER_CITATIONS, build_card)
+from ekspresi.web.modelcard import (
+    CARD_IMAGES,
+    DATASET_CITATIONS,
+    GENERAL_LIMITATIONS,
+    PAPER_CITATIONS,
+    build_card,
+)
 from ekspresi.web.render import palette_css
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 
 from ekspresi.infer.annotate import OTHER, PALETTE, ink
+
 CANDIDATE_BGR = (0, 200, 255)
 REJECTED_BGR = (140, 140, 140)
 

@@ -11,8 +11,15 @@ from typing import Any
 
 import numpy as np
 
-from ekspresi.web.render import (CANDIDATE_BGR, REJECTED_BGR, data_uri,
-                                 draw_boxes, fit, heatmap_overlay, upscale_nearest)
+from ekspresi.web.render import (
+    CANDIDATE_BGR,
+    REJECTED_BGR,
+    data_uri,
+    draw_boxes,
+    fit,
+    heatmap_overlay,
+    upscale_nearest,
+)
 
 #: Longest side of the full-image stages (the page never needs more).
 DISPLAY_SIDE = 960
