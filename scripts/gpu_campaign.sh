@@ -22,6 +22,7 @@ while [ $# -gt 0 ] && [ "$1" != "--" ]; do CAMPAIGNS+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 EXTRA=("$@")
 [ ${#CAMPAIGNS[@]} -eq 0 ] && CAMPAIGNS=(configs/campaign/default-model.yaml configs/campaign/papers.yaml)
+PY=${PYTHON:-python3}
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
 export EKSPRESI_CACHE="${EKSPRESI_CACHE:-$PWD/.cache/ekspresi}"
 mkdir -p "$OUT"
@@ -29,7 +30,7 @@ LOG="$OUT/campaign.log"
 START=$(date +%s)
 {
   echo "== $(date -u +%FT%TZ) budget ${BUDGET} min: ${CAMPAIGNS[*]}"
-  python - <<'EOF'
+  "$PY" - <<'EOF'
 import platform, torch
 print("torch", torch.__version__, "cuda", torch.version.cuda, "gpus", torch.cuda.device_count(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "(no GPU)",
@@ -45,12 +46,12 @@ for i in "${!CAMPAIGNS[@]}"; do
   C=${CAMPAIGNS[$i]}
   NAME=$(basename "$C" .yaml)
   NOW=$(date +%s)
-  LEFT=$(python -c "print(max(0.0, $BUDGET - ($NOW - $START) / 60.0))")
-  if python -c "import sys; sys.exit(0 if $LEFT >= 0.5 else 1)"; then
+  LEFT=$("$PY" -c "print(max(0.0, $BUDGET - ($NOW - $START) / 60.0))")
+  if "$PY" -c "import sys; sys.exit(0 if $LEFT >= 0.5 else 1)"; then
     REMAINING=$((N - i - 1))
     PARTS=$((PARTS_LEFT - REMAINING)); [ $PARTS -lt 1 ] && PARTS=1
     echo "== $NAME: ${LEFT} min left, up to ${PARTS} archive parts" | tee -a "$LOG"
-    python -m ekspresi campaign "$C" --budget-minutes "$LEFT" --out "runs/gpu/$NAME" \
+    "$PY" -m ekspresi campaign "$C" --budget-minutes "$LEFT" --out "runs/gpu/$NAME" \
       --archive-dir "$OUT/$NAME" --max-archives "$PARTS" "${EXTRA[@]}" 2>&1 | tee -a "$LOG"
     USED=$(ls "$OUT/$NAME" 2>/dev/null | wc -l)
     PARTS_LEFT=$((PARTS_LEFT - USED))
