@@ -1,18 +1,28 @@
 """RetinaFace (MobileNet-0.25), run by ONNX Runtime at the resolution the faces need.
 
 The model file ``ekspresi/assets/detectors/retinaface_mobilenet0.25.onnx`` (1.7 MB, MIT; see
-the README there) is fully convolutional: it takes any input size and finds faces from
-about 16 to about 600 *input* pixels, with five landmarks. So instead of shrinking the whole
-photo into a fixed small input (what makes BlazeFace miss ordinary faces in large photos),
-the image is resized so that the smallest face we look for (:data:`SEARCH_MIN_FACE`, set by
-``sensitivity`` and ``min_face_size``) becomes :data:`SMALLEST_INPUT_FACE` working pixels,
-capped at :data:`~ekspresi.detect.scales.MAX_WORK_PIXELS`. When faces larger than the
-network's range can occur (the image at that scale is still large), a second, coarse pass
-looks at the whole image shrunk so its short side is :data:`COARSE_SIDE`; candidates of both
-passes go through one suppression (:func:`ekspresi.detect.scales.nms`).
+the README there) is fully convolutional: it takes any input size and finds faces of about
+30 to 500 *input* pixels, with five landmarks. So instead of shrinking the whole photo into a
+fixed small input (what makes BlazeFace miss ordinary faces in large photos), detection
+works in three steps (measured in docs/detectors.md):
 
-Decoding follows the reference implementation (biubug6/Pytorch_Retinaface): anchors of
-16/32, 64/128, 256/512 px at strides 8, 16, 32; box variances 0.1 and 0.2.
+1. **Passes.** The image is resized so that the smallest face looked for
+   (:data:`SEARCH_MIN_FACE` per ``sensitivity``, or ``min_face_size``) becomes
+   :data:`SMALLEST_INPUT_FACE` working pixels (at most
+   :data:`~ekspresi.detect.scales.MAX_WORK_PIXELS` pixels), then :data:`PYRAMID_STEP` times
+   smaller again and again until a face as large as the image's short side is in range.
+   Passes larger than about :data:`TILE_SIDE` squared are cut into overlapping tiles, which
+   bounds the memory of one network run.
+2. **Second look.** Candidates above :data:`VERIFY_FLOOR` but below :data:`VERIFY_SURE` are
+   cut out of the full-resolution image with context, resized so the face is ~50 px, and
+   scored again in one batch: small real faces score higher there, textures lower. This
+   is what lets one threshold keep both recall and false boxes on target.
+3. **One suppression** (:func:`ekspresi.detect.scales.nms`) over every pass and tile.
+
+Boxes are made square (side = mean of width and height) and moved up by ``shift_up`` to be
+framed like FER2013's crops. Decoding follows the reference implementation
+(biubug6/Pytorch_Retinaface): anchors of 16/32, 64/128, 256/512 px at strides 8, 16, 32;
+box variances 0.1 and 0.2.
 """
 
 from __future__ import annotations
@@ -25,7 +35,7 @@ import cv2
 import numpy as np
 
 from ekspresi.detect.base import Detector
-from ekspresi.detect.scales import MAX_WORK_PIXELS, Pass, nms, pyramid_scale, tiles
+from ekspresi.detect.scales import Pass, nms, pyramid_scale, tiles
 from ekspresi.errors import ModelError
 from ekspresi.infer.types import Detection
 
@@ -34,26 +44,25 @@ MODEL_FILE = (Path(__file__).resolve().parent.parent / "assets" / "detectors"
 STRIDES = ((8, (16, 32)), (16, (64, 128)), (32, (256, 512)))
 VARIANCES = (0.1, 0.2)
 MEAN_BGR = np.array([104.0, 117.0, 123.0], np.float32)
-#: Faces of this many working pixels are still found reliably (the smallest anchor is 16).
-SMALLEST_INPUT_FACE = 16.0
-#: Smallest face searched for, per sensitivity (image pixels); ``min_face_size`` above it
-#: raises it (and makes detection faster).
+#: Faces of this many working pixels score reliably (at 16-25 px they score ~0.3-0.7).
+SMALLEST_INPUT_FACE = 32.0
+#: Smallest face searched for, per sensitivity (image pixels); ``min_face_size`` replaces
+#: it (larger = faster).
 SEARCH_MIN_FACE = {"low": 64, "normal": 32, "high": 20}
 #: Faces up to this many working pixels are found reliably (the largest anchor is 512).
 LARGEST_INPUT_FACE = 480
 #: Each coarser pass is this many times smaller than the previous one.
 PYRAMID_STEP = 4.0
-#: Passes larger than ~1.5 x this squared are cut into tiles of this side (working
-#: pixels), which bounds the memory of one network run.
+#: Passes larger than ~1.5 x this squared are cut into tiles of this side (working px).
 TILE_SIDE = 1280
-VERIFY = False
-VERIFY_SIZE = 128
-VERIFY_CONTEXT = 2.5
-VERIFY_MAX = 128
+#: Second look: candidates scoring in [VERIFY_FLOOR, VERIFY_SURE) are re-scored on a
+#: VERIFY_SIZE px square holding VERIFY_CONTEXT x their side (face ~51 px); at most
+#: VERIFY_MAX per image (best first; the rest keep their first score).
 VERIFY_FLOOR = 0.3
 VERIFY_SURE = 0.95
-#: Candidates below this score are never reported, not even with ``return_all``.
-CANDIDATE_FLOOR = 0.2
+VERIFY_SIZE = 128
+VERIFY_CONTEXT = 2.5
+VERIFY_MAX = 96
 NMS_IOU = 0.4
 
 
@@ -72,11 +81,11 @@ class RetinaFaceDetector(Detector):
     name = "retinaface"
     has_landmarks = True
     landmark_names = ("right_eye", "left_eye", "nose_tip", "mouth_right", "mouth_left")
-    default_score_threshold = 0.8
-    sensitivity_thresholds = {"low": 0.85, "normal": 0.8, "high": 0.6}
-    default_margin = 0.1
+    default_score_threshold = 0.9
+    sensitivity_thresholds = {"low": 0.9, "normal": 0.9, "high": 0.7}
+    default_margin = 0.05
     #: fraction of the box height the box is moved up (FER2013 framing, docs/detectors.md)
-    shift_up = 0.0
+    shift_up = 0.02
 
     def __init__(self, *, threads: int | None = None, **opts):
         super().__init__(**opts)
@@ -154,8 +163,7 @@ class RetinaFaceDetector(Detector):
         blob = blob.transpose(2, 0, 1)[None]
         loc, conf, landm = self._session.run(None, {"input": blob})
         scores = conf[0, :, 1]
-        keep = np.flatnonzero(scores >= min(VERIFY_FLOOR if VERIFY else CANDIDATE_FLOOR,
-                                            self.score_threshold))
+        keep = np.flatnonzero(scores >= min(VERIFY_FLOOR, self.score_threshold))
         anchors = self._anchors(ph, pw)[keep]
         loc, landm, scores = loc[0, keep], landm[0, keep], scores[keep]
         v0, v1 = VARIANCES
@@ -168,10 +176,10 @@ class RetinaFaceDetector(Detector):
 
     def _verify(self, bgr: np.ndarray, boxes: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Look again at each candidate at a resolution where it is VERIFY_FACE px: a
-        square of VERIFY_CONTEXT x its side around it, from the full-resolution image,
-        resized to VERIFY_SIZE and run as one batch. Returns the best box, landmarks and
-        score found near each candidate's centre (score 0 when none)."""
+        """Look again at each candidate: a square of VERIFY_CONTEXT x its side around it,
+        from the full-resolution image, resized to VERIFY_SIZE, all run as one batch.
+        Returns the best box, landmarks and score found near each candidate's centre
+        (score 0 when none)."""
         n = len(boxes)
         size = VERIFY_SIZE
         batch = np.empty((n, size, size, 3), np.float32)
@@ -226,23 +234,21 @@ class RetinaFaceDetector(Detector):
         h, w = bgr.shape[:2]
         parts = [self._pass(bgr, p) for p in self.passes(w, h)]
         boxes, points, scores = (np.concatenate(p) for p in zip(*parts))
-        if VERIFY and len(boxes):
+        if len(boxes):
             first = nms(boxes, scores, NMS_IOU)
-            first = first[scores[first] >= VERIFY_FLOOR]
-            sure = first[scores[first] >= VERIFY_SURE]
             unsure = first[scores[first] < VERIFY_SURE][:VERIFY_MAX]
             if len(unsure):
                 vb, vp, vs = self._verify(bgr, boxes[unsure])
-                boxes = np.concatenate([boxes[sure], vb])
-                points = np.concatenate([points[sure], vp])
-                scores = np.concatenate([scores[sure], vs])
-            else:
-                boxes, points, scores = boxes[sure], points[sure], scores[sure]
+                boxes[unsure], points[unsure], scores[unsure] = vb, vp, vs
+            boxes, points, scores = boxes[first], points[first], scores[first]
         found = []
         for i in nms(boxes, scores, NMS_IOU):
-            x0, y0, x1, y1 = boxes[i]
-            dy = self.shift_up * (y1 - y0)
-            x0, y0, x1, y1 = max(x0, 0.0), max(y0 - dy, 0.0), min(x1, w), min(y1 - dy, h)
+            # square, moved up: FER2013's framing (docs/detectors.md)
+            side = (boxes[i, 2] - boxes[i, 0] + boxes[i, 3] - boxes[i, 1]) / 2
+            cx = (boxes[i, 0] + boxes[i, 2]) / 2
+            cy = (boxes[i, 1] + boxes[i, 3]) / 2 - self.shift_up * side
+            x0, y0 = max(cx - side / 2, 0.0), max(cy - side / 2, 0.0)
+            x1, y1 = min(cx + side / 2, w), min(cy + side / 2, h)
             if x1 - x0 < 1 or y1 - y0 < 1:
                 continue
             pts = points[i].reshape(5, 2)
@@ -252,4 +258,4 @@ class RetinaFaceDetector(Detector):
         return found
 
 
-__all__ = ["MAX_WORK_PIXELS", "RetinaFaceDetector"]
+__all__ = ["RetinaFaceDetector"]
