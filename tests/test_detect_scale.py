@@ -236,3 +236,19 @@ def test_api_takes_the_same_options(web_engine, tiny_bundle):  # noqa: F811
     assert bad.status_code == 422 and "unknown face detector" in bad.text
     assert client.post("/api/v1/analyze", files=files,
                        params={"sensitivity": "extreme"}).status_code == 422
+
+
+def test_cmyk_and_16_bit_files_are_decoded_and_searched(default):
+    import io
+
+    from PIL import Image
+
+    from ekspresi.imaging import read_image
+
+    places = [(300, 200, 240)]
+    rgb = cv2.cvtColor(scene(600, 400, places), cv2.COLOR_BGR2RGB)
+    buf = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(buf, "JPEG", quality=90)
+    ok, png16 = cv2.imencode(".png", scene(600, 400, places).astype(np.uint16) * 257)
+    for data in (buf.getvalue(), png16.tobytes()):
+        assert each_found_once(default.detect(read_image(data)), places)
