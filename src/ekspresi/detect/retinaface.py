@@ -79,8 +79,10 @@ def _threads() -> int:
 
 class RetinaFaceDetector(Detector):
     """RetinaFace. Landmarks: the person's right eye (image left), left eye, nose tip, right
-    and left mouth corners. Boxes run from mid-forehead to chin; they are moved up slightly
-    to match FER2013's framing (``shift_up``, docs/detectors.md)."""
+    and left mouth corners. The network's boxes (mid-forehead to chin, taller than wide) are
+    made square and moved up slightly to match FER2013's framing (``shift_up``,
+    docs/detectors.md). ``threads``: ONNX Runtime threads (default 2, or
+    ``$EKSPRESI_DETECTOR_THREADS``); calls are serialised by the base class's lock."""
 
     name = "retinaface"
     has_landmarks = True
@@ -88,7 +90,7 @@ class RetinaFaceDetector(Detector):
     default_score_threshold = 0.8
     sensitivity_thresholds = {"low": 0.9, "normal": 0.8, "high": 0.6}
     default_margin = 0.05
-    #: fraction of the box height the box is moved up (FER2013 framing, docs/detectors.md)
+    #: fraction of its side the square box is moved up (FER2013 framing, docs/detectors.md)
     shift_up = 0.02
 
     def __init__(self, *, threads: int | None = None, **opts):
@@ -99,6 +101,9 @@ class RetinaFaceDetector(Detector):
         so.intra_op_num_threads = threads or _threads()
         so.inter_op_num_threads = 1
         so.log_severity_level = 3
+        # no busy-waiting between operators: on a shared 2-core machine (and in the web
+        # server next to the classifier) spinning threads only steal CPU from others
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self._session = ort.InferenceSession(str(MODEL_FILE), so,
                                                  providers=["CPUExecutionProvider"])
