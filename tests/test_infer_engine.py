@@ -36,7 +36,7 @@ def test_top_level_import_and_result_shape(conv_bundle):
     assert set(face.scores) == set(CLASSES)
     assert sum(face.scores.values()) == pytest.approx(1.0, abs=1e-5)
     assert face.label == max(face.scores, key=face.scores.get)
-    assert len(face.landmarks) == 6
+    assert len(face.landmarks) == 5           # RetinaFace: eyes, nose, mouth corners
     d = face.to_dict()
     assert d["box"] == list(face.box) and d["label"] == face.label
 

@@ -129,7 +129,7 @@ def test_analyze_multipart_finds_the_face(client, web_engine):
     r = analyze(client, data)
     assert r.status_code == 200, r.text
     out = r.json()
-    assert set(out) == {"faces", "width", "height", "model", "elapsed_ms"}
+    assert set(out) == {"faces", "width", "height", "model", "elapsed_ms", "min_face_px"}
     assert out["model"] == "tiny-test-model" and out["elapsed_ms"] > 0
     assert len(out["faces"]) == 1
     _check_face(out["faces"][0], out["width"], out["height"])

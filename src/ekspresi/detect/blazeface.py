@@ -51,6 +51,11 @@ CALIBRATION: dict[tuple[str, int], tuple[float, float]] = {
     ("full", 192): (0.045, 0.075),
 }
 
+#: Smallest face found, as a fraction of the letterboxed square's side, per (variant,
+#: largest input size): faces of ~73 px in a 640x480 frame were found and ~44 px missed by
+#: the 128+256 model, ~90 px is the limit at 128 alone (docs/detectors.md).
+MIN_FACE_FRACTION = {("short", 128): 0.14, ("short", 256): 0.11, ("full", 192): 0.1}
+
 
 def _anchors(v: _Variant) -> np.ndarray:
     """Anchor centres (A, 2) in 0..1, in the network's output order. Layers sharing a
@@ -106,7 +111,7 @@ class BlazeFaceDetector(Detector):
                       "left_ear")
 
     def __init__(self, variant: str = "short", *, input_sizes: tuple[int, ...] | None = None,
-                 **opts):
+                 thresholds: dict[str, float] | None = None, **opts):
         if variant not in VARIANTS:
             raise ValueError(f"unknown BlazeFace variant {variant!r}; use one of "
                              f"{sorted(VARIANTS)}")
@@ -117,6 +122,10 @@ class BlazeFaceDetector(Detector):
                              f"be multiples of 16, got {sizes}")
         self.name = f"blazeface-{variant}-{'+'.join(map(str, sizes))}"
         self.default_score_threshold = self._v.score_threshold
+        self.sensitivity_thresholds = dict(thresholds or {})
+        # the smallest face found, as a fraction of the letterboxed square's side
+        self._min_fraction = MIN_FACE_FRACTION.get((variant, max(sizes)),
+                                                   0.11 * 256 / max(sizes))
         # per input size: (anchors, shift_up); the crop margin averages the sizes' margins
         self._scales = []
         margins = []
@@ -133,6 +142,10 @@ class BlazeFaceDetector(Detector):
         except cv2.error as exc:
             raise ModelError(f"{model}: cannot load the BlazeFace model ({exc})") from None
         self._outputs = self._net.getUnconnectedOutLayersNames()
+
+    def min_face_px(self, width: int, height: int) -> int:
+        # the whole image is letterboxed into the network's square input
+        return max(self.min_face_size, int(np.ceil(self._min_fraction * max(width, height))))
 
     def _raw(self, square: np.ndarray, size: int, anchors: np.ndarray, shift_up: float
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

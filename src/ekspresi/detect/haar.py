@@ -27,6 +27,9 @@ class HaarDetector(Detector):
     # Measured on 400 FER2013 test faces (docs/detectors.md): FER2013's 48x48 frame is the
     # Haar box plus about 3% on each side.
     default_margin = 0.03
+    sensitivity_thresholds = {"low": 6.0, "normal": 4.0, "high": 3.0}
+    #: the cascade's window: nothing smaller is found
+    WINDOW = 24
 
     def __init__(self, **opts):
         super().__init__(**opts)
@@ -35,6 +38,9 @@ class HaarDetector(Detector):
         if self._cascade.empty():
             raise ModelError(f"{path}: OpenCV's Haar cascade could not be loaded "
                              "(is opencv-python-headless<5 installed?)")
+
+    def min_face_px(self, width: int, height: int) -> int:
+        return max(self.min_face_size, self.WINDOW)
 
     def _candidates(self, image: np.ndarray) -> list[Detection]:
         gray = cv2.equalizeHist(to_gray(image))

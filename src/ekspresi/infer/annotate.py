@@ -102,6 +102,8 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face], *, bars: bool = True) -
         tag = f"{face.label} {face.confidence:.0%}"
         if face.track_id is not None:
             tag = f"#{face.track_id} {tag}"
+        elif face.number is not None:   # the face's number in CLI/JSON/API results
+            tag = f"{face.number}. {tag}"
         _text(out, tag, (x, max(12, y - 6)), 0.6 * scale + 0.2, colour)
         if not bars:
             continue

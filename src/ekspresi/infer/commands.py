@@ -21,9 +21,17 @@ def add_engine_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="BUNDLE", default=None,
                    help="model bundle directory (default: the bundled model)")
     p.add_argument("--detector", default="default",
-                   help="face detector: default, haar, blazeface, blazeface-fast, blazeface-full")
-    p.add_argument("--min-face-size", type=int, default=20, metavar="PX",
-                   help="ignore faces smaller than this (pixels, default 20)")
+                   help="face detector: default (retinaface), retinaface, haar, blazeface, "
+                        "blazeface-fast, blazeface-full, blazeface-tiled")
+    p.add_argument("--sensitivity", choices=("low", "normal", "high"), default="normal",
+                   help="low: larger faces only, fewest false boxes, fastest (live video); "
+                        "high: smaller and fainter faces, slower, more false boxes "
+                        "(default normal)")
+    p.add_argument("--min-face-size", type=int, default=None, metavar="PX",
+                   help="ignore faces smaller than this (pixels; default 20). With the "
+                        "multi-scale detectors (retinaface, blazeface-tiled) it is also the "
+                        "smallest face searched for: larger is faster (default: set by "
+                        "--sensitivity)")
     p.add_argument("--score-threshold", type=float, default=None, metavar="S",
                    help="detector score threshold (backend's scale; default: its own)")
     p.add_argument("--max-faces", type=int, default=None, metavar="N",
@@ -41,7 +49,9 @@ def make_recognizer(args: argparse.Namespace):
 
     return Recognizer(args.model, args.detector, threads=args.threads,
                       min_face_size=args.min_face_size, score_threshold=args.score_threshold,
-                      max_faces=args.max_faces, margin=args.margin, align=not args.no_align)
+                      max_faces=args.max_faces, margin=args.margin,
+                      sensitivity=getattr(args, "sensitivity", "normal"),
+                      align=not args.no_align)
 
 
 def register(subparsers) -> None:
@@ -157,10 +167,12 @@ def run(args: argparse.Namespace) -> int:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     if not cv2.imwrite(str(target), draw_faces(image, faces)):
                         raise BadInputError(str(target), "cannot write the annotated image")
-                results.append({"file": name, "faces": faces})
+                h, w = image.shape[:2]
+                results.append({"file": name, "faces": faces, "width": w, "height": h,
+                                "min_face_px": recognizer.min_face_px(w, h)})
             if args.require_face and not results[-1]["faces"]:
                 failed += 1
-                print(f"error: {name}: no face found", file=sys.stderr)
+                print(f"error: {name}: {output.no_face_text(results[-1])}", file=sys.stderr)
         except EkspresiError as exc:
             failed += 1
             # BadInputError names its file; report just the problem next to our file name

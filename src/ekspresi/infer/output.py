@@ -1,8 +1,10 @@
 """Writing `ekspresi predict` results as a table, JSON or CSV, and video timelines.
 
-A result is ``{"file": str, "faces": [Face, ...]}`` for an image, plus ``"video"`` (frame
-counts, fps) and ``"timeline"`` for a video (whose ``faces`` are per-track summaries), or
-``{"file", "error"}`` when the input could not be used.
+A result is ``{"file": str, "faces": [Face, ...]}`` for an image (plus ``width``,
+``height`` and ``min_face_px``, the smallest face the detector finds in it), plus
+``"video"`` (frame counts, fps) and ``"timeline"`` for a video (whose ``faces`` are
+per-track summaries), or ``{"file", "error"}`` when the input could not be used. Faces are
+numbered from 1 in reading order (``Face.number``) in every format.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ def result_to_dict(result: dict[str, Any]) -> dict[str, Any]:
         out["error"] = result["error"]
         return out
     out["faces"] = [_face_dict(f) for f in result["faces"]]
+    for key in ("width", "height", "min_face_px"):
+        if key in result:
+            out[key] = result[key]
     if "video" in result:
         out["video"] = result["video"]
         out["timeline"] = [{"frame": r["frame"], "time": r["time"],
@@ -35,6 +40,19 @@ def _face_dict(face: Face) -> dict[str, Any]:
     d = face.to_dict()
     d.update({k: v for k, v in face.extra.items() if k not in d})
     return d
+
+
+def no_face_text(result: dict[str, Any]) -> str:
+    """What to say when an image has no face: the real size limit for that image."""
+    limit = result.get("min_face_px")
+    if not limit:
+        return "no face found"
+    return (f"no face found (faces smaller than about {limit} px are not detected in this "
+            f"{result['width']}x{result['height']} image)")
+
+
+def _number(face: Face, index: int) -> int:
+    return face.number if face.number is not None else index + 1
 
 
 def to_json(results: Sequence[dict[str, Any]]) -> str:
@@ -78,14 +96,16 @@ def to_csv(results: Sequence[dict[str, Any]]) -> str:
             if not row["faces"]:
                 w.writerow(_csv_row(r["file"], row["frame"], row["time"], "", None, classes))
             for i, f in enumerate(row["faces"]):
-                w.writerow(_csv_row(r["file"], row["frame"], row["time"], i, f, classes))
+                w.writerow(_csv_row(r["file"], row["frame"], row["time"], _number(f, i), f,
+                                    classes))
     return buf.getvalue()
 
 
 def to_table(results: Sequence[dict[str, Any]]) -> str:
-    """Human-readable: one line per face, top-3 probabilities; for a video one line per
-    face track, whose probabilities are the mean over the analysed frames it was seen in
-    (the label says so; the per-frame answers are in ``--timeline``)."""
+    """Human-readable: one line per face (its number, 1-based reading order), top-3
+    probabilities; for a video one line per face track, whose probabilities are the mean
+    over the analysed frames it was seen in (the label says so; the per-frame answers are
+    in ``--timeline``)."""
     lines = []
     rows: list[tuple[str, ...]] = [("file", "face", "box (x,y,w,h)", "label", "conf", "top-3")]
     for r in results:
@@ -98,10 +118,10 @@ def to_table(results: Sequence[dict[str, Any]]) -> str:
             v = r["video"]
             name = f"{name} [{v['frames_analyzed']}/{v['frames_read']} frames]"
         if not faces:
-            rows.append((name, "-", "no face", "", "", ""))
+            rows.append((name, "-", no_face_text(r), "", "", ""))
         for i, f in enumerate(faces):
             top = sorted(f.scores.items(), key=lambda kv: -kv[1])[:3]
-            tag = f"#{f.track_id}" if f.track_id is not None else str(i)
+            tag = f"#{f.track_id}" if f.track_id is not None else str(_number(f, i))
             label = f.label
             if "video" in r:   # a track's summary, not one frame's answer
                 n = f.extra.get("frames")

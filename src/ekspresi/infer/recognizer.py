@@ -9,13 +9,15 @@ face through :func:`ekspresi.detect.align_face` and therefore through the same
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ekspresi.detect import Detector, align_crop, get_detector
+from ekspresi.detect import (DEFAULT_DETECTOR, Detector, align_crop, get_detector,
+                             reading_order)
 from ekspresi.errors import ModelError
 from ekspresi.imaging import ImageSource, read_image
 from ekspresi.infer.bundle import Bundle
@@ -36,33 +38,69 @@ def default_bundle_path() -> Path:
 
 
 class Recognizer:
-    """``Recognizer().analyze(image_or_path)`` -> list of :class:`Face`, best detection first.
+    """``Recognizer().analyze(image_or_path)`` -> list of :class:`Face` in reading order
+    (rows top to bottom, left to right), numbered from 1 (``Face.number``).
 
     ``model``: a bundle directory, a :class:`Bundle` or a :class:`Classifier` (``None`` = the
-    bundled default). ``detector``: a name (``default``, ``haar``, ``blazeface``,
-    ``blazeface-fast``, ``blazeface-full``) or a :class:`Detector`. Detector options are
-    passed through;
-    ``margin=None`` uses the backend's calibrated crop margin. ``align`` levels the eyes
-    when the detector gives landmarks.
+    bundled default). ``detector``: a name (``default``, ``retinaface``, ``haar``,
+    ``blazeface``, ``blazeface-fast``, ``blazeface-full``, ``blazeface-tiled``) or a
+    :class:`Detector`. Detector options (``min_face_size``, ``score_threshold``,
+    ``max_faces``, ``margin``, ``sensitivity``) are passed through; ``margin=None`` uses the
+    backend's calibrated crop margin. ``align`` levels the eyes when the detector gives
+    landmarks. ``analyze`` and ``trace`` also take ``detector`` / ``sensitivity`` per call
+    (the web API's query parameters), built with the same other options.
     """
 
     def __init__(self, model: str | Path | Bundle | Classifier | None = None,
                  detector: str | Detector = "default", *, threads: int | None = None,
-                 min_face_size: int = 20, score_threshold: float | None = None,
+                 min_face_size: int | None = None, score_threshold: float | None = None,
                  max_faces: int | None = None, margin: float | None = None,
-                 align: bool = True):
+                 sensitivity: str = "normal", align: bool = True):
         if isinstance(model, Classifier):
             self.classifier = model
         else:
             self.classifier = Classifier(model if model is not None else default_bundle_path(),
                                          threads=threads)
+        self._detector_opts = {"min_face_size": min_face_size, "score_threshold": score_threshold,
+                               "max_faces": max_faces, "margin": margin}
         if isinstance(detector, Detector):
             self.detector = detector
         else:
-            self.detector = get_detector(detector, min_face_size=min_face_size,
-                                         score_threshold=score_threshold,
-                                         max_faces=max_faces, margin=margin)
+            self.detector = get_detector(detector, sensitivity=sensitivity,
+                                         **self._detector_opts)
+        self._detector_name = _canonical(detector) if isinstance(detector, str) else None
+        self._others: dict[tuple[str, str], Detector] = {}
+        self._others_lock = threading.Lock()
         self.align = align
+
+    def detector_for(self, detector: str | None = None, sensitivity: str | None = None
+                     ) -> Detector:
+        """The recogniser's detector, or (cached) another backend and/or sensitivity with
+        the same other options. Unknown names raise :class:`ConfigError`, unknown
+        sensitivities :class:`ValueError`."""
+        detector = None if detector is None else _canonical(detector)
+        same_name = detector is None or detector == self._detector_name
+        same_level = sensitivity is None or sensitivity == self.detector.sensitivity
+        if same_name and same_level:
+            return self.detector
+        name = detector or self._detector_name
+        if name is None:
+            raise ValueError("this Recognizer was given a Detector object; pass a detector "
+                             "name to change the sensitivity")
+        key = (name, sensitivity or self.detector.sensitivity)
+        with self._others_lock:
+            if key not in self._others:
+                if len(self._others) >= 16:
+                    self._others.clear()
+                self._others[key] = get_detector(name, sensitivity=key[1],
+                                                 **self._detector_opts)
+            return self._others[key]
+
+    def min_face_px(self, width: int, height: int, *, detector: str | None = None,
+                    sensitivity: str | None = None) -> int:
+        """The smallest face (pixels) the detector finds in a ``width`` x ``height`` image:
+        what a "no face found" message should state."""
+        return self.detector_for(detector, sensitivity).min_face_px(width, height)
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -73,11 +111,12 @@ class Recognizer:
         return self.classifier.input_spec.size
 
     # -- steps ------------------------------------------------------------------------------
-    def crop_faces(self, image: np.ndarray, detections: list[Detection]
+    def crop_faces(self, image: np.ndarray, detections: list[Detection],
+                   margin: float | None = None
                    ) -> tuple[np.ndarray, list[np.ndarray], list[float]]:
         """Model inputs uint8 (N, size, size), the crops at source resolution, the rotation
-        applied to each (degrees)."""
-        margin = self.detector.margin
+        applied to each (degrees). ``margin``: the detector's calibrated one by default."""
+        margin = self.detector.margin if margin is None else margin
         if self.align:
             pairs = [align_crop(image, d, margin) for d in detections]
         else:
@@ -96,22 +135,28 @@ class Recognizer:
     def _scores(self, p: np.ndarray) -> dict[str, float]:
         return {c: float(v) for c, v in zip(self.classes, p)}
 
-    def analyze(self, source: ImageSource, *, name: str | None = None) -> list[Face]:
-        """Faces in ``source`` (path, bytes, numpy gray/BGR/BGRA/16-bit array, PIL image).
-        No face gives ``[]``; an undecodable input raises :class:`BadInputError`."""
+    def analyze(self, source: ImageSource, *, name: str | None = None,
+                detector: str | None = None, sensitivity: str | None = None) -> list[Face]:
+        """Faces in ``source`` (path, bytes, numpy gray/BGR/BGRA/16-bit array, PIL image), in
+        reading order and numbered from 1. No face gives ``[]``; an undecodable input raises
+        :class:`BadInputError`. ``detector`` / ``sensitivity``: see :meth:`detector_for`."""
         image = read_image(source, name=name)
-        detections = self.detector.detect(image)
-        batch, _, angles = self.crop_faces(image, detections)
+        det = self.detector_for(detector, sensitivity)
+        detections = in_reading_order(det.detect(image))
+        batch, _, angles = self.crop_faces(image, detections, det.margin)
         proba = self.classifier.predict_proba(batch)
-        return [self._face(d, p, a) for d, p, a in zip(detections, proba, angles)]
+        return [self._face(d, p, a, n) for n, (d, p, a)
+                in enumerate(zip(detections, proba, angles), start=1)]
 
-    def _face(self, det: Detection, p: np.ndarray, angle: float) -> Face:
+    def _face(self, det: Detection, p: np.ndarray, angle: float, number: int) -> Face:
         extra = {"rotation": round(angle, 2)} if angle else {}
         return Face(box=tuple(int(v) for v in det.box), detection_score=float(det.score),
-                    scores=self._scores(p), landmarks=det.landmarks, extra=extra)
+                    scores=self._scores(p), landmarks=det.landmarks, number=number,
+                    extra=extra)
 
     def trace(self, source: ImageSource, *, name: str | None = None,
-              saliency: bool = True, saliency_max: int | None = None) -> dict[str, Any]:
+              saliency: bool = True, saliency_max: int | None = None,
+              detector: str | None = None, sensitivity: str | None = None) -> dict[str, Any]:
         """Every intermediate stage, for the web app's step-by-step page.
 
         Keys: ``original`` (BGR uint8), ``gray``, ``candidates`` (every detector candidate:
@@ -120,8 +165,10 @@ class Recognizer:
         exactly what ONNX Runtime receives, as float32 (N, 1, size, size) in 0..255),
         ``probabilities`` (N, C), ``faces`` (list of Face), ``saliency`` (list of float32
         (size, size) maps in 0..1), ``classes``, ``input_spec``, ``detector``,
-        ``timings_ms`` per stage. ``saliency_max`` caps the faces saliency is computed for
-        (the first ones, best detection first): each costs dozens of model runs.
+        ``min_face_px`` (the smallest face the detector finds in this image),
+        ``timings_ms`` per stage. Detections and everything after them are in reading order.
+        ``saliency_max`` caps the faces saliency is computed for (the first ones in reading
+        order): each costs dozens of model runs.
         """
         from ekspresi.infer.saliency import occlusion_saliency
 
@@ -132,11 +179,12 @@ class Recognizer:
         original = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
         t["decode"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        candidates = self.detector.detect(image, return_all=True)
-        detections = self.detector.select(candidates)
+        det = self.detector_for(detector, sensitivity)
+        candidates = det.detect(image, return_all=True)
+        detections = in_reading_order(det.select(candidates))
         t["detect"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        batch, crops, angles = self.crop_faces(image, detections)
+        batch, crops, angles = self.crop_faces(image, detections, det.margin)
         t["align"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         proba = self.classifier.predict_proba(batch)
@@ -151,11 +199,23 @@ class Recognizer:
             "candidates": [{"detection": c, "accepted": c in accepted} for c in candidates],
             "detections": detections, "crops": crops, "rotations": angles,
             "model_inputs": batch, "probabilities": proba,
-            "faces": [self._face(d, p, a) for d, p, a in zip(detections, proba, angles)],
+            "faces": [self._face(d, p, a, n) for n, (d, p, a)
+                      in enumerate(zip(detections, proba, angles), start=1)],
             "saliency": maps, "classes": self.classes,
-            "input_spec": self.classifier.input_spec, "detector": self.detector.name,
+            "input_spec": self.classifier.input_spec, "detector": det.name,
+            "min_face_px": det.min_face_px(image.shape[1], image.shape[0]),
             "timings_ms": {k: round(v * 1000, 3) for k, v in t.items()},
         }
 
     def __repr__(self) -> str:
         return f"Recognizer({self.classifier!r}, detector={self.detector!r}, align={self.align})"
+
+
+def _canonical(name: str) -> str:
+    name = name.strip().lower()
+    return DEFAULT_DETECTOR if name == "default" else name
+
+
+def in_reading_order(detections: list[Detection]) -> list[Detection]:
+    """``detections`` re-ordered into reading order (see :func:`ekspresi.detect.reading_order`)."""
+    return [detections[i] for i in reading_order([d.box for d in detections])]

@@ -26,6 +26,9 @@ class Face:
     scores: dict[str, float]                # class -> probability, model's class order
     landmarks: tuple[tuple[float, float], ...] = ()
     track_id: int | None = None             # set by video tracking only
+    #: 1-based position in reading order (rows top to bottom, left to right), the number
+    #: the CLI, JSON, annotated images and the API show; ``None`` before numbering
+    number: int | None = None
     extra: dict = field(default_factory=dict, compare=False)
 
     @property
@@ -38,11 +41,13 @@ class Face:
 
     def to_dict(self) -> dict:
         """JSON shape used by `ekspresi predict --format json` and `POST /api/v1/analyze`."""
-        d = {"box": list(self.box), "label": self.label,
-             "confidence": round(float(self.confidence), 6),
-             "scores": {k: round(float(v), 6) for k, v in self.scores.items()},
-             "detection_score": round(float(self.detection_score), 6),
-             "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks]}
+        d = {} if self.number is None else {"number": self.number}
+        d.update({"box": list(self.box), "label": self.label,
+                  "confidence": round(float(self.confidence), 6),
+                  "scores": {k: round(float(v), 6) for k, v in self.scores.items()},
+                  "detection_score": round(float(self.detection_score), 6),
+                  "landmarks": [[round(float(x), 2), round(float(y), 2)]
+                                for x, y in self.landmarks]})
         if self.track_id is not None:
             d["track_id"] = self.track_id
         return d

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from ekspresi.errors import BadInputError
+from ekspresi.errors import BadInputError, ConfigError
 from ekspresi.imaging import read_image
 from ekspresi.web.engine import Engine
 from ekspresi.web.middleware import Busy
@@ -31,6 +31,8 @@ router = APIRouter()
 
 
 class FaceOut(BaseModel):
+    number: int | None = Field(None, description="1-based reading order (rows top to "
+                                                 "bottom, left to right)")
     box: list[int] = Field(description="x, y, width, height in pixels of the upright image")
     label: str = Field(description="most probable emotion")
     confidence: float = Field(description="probability of `label`")
@@ -50,6 +52,9 @@ class AnalyzeOut(BaseModel):
     preview: str | None = Field(None, description="JPEG data URI of the upright image at "
                                                   "display size (only with ?preview=true)")
     preview_scale: float | None = Field(None, description="preview pixels per image pixel")
+    min_face_px: int | None = Field(None, description="smallest face (pixels) the detector "
+                                                      "finds in this image: the limit to "
+                                                      "quote when no face is found")
 
 
 class ErrorOut(BaseModel):
@@ -84,8 +89,11 @@ def model_info(request: Request) -> dict[str, Any]:
     return engine.info()
 
 
-def _analyze_array(engine: Engine, image: np.ndarray) -> list[dict]:
-    return [f.to_dict() for f in engine.require().analyze(image)]
+def _analyze_array(engine: Engine, image: np.ndarray, **detector) -> list[dict]:
+    try:
+        return [f.to_dict() for f in engine.require().analyze(image, **detector)]
+    except (ConfigError, ValueError) as exc:   # unknown detector or sensitivity
+        raise HTTPException(422, str(exc)) from None
 
 
 @router.post("/api/v1/analyze", tags=["api"], response_model=AnalyzeOut,
@@ -93,7 +101,11 @@ def _analyze_array(engine: Engine, image: np.ndarray) -> list[dict]:
 async def analyze(request: Request,
                   preview_image: bool = Query(False, alias="preview",
                                               description="also return a display-size JPEG "
-                                                          "of the upright image")) -> dict:
+                                                          "of the upright image"),
+                  detector: str | None = Query(None, description="face detector (as "
+                                               "`ekspresi predict --detector`)"),
+                  sensitivity: str | None = Query(None, pattern="^(low|normal|high)$",
+                                                  description="low, normal or high")) -> dict:
     """Find every face in one image and classify its expression."""
     engine = engine_of(request)
     engine.require()
@@ -101,11 +113,14 @@ async def analyze(request: Request,
     data, name = await read_upload(request, settings.max_upload_bytes)
     start = time.perf_counter()
     image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
-    faces = await run_in_threadpool(_analyze_array, engine, image)
+    opts = {"detector": detector, "sensitivity": sensitivity}
+    faces = await run_in_threadpool(_analyze_array, engine, image, **opts)
     elapsed = (time.perf_counter() - start) * 1000.0
     out: dict[str, Any] = {"faces": faces, "width": int(image.shape[1]),
                            "height": int(image.shape[0]), "model": engine.model_name,
-                           "elapsed_ms": round(elapsed, 2)}
+                           "elapsed_ms": round(elapsed, 2),
+                           "min_face_px": engine.require().min_face_px(
+                               image.shape[1], image.shape[0], **opts)}
     if preview_image:
         out["preview"], out["preview_scale"] = await run_in_threadpool(
             preview, image, settings.preview_side)
