@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ekspresi.detect import (DEFAULT_DETECTOR, Detector, align_crop, get_detector,
-                             reading_order)
+from ekspresi.detect import DEFAULT_DETECTOR, Detector, align_crop, get_detector, reading_order
 from ekspresi.errors import ModelError
 from ekspresi.imaging import ImageSource, read_image
 from ekspresi.infer.bundle import Bundle
