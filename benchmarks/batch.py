@@ -112,7 +112,7 @@ def main() -> int:
     import ray
 
     from ekspresi.distributed import predict
-    from ekspresi.infer.commands import IMAGE_EXTENSIONS
+    from ekspresi.infer.sources import IMAGE_EXTENSIONS
 
     photos = sorted(p.resolve() for p in Path(args.photos).iterdir()
                     if p.suffix.lower() in IMAGE_EXTENSIONS)

@@ -10,8 +10,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from test_infer_support import HEAD, conv_bundle, photo_bgr  # noqa: F401
-from test_web_support import tiny_bundle, web_engine  # noqa: F401
+from test_infer_support import HEAD, photo_bgr
 
 from ekspresi.cli import main
 from ekspresi.detect import get_detector, reading_order
@@ -162,7 +161,7 @@ def test_reading_order_rows_then_left_to_right():
     assert reading_order([]) == []
 
 
-def test_recognizer_numbers_faces_in_reading_order(conv_bundle):  # noqa: F811
+def test_recognizer_numbers_faces_in_reading_order(conv_bundle):
     from ekspresi.infer import Recognizer
 
     places = [(1300, 220, 260), (300, 260, 260), (800, 700, 260), (300, 700, 260)]
@@ -176,7 +175,7 @@ def test_recognizer_numbers_faces_in_reading_order(conv_bundle):  # noqa: F811
 
 # -- options: the same in the CLI, the API and Recognizer ----------------------------------
 
-def test_cli_numbers_and_options(capsys, conv_bundle, tmp_path):  # noqa: F811
+def test_cli_numbers_and_options(capsys, conv_bundle, tmp_path):
     path = tmp_path / "group.png"
     places = [(900, 200, 240), (300, 230, 240), (600, 600, 240)]
     cv2.imwrite(str(path), scene(1200, 800, places))
@@ -198,7 +197,7 @@ def test_cli_numbers_and_options(capsys, conv_bundle, tmp_path):  # noqa: F811
         main(["predict", str(path), "--sensitivity", "extreme"])
 
 
-def test_recognizer_detector_and_sensitivity_per_call(conv_bundle):  # noqa: F811
+def test_recognizer_detector_and_sensitivity_per_call(conv_bundle):
     from ekspresi.infer import Recognizer
 
     rec = Recognizer(conv_bundle, "blazeface", sensitivity="low", threads=1)
@@ -213,7 +212,7 @@ def test_recognizer_detector_and_sensitivity_per_call(conv_bundle):  # noqa: F81
         rec.detector_for(sensitivity="extreme")
 
 
-def test_api_takes_the_same_options(web_engine, tiny_bundle):  # noqa: F811
+def test_api_takes_the_same_options(web_engine, tiny_bundle):
     from fastapi.testclient import TestClient
 
     from ekspresi.web.app import create_app

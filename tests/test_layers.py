@@ -26,8 +26,7 @@ LAYERS = {
 #: imported prefix).
 EXCEPTIONS = {
     ("ekspresi.detect", "ekspresi.infer.types"),
-    ("ekspresi.infer.commands", "ekspresi.distributed"),
-    ("ekspresi.distributed", "ekspresi.infer.commands"),
+    ("ekspresi.infer.commands", "ekspresi.distributed"),  # predict's --engine ray dispatch
 }
 
 

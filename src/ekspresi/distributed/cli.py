@@ -51,7 +51,8 @@ def run_batch(args: argparse.Namespace) -> int:
     try:
         job = predict(args.paths, out, engine=args.engine, address=args.address,
                       workers=args.workers, model=args.model, detector=args.detector,
-                      min_face_size=args.min_face_size, score_threshold=args.score_threshold,
+                      min_face_size=args.min_face_size, sensitivity=args.sensitivity,
+                      score_threshold=args.score_threshold,
                       max_faces=args.max_faces, margin=args.margin, align=not args.no_align,
                       threads=args.threads, every=args.every, recursive=args.recursive,
                       chunk_frames=args.chunk_frames or DEFAULT_CHUNK_FRAMES)

@@ -50,7 +50,8 @@ def _run_local(units: list[Unit], settings: Settings, recognizer,
 def predict(sources: str | Path | Sequence[str | Path], output: str | Path, *,
             engine: str = "local", address: str | None = None, workers: int | None = None,
             num_cpus: int | None = None, model: str | Path | None = None,
-            detector: str = "default", min_face_size: int = 20,
+            detector: str = "default", min_face_size: int | None = None,
+            sensitivity: str = "normal",
             score_threshold: float | None = None, max_faces: int | None = None,
             margin: float | None = None, align: bool = True, threads: int | None = None,
             every: int = 1, recursive: bool = False,
@@ -82,7 +83,8 @@ def predict(sources: str | Path | Sequence[str | Path], output: str | Path, *,
     t0 = time.perf_counter()
     model_dir, sha = bundle_identity(model)
     settings = Settings(model_dir, sha, detector, min_face_size, score_threshold, max_faces,
-                        margin, align, every, threads, chunk_frames, images_per_task)
+                        margin, align, every, threads, chunk_frames, images_per_task,
+                        sensitivity)
     recognizer = settings.make_recognizer()     # unknown detector / bad options fail here
     started = False
     if engine == "ray":     # a missing extra or a cluster that is not there fails here

@@ -30,7 +30,7 @@ class Settings:
     model: str                      # absolute bundle directory
     model_sha256: str
     detector: str = "default"
-    min_face_size: int = 20
+    min_face_size: int | None = None   # None: the sensitivity's smallest face
     score_threshold: float | None = None
     max_faces: int | None = None
     margin: float | None = None
@@ -39,6 +39,7 @@ class Settings:
     threads: int | None = None
     chunk_frames: int = DEFAULT_CHUNK_FRAMES
     images_per_task: int = DEFAULT_IMAGES_PER_TASK
+    sensitivity: str = "normal"
 
     #: Fields that do not change results.
     NOT_IDENTITY = ("model", "threads", "chunk_frames", "images_per_task")
@@ -56,7 +57,8 @@ class Settings:
         return Recognizer(self.model, self.detector, threads=self.threads,
                           min_face_size=self.min_face_size,
                           score_threshold=self.score_threshold, max_faces=self.max_faces,
-                          margin=self.margin, align=self.align)
+                          margin=self.margin, align=self.align,
+                          sensitivity=self.sensitivity)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def video_frame_count(path: str) -> int:
 def plan_units(paths: list[str], *, recursive: bool, chunk_frames: int) -> list[Unit]:
     """Sources in the same order and with the same checks as ``ekspresi predict`` (each
     once); videos cut into ``chunk_frames`` frame ranges."""
-    from ekspresi.infer.commands import expand_paths
+    from ekspresi.infer.sources import expand_paths
     from ekspresi.infer.video import is_video
 
     units: list[Unit] = []

@@ -110,6 +110,7 @@ def process_task(recognizer, units: list[Unit], every: int) -> list[UnitResult]:
     crops in ONE batched classifier call. A unit that fails becomes an error result; the
     others go on."""
     from ekspresi.imaging import read_image
+    from ekspresi.infer.recognizer import in_reading_order
 
     results: list[UnitResult] = []
     pending: list[tuple[UnitResult, int | None, float | None, list, list[float]]] = []
@@ -126,7 +127,8 @@ def process_task(recognizer, units: list[Unit], every: int) -> list[UnitResult]:
             else:
                 frames = _video_frames(unit, every, res)
             for index, t, image in frames:
-                detections = recognizer.detector.detect(image)
+                # the same faces in the same (reading) order as Recognizer.analyze
+                detections = in_reading_order(recognizer.detector.detect(image))
                 batch, _, angles = recognizer.crop_faces(image, detections)
                 crops.extend(batch)
                 pending.append((res, index, t, detections, angles))
@@ -141,13 +143,13 @@ def process_task(recognizer, units: list[Unit], every: int) -> list[UnitResult]:
     row = 0
     for res, index, t, detections, angles in pending:
         faces = []
-        for det, angle in zip(detections, angles):
+        for number, (det, angle) in enumerate(zip(detections, angles), start=1):
             p = proba[row]
             row += 1
             faces.append(Face(box=tuple(int(v) for v in det.box),
                               detection_score=float(det.score),
                               scores={c: float(v) for c, v in zip(classes, p)},
-                              landmarks=det.landmarks,
+                              landmarks=det.landmarks, number=number,
                               extra={"rotation": round(angle, 2)} if angle else {}))
         res.entries.append((index, t, faces))
     return results

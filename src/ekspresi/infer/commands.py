@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp",
-                              ".gif", ".pgm", ".ppm", ".pbm", ".jfif"})
+from ekspresi.infer.sources import IMAGE_EXTENSIONS, expand_paths  # noqa: F401 (API)
 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
@@ -82,30 +81,6 @@ def register(subparsers) -> None:
 
     add_options(p)      # --engine/--address/...; -o X.parquet goes to ekspresi.distributed
     p.set_defaults(func=run)
-
-
-def expand_paths(paths: list[str], recursive: bool) -> list[tuple[Path, str | None]]:
-    """Inputs in a stable order, with an error message for paths that do not exist or
-    folders without any image/video (those are failures, not silently skipped)."""
-    from ekspresi.infer.video import VIDEO_EXTENSIONS
-
-    known = IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-    out: list[tuple[Path, str | None]] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files = sorted(f for f in (p.rglob("*") if recursive else p.iterdir())
-                           if f.is_file() and f.suffix.lower() in known
-                           and not f.name.startswith("."))
-            if not files:
-                out.append((p, "folder has no images or videos"
-                               + ("" if recursive else " (use --recursive for sub-folders)")))
-            out.extend((f, None) for f in files)
-        elif p.is_file():
-            out.append((p, None))
-        else:
-            out.append((p, "no such file or folder"))
-    return out
 
 
 def _annotate_target(args: argparse.Namespace, path: Path, video: bool, single: bool
