@@ -121,7 +121,7 @@ class _Text(HTMLParser):
 #: Words a page may show that are data or names, not interface text.
 ALLOWED = {"ekspresi", "API", "CSV", "JSON", "PNG", "ms", "px", "MB", "ONNX", "sha", "F1",
            "tiny", "test", "model", "demo", "bootstrap", "FER2013", "FER", "CK", "JAFFE",
-           "KDEF", "HTTP", "blazeface", "haar"}
+           "KDEF", "HTTP", "blazeface", "haar", "retinaface"}
 
 
 def test_every_page_text_comes_from_the_catalogue(client, monkeypatch):
