@@ -60,14 +60,20 @@ def start_server(model: str | None, detector: str, threads: int | None
         cmd += ["--model", model]
     if threads:
         cmd += ["--threads", str(threads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # The server logs one line per request: into a file, never an unread pipe (a full pipe
+    # blocked the server after ~1,200 requests and hung the 8 x 200 run).
+    import tempfile
+
+    log = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
     url = f"http://127.0.0.1:{port}"
     import httpx
 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read()}")
+            log.seek(0)
+            raise SystemExit(f"server exited: {log.read()[-4000:]}")
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:
                 return proc, url
