@@ -11,8 +11,15 @@ import numpy as np
 import pytest
 from test_infer_support import collage, in_face_region, no_face_image, photo_bgr
 
-from ekspresi.detect import (BACKENDS, DEFAULT_DETECTOR, align_crop, align_face,
-                             available_detectors, eye_angle, get_detector)
+from ekspresi.detect import (
+    BACKENDS,
+    DEFAULT_DETECTOR,
+    align_crop,
+    align_face,
+    available_detectors,
+    eye_angle,
+    get_detector,
+)
 from ekspresi.errors import ConfigError
 from ekspresi.infer.types import Detection
 from ekspresi.preprocess import prepare_face

@@ -5,8 +5,8 @@ detection models (Apache-2.0, see the licence file there). ``short`` (128x128 in
 faces that fill a good part of the frame (webcams, portraits); it is fully convolutional, so
 running it also at a larger input (``input_sizes=(128, 256)``) finds faces half as large
 relative to the frame; candidates of all sizes are merged by one suppression step. ``full``
-(192x192 only) is MediaPipe's model for faces a few metres away. The network outputs, per anchor, a score and a box plus six
-keypoints relative to that anchor; decoding follows MediaPipe's own graph
+(192x192 only) is MediaPipe's model for faces a few metres away. The network outputs, per
+anchor, a score and a box plus six keypoints relative to that anchor; decoding follows MediaPipe's own graph
 (SsdAnchorsCalculator, TensorsToDetectionsCalculator, weighted non-maximum suppression).
 """
 
