@@ -6,8 +6,9 @@ faces that fill a good part of the frame (webcams, portraits); it is fully convo
 running it also at a larger input (``input_sizes=(128, 256)``) finds faces half as large
 relative to the frame; candidates of all sizes are merged by one suppression step. ``full``
 (192x192 only) is MediaPipe's model for faces a few metres away. The network outputs, per
-anchor, a score and a box plus six keypoints relative to that anchor; decoding follows MediaPipe's own graph
-(SsdAnchorsCalculator, TensorsToDetectionsCalculator, weighted non-maximum suppression).
+anchor, a score and a box plus six keypoints relative to that anchor; decoding follows
+MediaPipe's own graph (SsdAnchorsCalculator, TensorsToDetectionsCalculator, weighted
+non-maximum suppression).
 """
 
 from __future__ import annotations
