@@ -37,6 +37,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from machine import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,16 +55,6 @@ def make_video(photos: list[Path], path: Path, frames: int, fps: float = 25.0) -
         frame[130:130 + side, x:x + side] = faces[(i // 25) % len(faces)]
         vw.write(frame)
     vw.release()
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def sorted_rows(out: Path):
@@ -160,7 +151,7 @@ def main() -> int:
              for name, o in outs.items() if name != "local"}
     result = {
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(),
-                    "cpu": cpu_name(), "ray": ray.__version__, "opencv": cv2.__version__,
+                    "cpu": cpu_model(), "ray": ray.__version__, "opencv": cv2.__version__,
                     "shared": "yes: other engineers' jobs ran on the same cores; load "
                               f"average {load_before[0]:.1f} before, "
                               f"{os.getloadavg()[0]:.1f} after",

@@ -202,14 +202,13 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
             t0 = time.perf_counter()
             try:
                 resume = last_checkpoint(run_dir).is_file()
+                cfg = _config_for(run, camp, out, overrides or [])
                 if resume:  # continue an interrupted run, with this campaign's overrides
-                    cfg = _config_for(run, camp, out, overrides or [])
                     from ekspresi.train.config import dump_yaml
 
                     (run_dir / CONFIG_NAME).write_text(dump_yaml(cfg))
                     run_training(None, run_dir, resume=True, max_minutes=cap, quiet=True)
                 else:
-                    cfg = _config_for(run, camp, out, overrides or [])
                     run_training(cfg, run_dir, max_minutes=cap, quiet=True)
                 fin = _status(run_dir) or {}
                 entry.update(status="done" if fin.get("stop_reason") in DONE_REASONS
@@ -301,35 +300,32 @@ def pack_results(out: Path, names: list[str], archive_dir: Path, *, limit_mb: fl
     run kept. A ResNet-18-sized net is a 44 MB ONNX file: splitting is what lets it travel.
     """
     limit = int(limit_mb * 2**20)
-    capacity = limit * max_files - 64 * 1024  # campaign.json + index
     archive_dir.mkdir(parents=True, exist_ok=True)
     runs = {n: out / n for n in names if (out / n).is_dir()}
     level = {n: 2 for n in runs}
-    sizes: dict[tuple[str, int], int] = {}
+    files: dict[tuple[str, int], list[tuple[str, bytes]]] = {}
 
-    def size(n: str) -> int:
+    def run_files(n: str) -> list[tuple[str, bytes]]:  # each run read once per level
         key = (n, level[n])
-        if key not in sizes:
-            sizes[key] = len(_tar_xz([(f"{n}/{a}", b) for a, b in
-                                      _run_files(runs[n], level[n])]))
-        return sizes[key]
+        if key not in files:
+            files[key] = _run_files(runs[n], level[n])
+        return files[key]
 
     def shed() -> None:
+        """Drop the next detail level of the run with the most bytes (weights and ONNX
+        floats barely compress, so raw bytes rank runs as their archive share would)."""
         shrinkable = [n for n in runs if level[n] > 0]
         if not shrinkable:
             raise ConfigError(f"even the metrics and logs of {len(runs)} runs do not fit in "
                               f"{max_files} archive parts of {limit_mb} MiB")
-        worst = max(shrinkable, key=size)
+        worst = max(shrinkable, key=lambda n: sum(len(b) for _, b in run_files(n)))
         level[worst] -= 1
 
-    while sum(size(n) for n in runs) > capacity:
-        shed()
     labels = ["metrics+logs", "metrics+logs+bundle", "metrics+logs+bundle+fp16 weights"]
     while True:
         index = {"runs": {n: labels[level[n]] for n in runs},
                  "join": "cat results.tar.xz.* > results.tar.xz  (when split)"}
-        members = [(f"{n}/{a}", b) for n in sorted(runs) for a, b in _run_files(runs[n],
-                                                                                 level[n])]
+        members = [(f"{n}/{a}", b) for n in sorted(runs) for a, b in run_files(n)]
         if (out / SUMMARY).is_file():
             members.append((SUMMARY, (out / SUMMARY).read_bytes()))
         members.append(("archives.json", json.dumps(index, indent=2).encode()))
