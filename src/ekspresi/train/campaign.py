@@ -297,7 +297,8 @@ def pack_results(out: Path, names: list[str], archive_dir: Path, *, limit_mb: fl
     Every run travels with its metrics and logs; test predictions, bundle and fp16 weights
     are added while they fit. When they do not, the largest runs lose their weights first,
     then their bundle, and the index (``archives.json``, inside the archive) says what each
-    run kept. A ResNet-18-sized net is a 44 MB ONNX file: splitting is what lets it travel.
+    run kept. A ResNet-18-sized net (11.2 M float32 weights) is a ~45 MB ONNX file:
+    splitting is what lets it travel.
     """
     limit = int(limit_mb * 2**20)
     archive_dir.mkdir(parents=True, exist_ok=True)
