@@ -7,7 +7,7 @@ Copies a seeded random sample of PrivateTest crops (the original JPEG bytes, no 
 into ``tests/fixtures/fer2013_privatetest/`` and writes ``manifest.json`` with each crop's
 true class and the class a FLOAT reference predicts for it: for a training run, its PyTorch
 predictions (``predictions_test.npz``); for a bundle, its graph with every int8 step
-removed (weights dequantised, see ``ekspresi.infer.quantize.dequantize_qdq``) run by ONNX
+removed (weights dequantised, see ``ekspresi.export.int8.dequantize_qdq``) run by ONNX
 Runtime — for an ensemble bundle that is the float ensemble, flip TTA included.
 ``tests/test_default_model.py`` then checks that the shipped bundle reproduces those
 predictions and the accuracy recorded in its metadata, which catches a broken export, an
@@ -37,12 +37,12 @@ def run_reference(run: Path) -> tuple[list[str], dict[str, str], str]:
 
 
 def bundle_reference(path: Path, files: list[Path]) -> tuple[list[str], dict[str, str], str]:
+    from ekspresi.export.int8 import dequantize_qdq, is_qdq
     from ekspresi.imaging import read_image
-    from ekspresi.infer import Classifier
-    from ekspresi.infer.bundle import load_bundle, write_bundle
-    from ekspresi.infer.quantize import dequantize_qdq, is_qdq
+    from ekspresi.infer import Classifier, load_model
+    from ekspresi.infer.bundle import write_bundle
 
-    bundle = load_bundle(path)
+    bundle = load_model(path)
     with tempfile.TemporaryDirectory() as tmp:
         how = f"bundle {bundle.name}: its float graph, ONNX Runtime"
         if is_qdq(bundle.onnx_path):

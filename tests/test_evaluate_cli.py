@@ -131,16 +131,3 @@ def test_detection_path_counts_images_without_a_face(setup, tmp_path, monkeypatc
     assert det["end_to_end_accuracy"] == pytest.approx(
         ev.metrics["n_correct"] / (ev.metrics["n_samples"] + missed_kept))
     assert any("found no face in 6 of 20" in n for n in ev.dataset["notes"])
-
-
-def test_a_bundle_inside_a_run_belongs_to_the_run(tmp_path):
-    from ekspresi.evaluate.runs import resolve_model
-
-    run = tmp_path / "run"
-    for bundle in (run / "export-int8", tmp_path / "loose"):
-        bundle.mkdir(parents=True)
-        (bundle / "model.json").write_text("{}")
-        (bundle / "model.onnx").write_bytes(b"")
-    (run / "final_metrics.json").write_text("{}")
-    assert resolve_model(run / "export-int8") == (run / "export-int8", run)
-    assert resolve_model(tmp_path / "loose") == (tmp_path / "loose", None)

@@ -17,8 +17,7 @@ from PIL import Image
 from test_infer_support import FIXTURES, PHOTO, collage, in_face_region, no_face_image, photo_bgr
 
 from ekspresi.errors import BadInputError, ModelError
-from ekspresi.infer import Classifier, Recognizer, default_bundle_path
-from ekspresi.infer.bundle import load_bundle
+from ekspresi.infer import Classifier, Recognizer
 from ekspresi.labels import CLASSES
 from ekspresi.preprocess import crop, prepare_face, to_model_input
 
@@ -252,15 +251,3 @@ def test_metadata_that_contradicts_the_graph_is_refused(tmp_path):
     (b.path / "model.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="outputs"):
         Classifier(b.path)
-
-
-def test_default_bundle(monkeypatch, tmp_path):
-    import ekspresi.infer.recognizer as r
-
-    if (r.DEFAULT_BUNDLE_DIR / "model.json").is_file():
-        bundle = load_bundle(default_bundle_path())       # the shipped one must verify
-        assert set(bundle.classes) <= set(CLASSES + ("contempt",))
-        assert _one(Recognizer().analyze(PHOTO)).label in bundle.classes
-    monkeypatch.setattr(r, "DEFAULT_BUNDLE_DIR", tmp_path / "absent")
-    with pytest.raises(ModelError, match="no bundled default model"):
-        Recognizer()

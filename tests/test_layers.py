@@ -12,11 +12,11 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "ekspresi"
 #: Layer of each top-level module or package, from the ground up.
 LAYERS = {
     "errors": 0, "preprocess": 0, "_version": 0,
-    "labels": 1, "imaging": 1, "runs": 1,
+    "labels": 1, "imaging": 1, "runs": 1, "onnxrt": 1,
     "models": 2, "detect": 2,
     "data": 3,
     "infer": 4,
-    "evaluate": 5, "distributed": 5,
+    "evaluate": 5, "distributed": 5, "export": 5,
     "train": 6, "web": 6,
     "cli": 7, "__init__": 7,
     "__main__": 8,
@@ -27,6 +27,9 @@ LAYERS = {
 EXCEPTIONS = {
     ("ekspresi.detect", "ekspresi.infer.types"),
     ("ekspresi.infer.commands", "ekspresi.distributed"),  # predict's --engine ray dispatch
+    # the export and ensemble verbs, until the command modules move into ekspresi.cli
+    ("ekspresi.infer.export_commands", "ekspresi.export"),
+    ("ekspresi.infer.ensemble_commands", "ekspresi.export"),
 }
 
 

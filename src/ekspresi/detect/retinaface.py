@@ -36,8 +36,8 @@ import numpy as np
 
 from ekspresi.detect.base import Detector
 from ekspresi.detect.scales import Pass, nms, pyramid_scale, tiles
-from ekspresi.errors import ModelError
 from ekspresi.infer.types import Detection
+from ekspresi.onnxrt import open_session
 
 MODEL_FILE = (Path(__file__).resolve().parent.parent / "assets" / "detectors"
               / "retinaface_mobilenet0.25.onnx")
@@ -95,20 +95,10 @@ class RetinaFaceDetector(Detector):
 
     def __init__(self, *, threads: int | None = None, **opts):
         super().__init__(**opts)
-        import onnxruntime as ort
-
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads or _threads()
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
         # no busy-waiting between operators: on a shared 2-core machine (and in the web
         # server next to the classifier) spinning threads only steal CPU from others
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        try:
-            self._session = ort.InferenceSession(str(MODEL_FILE), so,
-                                                 providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - ORT raises several unrelated types
-            raise ModelError(f"{MODEL_FILE}: cannot load the RetinaFace model ({exc})") from None
+        self._session = open_session(MODEL_FILE, threads=threads or _threads(), spin=False,
+                                     what="the RetinaFace model")
         self._anchor_cache: dict[tuple[int, int], np.ndarray] = {}
 
     # -- which resolutions ----------------------------------------------------------------

@@ -146,8 +146,7 @@ def units_from_json(text: str) -> list[Unit]:
 def bundle_identity(model: str | Path | None) -> tuple[str, str]:
     """(absolute bundle directory, sha256), loading and verifying the bundle: a missing or
     broken model fails here, before any cluster is contacted."""
-    from ekspresi.infer.bundle import load_bundle
-    from ekspresi.infer.recognizer import default_bundle_path
+    from ekspresi.infer.resolve import load_model
 
-    bundle = load_bundle(model if model is not None else default_bundle_path())
+    bundle = load_model(model)
     return str(Path(bundle.path).resolve()), bundle.sha256

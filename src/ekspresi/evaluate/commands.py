@@ -47,15 +47,16 @@ def run(args: argparse.Namespace) -> int:
     from ekspresi.errors import EkspresiError
     from ekspresi.evaluate.evaluator import evaluate_spec
     from ekspresi.evaluate.report import summary_table, write_report, write_run_report
-    from ekspresi.evaluate.runs import is_bundle_dir, is_run_dir, resolve_model
     from ekspresi.infer import Classifier
-    from ekspresi.infer.bundle import load_bundle
+    from ekspresi.infer.bundle import is_bundle_dir, load_bundle
+    from ekspresi.infer.resolve import DEFAULT_MODEL, resolve_model
     from ekspresi.labels import parse_classes
+    from ekspresi.runs import is_run_dir
 
     target = Path(args.model)
     only = parse_classes(args.classes) if args.classes else None
     if not args.data:
-        if args.model != "default" and is_run_dir(target) and not is_bundle_dir(target):
+        if args.model != DEFAULT_MODEL and is_run_dir(target) and not is_bundle_dir(target):
             files = write_run_report(target, args.out)
             _print_headline(files["metrics.json"])
             _print_done(files)
@@ -63,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
         raise EkspresiError(f"{args.model}: give at least one --data SPEC to evaluate a "
                             "model bundle (only a run directory can be reported on alone)")
 
-    bundle_path, run_dir = resolve_model(args.model)
-    bundle = load_bundle(bundle_path)
+    resolved = resolve_model(args.model)
+    bundle, run_dir = load_bundle(resolved.bundle_dir), resolved.run_dir
     classifier = Classifier(bundle)
     predict_proba = classifier.predict_proba
     face_crop = _face_cropper(classifier, args.detect) if args.detect else None

@@ -1,4 +1,4 @@
-"""Reading training run directories and resolving the MODEL argument of the CLI.
+"""Reading training run directories for reports and comparisons.
 
 A run directory (written by ``ekspresi train``; its files are named in :mod:`ekspresi.runs`)
 holds the resolved config, env.json, per-epoch metrics, final metrics, test predictions, the
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ekspresi.errors import BadInputError, ModelError
-from ekspresi.infer.bundle import META_NAME, ONNX_NAME
+from ekspresi.errors import BadInputError
+from ekspresi.infer.bundle import META_NAME, is_bundle_dir
 from ekspresi.runs import (
     BUNDLE_DIR,
     CONFIG_NAME,
@@ -32,8 +32,8 @@ from ekspresi.runs import (
     read_predictions,
 )
 
-__all__ = ["RunInfo", "Predictions", "is_bundle_dir", "is_run_dir", "load_run", "read_history",
-           "read_predictions", "resolve_model"]
+__all__ = ["RunInfo", "Predictions", "is_run_dir", "load_run", "read_history",
+           "read_predictions"]
 
 
 @dataclass
@@ -71,10 +71,6 @@ class RunInfo:
         if isinstance(self.config.get("model"), str):
             return self.config["model"]
         return ""
-
-
-def is_bundle_dir(path: Path) -> bool:
-    return (path / META_NAME).is_file() and (path / ONNX_NAME).is_file()
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -169,33 +165,3 @@ def load_run(path: str | Path) -> RunInfo:
     else:
         info.missing.append(LOG_NAME)
     return info
-
-
-def resolve_model(spec: str | Path) -> tuple[Path, Path | None]:
-    """MODEL argument -> (bundle directory, run directory or None).
-
-    Accepts ``default`` (the bundled model), a bundle directory, its ``model.onnx`` or
-    ``model.json``, or a run directory holding ``bundle/``. A bundle inside a run directory
-    (e.g. ``RUN/export-int8`` from ``ekspresi export --int8``) belongs to that run, so its
-    report gets the run's training part too.
-    """
-    if str(spec) == "default":
-        from ekspresi.infer import default_bundle_path
-
-        return Path(default_bundle_path()), None
-    p = Path(spec)
-    if p.is_file() and p.name in (ONNX_NAME, META_NAME):
-        p = p.parent
-    if p.is_dir() and is_bundle_dir(p):
-        return p, (p.parent if is_run_dir(p.parent) else None)
-    if p.is_dir() and is_bundle_dir(p / BUNDLE_DIR):
-        return p / BUNDLE_DIR, p
-    if p.is_dir() and is_run_dir(p):
-        raise ModelError(f"{p}: run directory has no {BUNDLE_DIR}/ with {META_NAME} and "
-                         f"{ONNX_NAME} (training unfinished?); export one with "
-                         f"`ekspresi export {p}`")
-    if not p.exists():
-        raise ModelError(f"{p}: no such model (give a run directory, a bundle directory or "
-                         "`default`)")
-    raise ModelError(f"{p}: not a model bundle or run directory (expected {META_NAME} and "
-                     f"{ONNX_NAME}, or {BUNDLE_DIR}/ inside a run directory)")

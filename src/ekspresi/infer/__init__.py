@@ -1,6 +1,7 @@
-"""Inference: model bundles, the ONNX Runtime classifier and the photo/video engine.
+"""Inference: model bundles, the MODEL resolver, the ONNX Runtime classifier and the
+photo/video engine (the base install, no torch: writing models is :mod:`ekspresi.export`).
 
-``Recognizer``, ``Classifier`` and ``default_bundle_path`` are resolved lazily so that
+``Recognizer``, ``Classifier`` and the model resolver are resolved lazily so that
 importing a command module (``ekspresi --help``) does not load ONNX Runtime or OpenCV.
 """
 
@@ -8,14 +9,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["Classifier", "Recognizer", "default_bundle_path"]
+__all__ = ["Classifier", "Recognizer", "default_bundle_path", "load_model", "resolve_model"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from ekspresi.infer.classifier import Classifier
-    from ekspresi.infer.recognizer import Recognizer, default_bundle_path
+    from ekspresi.infer.recognizer import Recognizer
+    from ekspresi.infer.resolve import default_bundle_path, load_model, resolve_model
 
 _LAZY = {"Classifier": "ekspresi.infer.classifier", "Recognizer": "ekspresi.infer.recognizer",
-         "default_bundle_path": "ekspresi.infer.recognizer"}
+         "default_bundle_path": "ekspresi.infer.resolve", "load_model": "ekspresi.infer.resolve",
+         "resolve_model": "ekspresi.infer.resolve"}
 
 
 def __getattr__(name: str) -> Any:

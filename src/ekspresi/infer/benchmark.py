@@ -186,9 +186,8 @@ def machine() -> dict[str, Any]:
 def run_benchmark(model=None, *, image: str | Path | None = None,
                   photo_dir: str | Path | None = None, negatives_dir: str | Path | None = None,
                   compare: list[str | Path] | None = None, repeat: int = 50) -> dict[str, Any]:
-    from ekspresi.infer.recognizer import Recognizer, default_bundle_path
+    from ekspresi.infer.recognizer import Recognizer
 
-    model = model or default_bundle_path()
     photo = read_image(image) if image else None
     frame = frame_with_face(photo, 1.0)
     res: dict[str, Any] = {

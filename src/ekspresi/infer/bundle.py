@@ -50,6 +50,11 @@ def sha256_file(path: str | Path) -> str:
     return h.hexdigest()
 
 
+def is_bundle_dir(path: str | Path) -> bool:
+    """Whether ``path`` holds a bundle's two files (not yet whether they verify)."""
+    return (Path(path) / META_NAME).is_file() and (Path(path) / ONNX_NAME).is_file()
+
+
 @dataclass
 class Bundle:
     """A loaded, verified bundle. ``metadata`` is the full JSON; the common fields are
@@ -106,7 +111,9 @@ def write_bundle(out_dir: str | Path, onnx_model: str | Path | bytes, *, name: s
 
 
 def load_bundle(path: str | Path, *, verify: bool = True) -> Bundle:
-    """Read and check a bundle directory (or its ``model.json``/``model.onnx``)."""
+    """Read and check a bundle directory (or its ``model.json``/``model.onnx``); a MODEL
+    argument (a run, a bundled model's name) goes through
+    :func:`ekspresi.infer.resolve.load_model` instead."""
     p = Path(path)
     if p.is_file() and p.name in (ONNX_NAME, META_NAME):
         p = p.parent

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ekspresi.errors import BadInputError, ModelError
-from ekspresi.infer.bundle import INPUT_NAME, OUTPUT_NAME, Bundle, load_bundle
+from ekspresi.infer.bundle import INPUT_NAME, OUTPUT_NAME, Bundle
+from ekspresi.infer.resolve import load_model
+from ekspresi.onnxrt import open_session
 from ekspresi.preprocess import InputSpec, prepare_face, to_model_input
 
 #: Default intra-op threads: one core per call leaves the other for detection/decoding
@@ -33,24 +35,15 @@ def default_threads() -> int:
 
 
 class Classifier:
-    """``Classifier(bundle_or_path).predict_proba(faces)`` -> (N, C) probabilities."""
+    """``Classifier(model).predict_proba(faces)`` -> (N, C) probabilities. ``model``: a
+    :class:`Bundle` or any MODEL argument :func:`~ekspresi.infer.resolve.load_model` takes
+    (``None`` = the bundled default)."""
 
-    def __init__(self, bundle: Bundle | str | Path, *, threads: int | None = None):
-        import onnxruntime as ort
-
-        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or default_threads()
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(self.bundle.onnx_path), sess_options=opts,
-                                                providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelError(f"{self.bundle.onnx_path}: ONNX Runtime cannot load the model "
-                             f"({exc})") from None
+    def __init__(self, bundle: Bundle | str | Path | None = None, *,
+                 threads: int | None = None):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_model(bundle)
+        self.threads = threads or default_threads()
+        self.session = open_session(self.bundle.onnx_path, threads=self.threads)
         onnx_meta = self.bundle.metadata.get("onnx", {})
         self._input = onnx_meta.get("input", INPUT_NAME)
         self._output = onnx_meta.get("output", OUTPUT_NAME)
@@ -66,7 +59,6 @@ class Classifier:
                                   for d, want in zip(shape[1:], (1, size, size))):
             raise ModelError(f"{self.bundle.onnx_path}: input shape {shape} does not match "
                              f"the metadata's (N, 1, {size}, {size})")
-        self.threads = opts.intra_op_num_threads
 
     @property
     def classes(self) -> tuple[str, ...]:

@@ -24,7 +24,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ekspresi.infer.ensemble import build_ensemble
+    from ekspresi.export.ensemble import build_ensemble
 
     bundle = build_ensemble(args.members, args.output, tta=args.tta, weights=args.weights,
                             name=args.name)

@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ekspresi.infer.export import export
+    from ekspresi.export.package import export
 
     bundle = export(args.run, args.output, int8=args.int8, data=args.data,
                     calib_data=args.calib_data, name=args.name,

@@ -17,31 +17,20 @@ from typing import Any
 import numpy as np
 
 from ekspresi.detect import DEFAULT_DETECTOR, Detector, align_crop, get_detector, reading_order
-from ekspresi.errors import ModelError
 from ekspresi.imaging import ImageSource, read_image
 from ekspresi.infer.bundle import Bundle
 from ekspresi.infer.classifier import Classifier
 from ekspresi.infer.types import Detection, Face
 from ekspresi.preprocess import crop, prepare_face, to_gray
 
-DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent.parent / "assets" / "models" / "default"
-
-
-def default_bundle_path() -> Path:
-    """The model bundle shipped inside the package."""
-    if not (DEFAULT_BUNDLE_DIR / "model.json").is_file():
-        raise ModelError(f"{DEFAULT_BUNDLE_DIR}: no bundled default model in this install; "
-                         "pass a bundle with --model / Recognizer(model=...), or create one "
-                         "with `ekspresi export RUN_DIR`")
-    return DEFAULT_BUNDLE_DIR
-
 
 class Recognizer:
     """``Recognizer().analyze(image_or_path)`` -> list of :class:`Face` in reading order
     (rows top to bottom, left to right), numbered from 1 (``Face.number``).
 
-    ``model``: a bundle directory, a :class:`Bundle` or a :class:`Classifier` (``None`` = the
-    bundled default). ``detector``: a name (``default``, ``retinaface``, ``haar``,
+    ``model``: a :class:`Bundle`, a :class:`Classifier` or any MODEL argument (a bundle or
+    run directory, a bundled model's name; ``None`` = ``default``, see
+    :mod:`ekspresi.infer.resolve`). ``detector``: a name (``default``, ``retinaface``, ``haar``,
     ``blazeface``, ``blazeface-fast``, ``blazeface-full``, ``blazeface-tiled``) or a
     :class:`Detector`. Detector options (``min_face_size``, ``score_threshold``,
     ``max_faces``, ``margin``, ``sensitivity``) are passed through; ``margin=None`` uses the
@@ -58,8 +47,7 @@ class Recognizer:
         if isinstance(model, Classifier):
             self.classifier = model
         else:
-            self.classifier = Classifier(model if model is not None else default_bundle_path(),
-                                         threads=threads)
+            self.classifier = Classifier(model, threads=threads)
         self._detector_opts = {"min_face_size": min_face_size, "score_threshold": score_threshold,
                                "max_faces": max_faces, "margin": margin}
         if isinstance(detector, Detector):

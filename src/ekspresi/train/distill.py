@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ekspresi.errors import ConfigError, ModelError
-from ekspresi.infer.bundle import ONNX_NAME
-from ekspresi.runs import FINAL_WEIGHTS, bundle_dir
+from ekspresi.runs import FINAL_WEIGHTS
 from ekspresi.train.config import DistillConfig
 
 log = logging.getLogger("ekspresi.train")
@@ -58,16 +57,12 @@ class TorchTeacher:
 
 class OnnxTeacher:
     def __init__(self, name: str, path: Path, device: torch.device):
-        import onnxruntime as ort
-
         from ekspresi.infer.bundle import load_bundle
+        from ekspresi.onnxrt import open_session
 
         bundle = load_bundle(path)
         self.name, self.classes, self.size = name, bundle.classes, bundle.input_spec.size
-        providers = ["CPUExecutionProvider"]
-        if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-            providers.insert(0, "CUDAExecutionProvider")
-        self.session = ort.InferenceSession(str(bundle.onnx_path), providers=providers)
+        self.session = open_session(bundle.onnx_path, gpu=device.type == "cuda")
         self.input = self.session.get_inputs()[0].name
 
     @torch.no_grad()
@@ -85,16 +80,20 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
 
 
 def load_teacher(spec: str, device: torch.device, amp: torch.dtype | None) -> Teacher:
-    """A run folder (``final_weights.pt``) or an ONNX bundle folder (``model.onnx``)."""
+    """A run folder with ``final_weights.pt`` (run in PyTorch), else any MODEL argument
+    (:func:`ekspresi.infer.resolve.resolve_model`: a bundle, a run's ``bundle/``, a
+    bundled model's name) run by ONNX Runtime."""
     path = Path(spec).expanduser()
     if (path / FINAL_WEIGHTS).is_file():
         return _torch_teacher(path, device, amp)
-    if (path / ONNX_NAME).is_file():
-        return OnnxTeacher(str(path), path, device)
-    if (bundle_dir(path) / ONNX_NAME).is_file():
-        return OnnxTeacher(str(path), bundle_dir(path), device)
-    raise ModelError(f"{path}: not a teacher: expected a finished run folder (with "
-                     f"{FINAL_WEIGHTS}) or a model bundle folder (with {ONNX_NAME})")
+    from ekspresi.infer.resolve import resolve_model
+
+    try:
+        resolved = resolve_model(path)
+    except ModelError as exc:
+        raise ModelError(f"{path}: not a teacher: expected a finished run folder (with "
+                         f"{FINAL_WEIGHTS}) or a model ({exc})") from None
+    return OnnxTeacher(str(path), resolved.bundle_dir, device)
 
 
 def _torch_teacher(path: Path, device: torch.device, amp: torch.dtype | None) -> TorchTeacher:

@@ -460,7 +460,7 @@ def _final_model(tr: _Trainer) -> tuple[FERModel, str]:
 
 
 def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
-    from ekspresi.train.export import export_bundle
+    from ekspresi.export.onnx import export_bundle
 
     cfg, data = tr.cfg, tr.data
     model, which = _final_model(tr)

@@ -4,7 +4,7 @@ The float bundle is copied with its verified hash, the run's metrics filled in w
 bundle lacks them, and the run's ``final_metrics.json`` / ``train.log`` / ``metrics.csv``
 beside it (the project ships the bundled model with the evidence of how it was made).
 
-``--int8`` uses ONNX Runtime's static QDQ quantisation (:mod:`ekspresi.infer.quantize`:
+``--int8`` uses ONNX Runtime's static QDQ quantisation (:mod:`ekspresi.export.int8`:
 per-channel 7-bit weights, activations calibrated on a few hundred faces of the TRAINING
 split — of ``--calib-data``, ``--data`` or the run's own first data source — never on the
 faces the drop is measured on) and then MEASURES what it costs: the float and the int8
@@ -23,18 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from ekspresi.errors import BadInputError, ModelError
-from ekspresi.infer.bundle import (
-    CARD_PLOTS,
-    META_NAME,
-    ONNX_NAME,
-    Bundle,
-    load_bundle,
-    write_bundle,
-)
+from ekspresi.errors import BadInputError
+from ekspresi.infer.bundle import CARD_PLOTS, ONNX_NAME, Bundle, load_bundle, write_bundle
+from ekspresi.infer.resolve import resolve_model
 from ekspresi.labels import ALL_CLASSES
 from ekspresi.runs import (
-    BUNDLE_DIR,
     CONFIG_NAME,
     FINAL_NAME,
     HISTORY_CSV,
@@ -61,18 +54,6 @@ class EvalSet:
     faces: np.ndarray      # uint8 (N, size, size)
     labels: np.ndarray     # indices into the bundle's classes
     source: str
-
-
-def resolve_source(path: str | Path) -> tuple[Bundle, Path | None]:
-    """(bundle, run directory or None) for a run directory or a bundle directory."""
-    p = Path(path)
-    if (p / META_NAME).is_file():
-        run = p.parent if (p.parent / FINAL_NAME).is_file() else None
-        return load_bundle(p), run
-    if (p / BUNDLE_DIR / META_NAME).is_file():
-        return load_bundle(p / BUNDLE_DIR), p
-    raise ModelError(f"{p}: neither a training run directory (with {BUNDLE_DIR}/) nor a model "
-                     "bundle (model.json + model.onnx)")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -135,13 +116,10 @@ def load_run_test_faces(run: Path, bundle: Bundle) -> EvalSet:
 def _accuracy(onnx_path: Path, bundle: Bundle, faces: np.ndarray, threads: int = 2
               ) -> np.ndarray:
     """Predicted class per face for the graph at ``onnx_path`` (batches of 256)."""
-    import onnxruntime as ort
-
+    from ekspresi.onnxrt import open_session
     from ekspresi.preprocess import to_model_input
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    sess = open_session(onnx_path, threads=threads)
     name = bundle.metadata["onnx"].get("input", "input")
     out = []
     for i in range(0, len(faces), 256):
@@ -198,11 +176,13 @@ def attach_evaluation(out: Path, metrics: dict[str, Any], evaluation: Path) -> d
 def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool = False,
            data: str | None = None, calib_data: str | None = None, name: str | None = None,
            evaluation: str | Path | None = None) -> Bundle:
-    """Write the bundle of ``source`` (a run or a bundle) to ``out_dir``; see module doc.
+    """Write the bundle of ``source`` (any MODEL argument: a run, a bundle, ``default``) to
+    ``out_dir``; see module doc.
 
     ``evaluation``: an ``ekspresi evaluate`` output folder whose test-set metrics and plots
     go into the bundle, so the shipped model card carries its cross-dataset results."""
-    bundle, run = resolve_source(source)
+    resolved = resolve_model(source)
+    bundle, run = load_bundle(resolved.bundle_dir), resolved.run_dir
     base = run if run is not None else bundle.path
     out = Path(out_dir) if out_dir else base / ("export-int8" if int8 else "export")
     if out.resolve() == bundle.path.resolve():
@@ -219,7 +199,7 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
     onnx_src: Path | bytes = bundle.onnx_path
     out.mkdir(parents=True, exist_ok=True)
     if int8:
-        from ekspresi.infer.quantize import dequantize_qdq, is_qdq, quantize_int8
+        from ekspresi.export.int8 import dequantize_qdq, is_qdq, quantize_int8
         from ekspresi.preprocess import to_model_input
 
         size = bundle.input_spec.size

@@ -1,4 +1,4 @@
-"""ONNX export of a trained model into a bundle (see :mod:`ekspresi.infer.bundle`).
+"""ONNX export of a trained PyTorch model into a bundle (see :mod:`ekspresi.infer.bundle`).
 
 The legacy TorchScript-based exporter (``dynamo=False``) gives compact, well-supported
 graphs for these CNNs; the batch axis is dynamic, the input is float32 ``(N, 1, H, W)``

@@ -12,9 +12,9 @@ from bundles import conv_onnx
 from test_predict_cli import run_cli
 
 from ekspresi.errors import BadInputError, ModelError
+from ekspresi.export.ensemble import build_ensemble
 from ekspresi.infer import Classifier
 from ekspresi.infer.bundle import load_bundle
-from ekspresi.infer.ensemble import build_ensemble
 
 
 @pytest.fixture(scope="module")

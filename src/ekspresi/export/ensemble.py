@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ekspresi.errors import BadInputError, MissingDependencyError, ModelError
-from ekspresi.infer.bundle import INPUT_NAME, OUTPUT_NAME, Bundle, write_bundle
+from ekspresi.infer.bundle import INPUT_NAME, OUTPUT_NAME, Bundle, load_bundle, write_bundle
+from ekspresi.infer.resolve import resolve_model
 
 TTA_MODES = ("none", "flip")
 #: Floor under the averaged probability before the log (keeps the output finite).
@@ -154,7 +155,7 @@ def _member_record(m: Member) -> dict[str, Any]:
 def _copy_member_evidence(sources: list[tuple[Bundle, Path | None]], out: Path) -> None:
     """Each member's training log and metrics go to ``out/members/NAME/`` (the shipped
     ensemble keeps the evidence of how every part of it was made)."""
-    from ekspresi.infer.export import copy_run_files
+    from ekspresi.export.package import copy_run_files
 
     for b, run in sources:
         dst = out / "members" / b.name
@@ -166,12 +167,11 @@ def _copy_member_evidence(sources: list[tuple[Bundle, Path | None]], out: Path) 
 def build_ensemble(members: list[str | Path | Bundle], out_dir: str | Path, *,
                    tta: str = "none", weights: list[float] | None = None,
                    name: str | None = None) -> Bundle:
-    """Write an ensemble bundle of ``members`` (bundle folders or training runs) to
+    """Write an ensemble bundle of ``members`` (bundles or MODEL arguments) to
     ``out_dir``. Its ``training`` record lists every member's own record; its metrics
     start empty: evaluate the ensemble, then ``ekspresi export ENSEMBLE --evaluation``."""
-    from ekspresi.infer.export import resolve_source
-
-    sources = [resolve_source(m.path if isinstance(m, Bundle) else m) for m in members]
+    resolved = [resolve_model(m.path if isinstance(m, Bundle) else m) for m in members]
+    sources = [(load_bundle(r.bundle_dir), r.run_dir) for r in resolved]
     bundles = [b for b, _ in sources]
     if weights is not None and len(weights) != len(bundles):
         raise BadInputError("weights", f"{len(weights)} weights for {len(bundles)} members")
