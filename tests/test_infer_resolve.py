@@ -35,6 +35,14 @@ def test_predict_and_recognizer_take_a_run_directory(capsys, run_dir):
     assert Classifier(run_dir / "bundle" / "model.onnx").bundle.path == run_dir / "bundle"
 
 
+def test_the_web_app_serves_a_run_directory(run_dir):
+    from ekspresi.web.engine import Engine
+    from ekspresi.web.settings import WebSettings
+
+    engine = Engine(WebSettings(model=run_dir, threads=1))
+    assert engine.available and engine.info()["bundle"] == "bundle"
+
+
 def test_a_bundle_inside_a_run_belongs_to_the_run(run_dir, conv_bundle, tmp_path):
     shutil.copytree(conv_bundle, run_dir / "export-int8")
     shutil.copytree(conv_bundle, tmp_path / "loose")

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ekspresi.evaluate.evaluator import evaluate_spec
     from ekspresi.evaluate.report import summary_table, write_report, write_run_report
     from ekspresi.infer import Classifier
-    from ekspresi.infer.bundle import is_bundle_dir, load_bundle
+    from ekspresi.infer.bundle import is_bundle_dir
     from ekspresi.infer.resolve import DEFAULT_MODEL, resolve_model
     from ekspresi.labels import parse_classes
     from ekspresi.runs import is_run_dir
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
                             "model bundle (only a run directory can be reported on alone)")
 
     resolved = resolve_model(args.model)
-    bundle, run_dir = load_bundle(resolved.bundle_dir), resolved.run_dir
+    bundle, run_dir = resolved.load(), resolved.run_dir
     classifier = Classifier(bundle)
     predict_proba = classifier.predict_proba
     face_crop = _face_cropper(classifier, args.detect) if args.detect else None

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ekspresi.errors import BadInputError, MissingDependencyError, ModelError
-from ekspresi.infer.bundle import INPUT_NAME, OUTPUT_NAME, Bundle, load_bundle, write_bundle
+from ekspresi.infer.bundle import INPUT_NAME, OUTPUT_NAME, Bundle, write_bundle
 from ekspresi.infer.resolve import resolve_model
 
 TTA_MODES = ("none", "flip")
@@ -171,7 +171,7 @@ def build_ensemble(members: list[str | Path | Bundle], out_dir: str | Path, *,
     ``out_dir``. Its ``training`` record lists every member's own record; its metrics
     start empty: evaluate the ensemble, then ``ekspresi export ENSEMBLE --evaluation``."""
     resolved = [resolve_model(m.path if isinstance(m, Bundle) else m) for m in members]
-    sources = [(load_bundle(r.bundle_dir), r.run_dir) for r in resolved]
+    sources = [(r.load(), r.run_dir) for r in resolved]
     bundles = [b for b, _ in sources]
     if weights is not None and len(weights) != len(bundles):
         raise BadInputError("weights", f"{len(weights)} weights for {len(bundles)} members")

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ekspresi.errors import BadInputError
-from ekspresi.infer.bundle import CARD_PLOTS, ONNX_NAME, Bundle, load_bundle, write_bundle
+from ekspresi.infer.bundle import CARD_PLOTS, ONNX_NAME, Bundle, write_bundle
 from ekspresi.infer.resolve import resolve_model
 from ekspresi.labels import ALL_CLASSES
 from ekspresi.runs import (
@@ -182,7 +182,7 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
     ``evaluation``: an ``ekspresi evaluate`` output folder whose test-set metrics and plots
     go into the bundle, so the shipped model card carries its cross-dataset results."""
     resolved = resolve_model(source)
-    bundle, run = load_bundle(resolved.bundle_dir), resolved.run_dir
+    bundle, run = resolved.load(), resolved.run_dir
     base = run if run is not None else bundle.path
     out = Path(out_dir) if out_dir else base / ("export-int8" if int8 else "export")
     if out.resolve() == bundle.path.resolve():

@@ -14,9 +14,10 @@ def register(subparsers) -> None:
         description="Classifier ms/face (batch 1 and 32, 1 and 2 threads), detector ms per "
                     "640x480 frame per backend, end-to-end frames/s, peak memory, install "
                     "footprint without torch; with --photos, the detector comparison.")
-    p.add_argument("--model", metavar="BUNDLE", help="bundle (default: the bundled model)")
-    p.add_argument("--compare", metavar="BUNDLE", action="append",
-                   help="also time this bundle's classifier in the same run (repeatable), "
+    p.add_argument("--model", metavar="MODEL",
+                   help="bundle or run folder, or a bundled model's name (default: default)")
+    p.add_argument("--compare", metavar="MODEL", action="append",
+                   help="also time this model's classifier in the same run (repeatable), "
                         "e.g. the float and int8 exports of one model")
     p.add_argument("--image", metavar="PHOTO",
                    help="face photo pasted into the 640x480 test frame (default: none, "

@@ -17,8 +17,9 @@ from ekspresi.infer.sources import IMAGE_EXTENSIONS, expand_paths  # noqa: F401 
 
 def add_engine_options(p: argparse.ArgumentParser) -> None:
     """Options shared by predict, webcam and benchmark."""
-    p.add_argument("--model", metavar="BUNDLE", default=None,
-                   help="model bundle directory (default: the bundled model)")
+    p.add_argument("--model", metavar="MODEL", default=None,
+                   help="a bundle folder, a training run folder (its bundle/) or a bundled "
+                        "model's name (default: default)")
     p.add_argument("--detector", default="default",
                    help="face detector: default (retinaface), retinaface, haar, blazeface, "
                         "blazeface-fast, blazeface-full, blazeface-tiled")

@@ -8,9 +8,10 @@ import argparse
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "ensemble", help="combine model bundles (and flip TTA) into one ONNX bundle",
-        description="MEMBER is a model bundle or a training run. The written bundle averages "
-                    "the members' softmax probabilities (optionally also over the mirrored "
-                    "face) inside one ONNX graph, so every command and the web app use it "
+        description="MEMBER is a model bundle, a training run or a bundled model's name. "
+                    "The written bundle averages the members' softmax probabilities "
+                    "(optionally also over the mirrored face) inside one ONNX graph, so "
+                    "every command and the web app use it "
                     "like any model. Evaluate it, then fold the evaluation in with "
                     "`ekspresi export DIR -o OUT --evaluation EVAL_DIR`.")
     p.add_argument("members", nargs="+", metavar="MEMBER")

@@ -10,8 +10,9 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "export", help="write an ONNX model bundle (optionally int8) from a training run",
         description="RUN is a training run directory (with bundle/, final_metrics.json, "
-                    "predictions_test.npz) or a bundle directory. --int8 quantises the graph "
-                    "and measures the accuracy drop on the run's test images (or --data).")
+                    "predictions_test.npz), a bundle directory or a bundled model's name. "
+                    "--int8 quantises the graph and measures the accuracy drop on the "
+                    "run's test images (or --data).")
     p.add_argument("run", metavar="RUN")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="output bundle folder (default RUN/export or RUN/export-int8)")

@@ -33,6 +33,10 @@ class ResolvedModel:
     bundle_dir: Path
     run_dir: Path | None = None
 
+    def load(self, *, verify: bool = True) -> Bundle:
+        """The bundle, read and checked (:func:`ekspresi.infer.bundle.load_bundle`)."""
+        return load_bundle(self.bundle_dir, verify=verify)
+
 
 def bundled_models() -> list[str]:
     """Names of the models shipped in this install (folders of ``BUNDLED_MODELS_DIR``)."""
@@ -79,7 +83,7 @@ def resolve_model(spec: str | Path | None = None) -> ResolvedModel:
 
 def load_model(spec: str | Path | None = None, *, verify: bool = True) -> Bundle:
     """The verified bundle a MODEL argument names (see :func:`resolve_model`)."""
-    return load_bundle(resolve_model(spec).bundle_dir, verify=verify)
+    return resolve_model(spec).load(verify=verify)
 
 
 def default_bundle_path() -> Path:

@@ -20,8 +20,9 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    p.add_argument("--model", type=Path, default=None,
-                   help="model bundle directory (default: the bundled model)")
+    p.add_argument("--model", type=Path, default=None, metavar="MODEL",
+                   help="a bundle folder, a training run folder (its bundle/) or a bundled "
+                        "model's name (default: default)")
     p.add_argument("--detector", default="default",
                    help="face detector: default, haar, blazeface, blazeface-full")
     p.add_argument("--runs", type=Path, default=None, metavar="DIR",
