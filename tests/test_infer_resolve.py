@@ -50,6 +50,7 @@ def test_a_bundle_inside_a_run_belongs_to_the_run(run_dir, conv_bundle, tmp_path
     assert resolve_model(run_dir / "export-int8") == ResolvedModel(run_dir / "export-int8",
                                                                    run_dir)
     assert resolve_model(tmp_path / "loose" / "model.json") == ResolvedModel(tmp_path / "loose")
+    assert resolve_model(conv_bundle).run_dir is None     # a lone x/bundle/: x is no run
     assert load_model(str(run_dir)).sha256 == load_model(conv_bundle).sha256
 
 
@@ -62,7 +63,7 @@ def test_bundled_models_are_found_by_folder_name(monkeypatch, tmp_path, make_bun
     (tmp_path / "models" / "notes").mkdir()                 # not a bundle: not listed
     assert resolve.bundled_models() == ["accurate", "default"]
     assert resolve_model(None) == resolve_model("default") == ResolvedModel(
-        tmp_path / "models" / "default")
+        tmp_path / "models" / "default", bundled_name="default")
     assert load_model("accurate").name == "accurate-net"
     monkeypatch.chdir(tmp_path)
     (tmp_path / "accurate").mkdir()
@@ -98,6 +99,8 @@ def test_each_bad_spec_says_what_is_wrong(tmp_path, conv_bundle, capsys):
         resolve_model(run)
     code, _, err = run_cli(capsys, "predict", PHOTO, "--model", run)
     assert code == 2 and "has no bundle/" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "export", "default")      # never writes into the package
+    assert code == 2 and "choose an output folder with -o" in err
 
 
 def test_one_session_set_up(conv_bundle, tmp_path):

@@ -182,6 +182,9 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
     ``evaluation``: an ``ekspresi evaluate`` output folder whose test-set metrics and plots
     go into the bundle, so the shipped model card carries its cross-dataset results."""
     resolved = resolve_model(source)
+    if out_dir is None and resolved.bundled_name is not None:
+        raise BadInputError(str(source), "is a model shipped in the package; choose an output "
+                                         "folder with -o")
     bundle, run = resolved.load(), resolved.run_dir
     base = run if run is not None else bundle.path
     out = Path(out_dir) if out_dir else base / ("export-int8" if int8 else "export")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from ekspresi.errors import ModelError
 from ekspresi.infer.bundle import META_NAME, ONNX_NAME, Bundle, is_bundle_dir, load_bundle
-from ekspresi.runs import BUNDLE_DIR, is_run_dir
+from ekspresi.runs import BUNDLE_DIR, RUN_MARKERS, is_run_dir
 
 #: Where the models shipped inside the package live, one bundle folder per name.
 BUNDLED_MODELS_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
@@ -28,10 +28,12 @@ DEFAULT_MODEL = "default"
 
 @dataclass(frozen=True)
 class ResolvedModel:
-    """Where a MODEL argument points: the bundle folder, and the run it belongs to."""
+    """Where a MODEL argument points: the bundle folder, the run it belongs to, and the
+    name when it is a model shipped in the package (a folder nobody should write into)."""
 
     bundle_dir: Path
     run_dir: Path | None = None
+    bundled_name: str | None = None
 
     def load(self, *, verify: bool = True) -> Bundle:
         """The bundle, read and checked (:func:`ekspresi.infer.bundle.load_bundle`)."""
@@ -50,13 +52,21 @@ def _is_name(spec: str) -> bool:
     return bool(spec) and "/" not in spec and "\\" not in spec and not spec.startswith(".")
 
 
+def _run_holding(bundle: Path) -> Path | None:
+    """The run directory a bundle folder sits in: its parent, when that holds a run's files
+    besides this folder (a lone ``x/bundle/`` does not make ``x`` a run)."""
+    parent = bundle.resolve().parent
+    others = [n for n in RUN_MARKERS if n != bundle.resolve().name]
+    return bundle.parent if any((parent / n).exists() for n in others) else None
+
+
 def resolve_model(spec: str | Path | None = None) -> ResolvedModel:
     """MODEL argument -> (bundle directory, run directory or None); ``None`` is
     ``default``. Raises :class:`ModelError` saying what was expected."""
     text = DEFAULT_MODEL if spec is None else str(spec)
     if _is_name(text):         # a bundled model's name wins over a folder of that name
         if is_bundle_dir(BUNDLED_MODELS_DIR / text):
-            return ResolvedModel(BUNDLED_MODELS_DIR / text)
+            return ResolvedModel(BUNDLED_MODELS_DIR / text, bundled_name=text)
         if text == DEFAULT_MODEL:
             raise ModelError(f"{BUNDLED_MODELS_DIR / text}: no bundled default model in this "
                              "install; pass a bundle with --model / Recognizer(model=...), or "
@@ -65,7 +75,7 @@ def resolve_model(spec: str | Path | None = None) -> ResolvedModel:
     if p.is_file() and p.name in (ONNX_NAME, META_NAME):
         p = p.parent
     if is_bundle_dir(p):
-        return ResolvedModel(p, p.parent if is_run_dir(p.parent) else None)
+        return ResolvedModel(p, _run_holding(p))
     if is_bundle_dir(p / BUNDLE_DIR):
         return ResolvedModel(p / BUNDLE_DIR, p)
     if is_run_dir(p):
