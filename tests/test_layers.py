@@ -26,7 +26,6 @@ LAYERS = {
 #: imported prefix).
 EXCEPTIONS = {
     ("ekspresi.detect", "ekspresi.infer.types"),
-    ("ekspresi.infer.commands", "ekspresi.distributed"),  # predict's --engine ray dispatch
 }
 
 

@@ -1,11 +1,13 @@
-"""`ekspresi <command>`: one console entry point; each layer registers its own commands.
+"""`ekspresi <command>`: one console entry point, the top layer.
 
-Every command lives in a small ``commands`` module of its layer, which must import nothing
-heavy at module level (no torch, no onnxruntime) so that ``ekspresi --help`` is instant and
-works on the inference-only install. Expected failures (:class:`EkspresiError`) are printed
-as one line, without a traceback, and exit with status 2; so is a command that needs the
-training extra (torch, scikit-learn, matplotlib, onnx) on an install without it, with the
-``pip install 'ekspresi[train]'`` line to run.
+Every command is a module of this package (``ekspresi.cli.<verb>``: ``register(subparsers)``
+and ``run(args) -> int``) building its options from the shared groups of
+:mod:`ekspresi.cli.options`. It must import nothing heavy at module level (no torch, no
+onnxruntime) so that ``ekspresi --help`` is instant and works on the inference-only install.
+Expected failures (:class:`EkspresiError`, and a command line argparse rejects) are printed
+as one ``error: ...`` line, without a traceback, and exit with status 2; so is a command that
+needs the training extra (torch, scikit-learn, matplotlib, onnx) on an install without it,
+with the ``pip install 'ekspresi[train]'`` line to run.
 """
 
 from __future__ import annotations
@@ -19,21 +21,22 @@ from collections.abc import Sequence
 from ekspresi._version import __version__
 from ekspresi.errors import EkspresiError
 
-#: command -> (module providing ``register(subparsers)``, one-line help if it is absent).
-COMMAND_MODULES: dict[str, tuple[str, str]] = {
-    "data": ("ekspresi.data.commands", "inspect and preview datasets"),
-    "models": ("ekspresi.models.commands", "list the model registry"),
-    "train": ("ekspresi.train.commands", "train a model from a config"),
-    "sweep": ("ekspresi.train.sweep_commands", "run a set of experiments"),
-    "campaign": ("ekspresi.train.campaign_commands", "run a list of trainings in a time budget"),
-    "evaluate": ("ekspresi.evaluate.commands", "evaluate a model on datasets"),
-    "compare": ("ekspresi.evaluate.compare_commands", "compare training runs"),
-    "export": ("ekspresi.infer.export_commands", "write an ONNX model bundle"),
-    "ensemble": ("ekspresi.infer.ensemble_commands", "average models in one ONNX bundle"),
-    "predict": ("ekspresi.infer.commands", "recognise expressions in images and videos"),
-    "webcam": ("ekspresi.infer.webcam_commands", "live webcam window"),
-    "benchmark": ("ekspresi.infer.benchmark_commands", "measure inference speed"),
-    "serve": ("ekspresi.web.commands", "run the web app and HTTP API"),
+#: command -> one-line help shown when its module needs the missing training extra; the
+#: command is registered by ``ekspresi.cli.<command>``.
+COMMANDS: dict[str, str] = {
+    "data": "inspect and preview datasets",
+    "models": "list the model registry",
+    "train": "train a model from a config",
+    "sweep": "run a set of experiments",
+    "campaign": "run a list of trainings in a time budget",
+    "evaluate": "evaluate a model on datasets",
+    "compare": "compare training runs",
+    "export": "write an ONNX model bundle",
+    "ensemble": "average models in one ONNX bundle",
+    "predict": "recognise expressions in images and videos",
+    "webcam": "live webcam window",
+    "benchmark": "measure inference speed",
+    "serve": "run the web app and HTTP API",
 }
 
 
@@ -56,34 +59,35 @@ def _needs_extra(name: str, package: str):
     return run
 
 
-def _not_available(name: str, why: str):
-    def run(_args: argparse.Namespace) -> int:
-        print(f"ekspresi {name}: not yet available in this version ({why})", file=sys.stderr)
-        return 2
-    return run
+class UsageError(EkspresiError):
+    """A command line argparse rejects (unknown option, invalid choice, missing argument)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line as :class:`UsageError`, printed by :func:`main` as one
+    ``error: ...`` line like every other user error, instead of exiting from inside."""
+
+    def error(self, message: str):
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ekspresi",
         description="Facial expression recognition: datasets, training, evaluation, "
                     "inference and a web app.")
     parser.add_argument("--version", action="version", version=f"ekspresi {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in COMMAND_MODULES.items():
+    for name, help_text in COMMANDS.items():
         try:
-            mod = importlib.import_module(module)
+            mod = importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
             package = _missing_extra(exc)
-            if package is not None:
-                p = sub.add_parser(name, help=f"{help_text} (needs {TRAIN_HINT})")
-                p.set_defaults(func=_needs_extra(name, package))
-                continue
-            if exc.name is None or not module.startswith(exc.name):
+            if package is None:
                 raise
-            p = sub.add_parser(name, help=f"{help_text} (not yet available)")
-            p.set_defaults(func=_not_available(name, f"{module} is missing"))
+            p = sub.add_parser(name, help=f"{help_text} (needs {TRAIN_HINT})")
+            p.set_defaults(func=_needs_extra(name, package))
             continue
         mod.register(sub)  # adds exactly the command `name`, with set_defaults(func=...)
     return parser
@@ -91,7 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
@@ -108,10 +116,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if package is None:
             raise
         return _needs_extra(args.command, package)(args)
+    except OSError as exc:
+        # A path the user gave that cannot be read or written (missing folder, permissions,
+        # disk full); --verbose keeps the traceback for a bug report.
+        if args.verbose:
+            raise
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
 
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

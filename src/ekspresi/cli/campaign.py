@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ekspresi.cli.options import add_output
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,7 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("file", help="campaign file (configs/campaign/*.yaml)")
     p.add_argument("--budget-minutes", type=float, required=True,
                    help="wall-clock budget for all runs together")
-    p.add_argument("--out", required=True, help="folder for the runs and campaign.json")
+    add_output(p, metavar="DIR", required=True, help="folder for the runs and campaign.json")
     p.add_argument("--set", dest="overrides", action="append", default=[],
                    metavar="KEY=VALUE", help="override for every run (repeatable), e.g. "
                    "--set train.epochs=1 for a dry run")

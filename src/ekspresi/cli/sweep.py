@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ekspresi.cli.options import positive_int
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -18,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("--max-minutes", type=float, help="time budget per run (resumable)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     p.add_argument("--quiet", action="store_true")
-    p.add_argument("--threads", type=int)
+    p.add_argument("--threads", type=positive_int, help="torch threads")
     p.set_defaults(func=run)
 
 
