@@ -5,9 +5,17 @@ with exit status 2, never a traceback."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ekspresi.cli import COMMANDS, build_parser
+import pytest
+import yaml
+
+from ekspresi.cli import COMMANDS, build_parser, main
 from ekspresi.detect import BACKENDS
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PHOTO = FIXTURES / "photos" / "astronaut.jpg"
+FER = FIXTURES / "datasets" / "fer2013"
 
 #: The verbs that run a face detector on a model's behalf.
 DETECTING_VERBS = ("predict", "serve", "webcam", "benchmark", "evaluate")
@@ -53,3 +61,57 @@ def test_every_output_option_is_spelt_the_same():
                 assert dests["out"].option_strings == ["-o", "--out"], p.prog
             if "format" in dests:
                 assert dests["format"].default == dests["format"].choices[0] == "table"
+
+
+def _config(tmp_path: Path, **model) -> str:
+    cfg = {"name": "tiny", "seed": 1,
+           "data": {"sources": [f"fer2013-folder:{FER}"], "split": "official"},
+           "model": {"name": "fer-vgg", "input_size": 16, "options": {"widths": [8, 16]},
+                     **model},
+           "train": {"epochs": 1, "batch_size": 16, "threads": 1}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+BAD_INPUTS = {
+    "unknown model name in a config": (
+        lambda t: ["train", _config(t, name="nope"), "-o", str(t / "run")], "unknown model"),
+    "model options the builder rejects": (
+        lambda t: ["train", _config(t, name="fer-resnet",
+                                    options={"widths": [8, 16], "depths": [1]}),
+                   "-o", str(t / "run")], "as many widths as depths"),
+    "model input size the builder rejects": (
+        lambda t: ["train", _config(t, name="paper-cnn", input_size=20, options={}),
+                   "-o", str(t / "run")], "divisible by 16"),
+    "unknown detector": (
+        lambda t: ["predict", str(PHOTO), "--detector", "nope"], "invalid choice: 'nope'"),
+    "count below one": (
+        lambda t: ["predict", str(PHOTO), "--threads", "0"], "must be at least 1"),
+    "missing config file": (
+        lambda t: ["train", str(t / "missing.yaml")], "config file not found"),
+    "missing dataset": (
+        lambda t: ["evaluate", "--data", str(t / "missing")], "no such file or folder"),
+    "broken config file": (
+        lambda t: (t / "b.yaml").write_text("name: [x\n") and ["train", str(t / "b.yaml")],
+        "cannot parse (line 2"),
+    "bad --set value": (
+        lambda t: ["train", _config(t), "--set", "train.epochs=abc"], "expected an integer"),
+    "bad dataset spec": (
+        lambda t: ["data", "inspect", f"nolayout:{FER}"], "unknown dataset layout 'nolayout'"),
+    "output under a file": (
+        lambda t: (t / "f").write_text("x") and ["predict", str(PHOTO), "--detector", "haar",
+                                                "-o", str(t / "f" / "out.json")],
+        str(Path("f"))),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_user_errors_are_one_line_without_traceback(case, tmp_path, capsys):
+    argv, message = BAD_INPUTS[case]
+    assert main(argv(tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()     # progress ("evaluating X ...") may come first
+    assert [line for line in lines if line.startswith("error")] == lines[-1:], err
+    assert lines[-1].startswith("error: ") and message in lines[-1]
