@@ -99,6 +99,11 @@ BAD_INPUTS = {
         lambda t: ["train", _config(t), "--set", "train.epochs=abc"], "expected an integer"),
     "bad dataset spec": (
         lambda t: ["data", "inspect", f"nolayout:{FER}"], "unknown dataset layout 'nolayout'"),
+    "Ray engine without Parquet output": (
+        lambda t: ["predict", str(PHOTO), "--engine", "ray"], "add -o RESULTS.parquet"),
+    "Ray address on the local engine": (
+        lambda t: ["predict", str(PHOTO), "-o", str(t / "r.parquet"), "--address", "auto"],
+        "--address needs --engine ray"),
     "output under a file": (
         lambda t: (t / "f").write_text("x") and ["predict", str(PHOTO), "--detector", "haar",
                                                 "-o", str(t / "f" / "out.json")],

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ekspresi.errors import ConfigError
+
 
 def add_batch_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("batch engines (-o RESULTS.parquet: one row per face, resumable)")
@@ -36,18 +38,15 @@ def run_batch(args: argparse.Namespace) -> int:
 
     out = args.out
     if not out or not str(out).lower().rstrip("/").endswith(".parquet"):
-        print("error: --engine ray writes Parquet: add -o RESULTS.parquet", file=sys.stderr)
-        return 2
+        raise ConfigError("--engine ray writes Parquet: add -o RESULTS.parquet")
     unsupported = [flag for flag, used in (("--annotate", args.annotate),
                                            ("--timeline", args.timeline),
                                            ("--format", args.format != "table")) if used]
     if unsupported:
-        print(f"error: {', '.join(unsupported)} cannot be combined with Parquet output "
-              "(the Parquet rows hold every frame's faces)", file=sys.stderr)
-        return 2
+        raise ConfigError(f"{', '.join(unsupported)} cannot be combined with Parquet output "
+                          "(the Parquet rows hold every frame's faces)")
     if args.address and args.engine != "ray":
-        print("error: --address needs --engine ray", file=sys.stderr)
-        return 2
+        raise ConfigError("--address needs --engine ray")
     try:
         job = predict(args.paths, out, engine=args.engine, address=args.address,
                       workers=args.workers, model=args.model, detector=args.detector,
