@@ -61,6 +61,9 @@ def test_every_output_option_is_spelt_the_same():
                 assert dests["out"].option_strings == ["-o", "--out"], p.prog
             if "format" in dests:
                 assert dests["format"].default == dests["format"].choices[0] == "table"
+            if "overrides" in dests:
+                assert dests["overrides"].option_strings == ["--set"], p.prog
+    assert all("overrides" in _actions(_verbs()[v]) for v in ("train", "sweep", "campaign"))
 
 
 def _config(tmp_path: Path, **model) -> str:

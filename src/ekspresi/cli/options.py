@@ -109,6 +109,27 @@ def add_format(p: argparse.ArgumentParser, choices: tuple[str, ...]) -> None:
                    help=f"output format: {', '.join(choices)} (default {choices[0]})")
 
 
+def add_overrides(p: argparse.ArgumentParser | argparse._ArgumentGroup, *,
+                  each: str = "") -> None:
+    """``--set KEY=VALUE`` (repeatable): a config value, given as YAML."""
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override a config value{each}, e.g. --set train.epochs=5 "
+                        "(repeatable; the value is read as YAML)")
+
+
+def add_training(p: argparse.ArgumentParser, *, each: str = "") -> None:
+    """The options of a verb that trains from configs: overrides, time budget (``each``:
+    for every run of several), progress bar, torch threads."""
+    g = p.add_argument_group("training")
+    add_overrides(g, each=each)
+    g.add_argument("--max-minutes", type=float, metavar="M",
+                   help=f"stop cleanly after the epoch that would overrun this budget{each} "
+                        "(resumable)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar (for logs)")
+    g.add_argument("--threads", type=positive_int, metavar="N",
+                   help="torch threads (default: the config's train.threads, else torch's)")
+
+
 def add_data(p: argparse.ArgumentParser, *, help: str, repeat: bool = False,
              split: bool = False) -> None:
     """``--data SPEC`` (repeatable when ``repeat``) and, with ``split``, ``--split``."""
