@@ -66,6 +66,15 @@ def test_every_output_option_is_spelt_the_same():
     assert all("overrides" in _actions(_verbs()[v]) for v in ("train", "sweep", "campaign"))
 
 
+def test_dataset_help_names_every_registered_layout():
+    """Written out in cli/options.py because the readers' registry imports OpenCV."""
+    from ekspresi.cli.options import DATA_SPEC_HELP
+    from ekspresi.data.loading import LAYOUTS
+
+    listed = DATA_SPEC_HELP.rsplit("one of ", 1)[1].split(", ")
+    assert listed == list(LAYOUTS)
+
+
 def _config(tmp_path: Path, **model) -> str:
     cfg = {"name": "tiny", "seed": 1,
            "data": {"sources": [f"fer2013-folder:{FER}"], "split": "official"},

@@ -16,7 +16,8 @@ from ekspresi.detect import BACKENDS, DEFAULT_DETECTOR, SENSITIVITIES
 MODEL_HELP = ("model: a bundle folder (or its model.onnx), a training run folder, or "
               "`default` (the bundled model, used when none is given)")
 
-#: What a dataset argument accepts (``ekspresi.data.loading.load``).
+#: What a dataset argument accepts (``ekspresi.data.loading.load``); the layouts are written
+#: out (their registry imports OpenCV), and tests/test_cli.py checks them against it.
 DATA_SPEC_HELP = ("a dataset folder or file (layout detected), or LAYOUT:PATH with LAYOUT one "
                   "of fer2013-folder, fer2013-csv, ferplus, folders, jaffe, kdef, pack")
 
