@@ -54,7 +54,7 @@ def free_port() -> int:
 def start_server(model: str | None, detector: str, threads: int | None
                  ) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    cmd = [sys.executable, "-m", "ekspresi.cli", "serve", "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "ekspresi", "serve", "--host", "127.0.0.1",
            "--port", str(port), "--detector", detector]
     if model:
         cmd += ["--model", model]

@@ -51,7 +51,7 @@ def start_server(extra: list[str]) -> tuple[subprocess.Popen, str]:
     import httpx
 
     port = free_port()
-    cmd = [sys.executable, "-m", "ekspresi.cli", "serve", "--host", "127.0.0.1",
+    cmd = [sys.executable, "-m", "ekspresi", "serve", "--host", "127.0.0.1",
            "--port", str(port), *extra]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{port}"

@@ -14,7 +14,7 @@ FIX = Path(__file__).parent / "fixtures" / "datasets"
 
 
 def run_json(capsys, *args) -> dict:
-    assert main(["data", "inspect", *args, "--json"]) == 0
+    assert main(["data", "inspect", *args, "--format", "json"]) == 0
     return json.loads(capsys.readouterr().out)
 
 

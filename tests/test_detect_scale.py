@@ -193,8 +193,8 @@ def test_cli_numbers_and_options(capsys, conv_bundle, tmp_path):
     assert main(["predict", str(blank), "--model", str(conv_bundle)]) == 0
     text = capsys.readouterr().out
     assert "no face found" in text and "1920x1080" in text
-    with pytest.raises(SystemExit):
-        main(["predict", str(path), "--sensitivity", "extreme"])
+    assert main(["predict", str(path), "--sensitivity", "extreme"]) == 2
+    assert "invalid choice: 'extreme'" in capsys.readouterr().err
 
 
 def test_recognizer_detector_and_sensitivity_per_call(conv_bundle):

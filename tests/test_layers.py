@@ -26,10 +26,6 @@ LAYERS = {
 #: imported prefix).
 EXCEPTIONS = {
     ("ekspresi.detect", "ekspresi.infer.types"),
-    ("ekspresi.infer.commands", "ekspresi.distributed"),  # predict's --engine ray dispatch
-    # the export and ensemble verbs, until the command modules move into ekspresi.cli
-    ("ekspresi.infer.export_commands", "ekspresi.export"),
-    ("ekspresi.infer.ensemble_commands", "ekspresi.export"),
 }
 
 

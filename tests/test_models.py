@@ -102,7 +102,7 @@ def test_bad_model_requests_are_config_errors():
 
 
 def test_models_command_json(capsys):
-    assert main(["models", "--json"]) == 0
+    assert main(["models", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     by_name = {r["name"]: r for r in rows}
     assert by_name["paper-cnn"]["trainable_params"] == 4_474_759

@@ -55,7 +55,7 @@ def test_cli_pack_then_inspect(tmp_path, capsys):
     assert main(["data", "pack", SOURCES[0], "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "fer.ekpack" in printed and "samples" in printed
-    assert main(["data", "inspect", f"pack:{out}.ekpack", "--json"]) == 0
+    assert main(["data", "inspect", f"pack:{out}.ekpack", "--format", "json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     ref = load(SOURCES[0], cache=False)
     assert summary["total"] == len(ref)

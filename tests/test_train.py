@@ -130,7 +130,7 @@ def test_freeze_and_unfreeze_after(dataset, tmp_path):
 
 
 def _cmd(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ekspresi.cli", *args]
+    return [sys.executable, "-m", "ekspresi", *args]
 
 
 def test_resume_after_kill_equals_uninterrupted(dataset, tmp_path):

@@ -1,8 +1,8 @@
 """Datasets: readers per layout, splits, balancing, caching (``ekspresi data``).
 
 ``from ekspresi.data import load, load_many`` is the entry point; the names are resolved
-lazily so that importing ``ekspresi.data.commands`` (for ``ekspresi --help``) does not pull in
-OpenCV and Pillow.
+lazily so that importing one of its light submodules (``ekspresi.data.pack`` for its file
+suffix) does not pull in OpenCV and Pillow.
 """
 
 from __future__ import annotations

@@ -63,6 +63,10 @@ def parse_spec(spec: str | Path) -> tuple[str | None, Path]:
         layout, rest = spec.split(":", 1)
         if layout in LAYOUTS:
             return layout, Path(rest).expanduser()
+        # a misspelt LAYOUT: (a drive letter such as C: is one character, a path exists)
+        if len(layout) > 1 and "/" not in layout and not Path(spec).expanduser().exists():
+            raise BadInputError(spec, f"unknown dataset layout {layout!r}; LAYOUT:PATH takes "
+                                      f"one of {', '.join(LAYOUTS)}")
     return None, Path(spec).expanduser()
 
 

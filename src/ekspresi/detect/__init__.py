@@ -12,12 +12,32 @@ and image size, false boxes on face-free images, ms per image:
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from ekspresi.detect.align import align_crop, align_face, eye_angle
-from ekspresi.detect.base import SENSITIVITIES, Detector
-from ekspresi.detect.order import reading_order
 from ekspresi.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ekspresi.detect.base import Detector
+
+#: ``sensitivity`` levels every backend accepts: ``low`` looks for larger faces only and/or
+#: asks for more evidence (fast, fewest false boxes: live video), ``high`` for smaller and
+#: fainter faces (slower, more false boxes). What each level means per backend is in
+#: docs/detectors.md.
+SENSITIVITIES = ("low", "normal", "high")
+
+#: Names handed on from the submodules when first used, so that the CLI can read the
+#: registry (``--detector`` choices) without importing OpenCV and numpy for ``--help``.
+_LAZY = {"align_crop": "align", "align_face": "align", "eye_angle": "align",
+         "Detector": "base", "reading_order": "order"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 #: What ``default`` resolves to (see docs/detectors.md for the measurements).
 DEFAULT_DETECTOR = "retinaface"

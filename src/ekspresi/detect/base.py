@@ -13,14 +13,11 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ekspresi.detect import SENSITIVITIES
+from ekspresi.errors import ConfigError
 from ekspresi.imaging import array_to_uint8
 from ekspresi.infer.types import Detection
 
-#: ``sensitivity`` levels every backend accepts: ``low`` looks for larger faces only and/or
-#: asks for more evidence (fast, fewest false boxes: live video), ``high`` for smaller and
-#: fainter faces (slower, more false boxes). What each level means per backend is in
-#: docs/detectors.md.
-SENSITIVITIES = ("low", "normal", "high")
 #: Faces smaller than this are not reported unless ``min_face_size`` says otherwise.
 DEFAULT_MIN_FACE = 20
 
@@ -54,12 +51,12 @@ class Detector(ABC):
                  max_faces: int | None = None, margin: float | None = None,
                  sensitivity: str = "normal"):
         if sensitivity not in SENSITIVITIES:
-            raise ValueError(f"sensitivity must be one of {', '.join(SENSITIVITIES)}, "
-                             f"got {sensitivity!r}")
+            raise ConfigError(f"sensitivity must be one of {', '.join(SENSITIVITIES)}, "
+                              f"got {sensitivity!r}")
         if min_face_size is not None and min_face_size < 1:
-            raise ValueError(f"min_face_size must be >= 1 pixel, got {min_face_size}")
+            raise ConfigError(f"min_face_size must be >= 1 pixel, got {min_face_size}")
         if max_faces is not None and max_faces < 1:
-            raise ValueError(f"max_faces must be >= 1 or None, got {max_faces}")
+            raise ConfigError(f"max_faces must be >= 1 or None, got {max_faces}")
         #: as given (``None``: not set; multi-scale backends then search down to their
         #: sensitivity's smallest face, and report faces down to DEFAULT_MIN_FACE)
         self.requested_min_face = None if min_face_size is None else int(min_face_size)

@@ -185,7 +185,8 @@ def machine() -> dict[str, Any]:
 
 def run_benchmark(model=None, *, image: str | Path | None = None,
                   photo_dir: str | Path | None = None, negatives_dir: str | Path | None = None,
-                  compare: list[str | Path] | None = None, repeat: int = 50) -> dict[str, Any]:
+                  compare: list[str | Path] | None = None, repeat: int = 50,
+                  detector: str = "default") -> dict[str, Any]:
     from ekspresi.infer.recognizer import Recognizer
 
     photo = read_image(image) if image else None
@@ -199,10 +200,11 @@ def run_benchmark(model=None, *, image: str | Path | None = None,
         # timed in the same process and minutes as the main model: ratios are comparable
         res["classifier_compare"] = {str(m): classifier_speed(m, repeat) for m in compare}
     res["detector_ms_per_frame"] = detector_speed(frame, max(10, repeat // 2))
-    rec = Recognizer(model)
+    rec = Recognizer(model, detector)
     faces = rec.analyze(frame)
     ms = _median_ms(lambda: rec.analyze(frame), max(10, repeat // 2))
-    res["end_to_end"] = {"detector": DEFAULT_DETECTOR, "faces_in_frame": len(faces),
+    res["end_to_end"] = {"detector": DEFAULT_DETECTOR if detector == "default" else detector,
+                         "faces_in_frame": len(faces),
                          "ms_per_frame": round(ms, 3), "frames_per_second": round(1000 / ms, 1)}
     if photo_dir:
         res["detector_comparison"] = detector_comparison(photo_dir, max(10, repeat // 2),

@@ -368,13 +368,22 @@ def read_config_file(path: str | Path) -> dict:
         else:
             data = yaml.safe_load(text)
     except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{p}: cannot parse ({exc})") from None
+        raise ConfigError(f"{p}: cannot parse ({_one_line(exc)})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping of sections")
     data.setdefault("name", p.stem)
     return data
+
+
+def _one_line(exc: Exception) -> str:
+    """A parser's message on one line: YAML's names the line and column, then the problem
+    (its multi-line form quotes the text with a caret under it)."""
+    mark = getattr(exc, "problem_mark", None)
+    if isinstance(exc, yaml.YAMLError) and mark is not None:
+        return f"line {mark.line + 1}, column {mark.column + 1}: {exc.problem}"
+    return " ".join(str(exc).split())
 
 
 def set_key(data: dict, dotted: str, value: Any) -> None:

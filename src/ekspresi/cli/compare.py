@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ekspresi.cli.options import add_output
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -15,8 +17,8 @@ def register(subparsers) -> None:
                     "bar chart.")
     p.add_argument("runs", nargs="+", metavar="RUN",
                    help="run directories and/or `ekspresi evaluate` output folders")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="write comparison.{md,csv,html,png,svg} (+ cross_dataset.csv) here")
+    add_output(p, metavar="DIR",
+               help="write comparison.{md,csv,html,png,svg} (+ cross_dataset.csv) here")
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from ekspresi.cli.options import add_detector, add_engine, add_model
 from ekspresi.errors import ConfigError
 from ekspresi.web.settings import WEB_MAX_PIXELS, valid_host_name
 
@@ -20,19 +21,15 @@ def register(subparsers) -> None:
     p.add_argument("--host", default="127.0.0.1",
                    help="interface to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
-    p.add_argument("--model", type=Path, default=None, metavar="MODEL",
-                   help="a bundle folder, a training run folder (its bundle/) or a bundled "
-                        "model's name (default: default)")
-    p.add_argument("--detector", default="default",
-                   help="face detector: default, haar, blazeface, blazeface-full")
+    add_model(p)
+    add_detector(p, tuning=False)
     p.add_argument("--runs", type=Path, default=None, metavar="DIR",
                    help="training runs folder shown on the Experiments page")
     p.add_argument("--max-upload-mb", type=float, default=10.0,
                    help="largest accepted upload in MB (default 10)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow cross-origin API calls from ORIGIN (repeatable; off by default)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="ONNX Runtime threads per inference call")
+    add_engine(p)
     p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
                    help="also answer to this host name in the Host header (repeatable; "
                         "127.0.0.1, localhost, [::1] and --host are always allowed; '*' "
@@ -72,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--allowed-host {name!r}: give a host name or address "
                               "without scheme or port, e.g. myhost.local or 192.168.1.5")
     _check_port(args.host, args.port)
-    settings = WebSettings(model=args.model, detector=args.detector, runs_dir=args.runs,
+    model = Path(args.model) if args.model else None
+    settings = WebSettings(model=model, detector=args.detector, runs_dir=args.runs,
                            max_upload_mb=args.max_upload_mb,
                            max_pixels=int(args.max_megapixels * 1e6),
                            cors_origins=tuple(args.cors_origin), threads=args.threads,

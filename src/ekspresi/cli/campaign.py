@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ekspresi.cli.options import add_output, add_overrides
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -16,10 +18,8 @@ def register(subparsers) -> None:
     p.add_argument("file", help="campaign file (configs/campaign/*.yaml)")
     p.add_argument("--budget-minutes", type=float, required=True,
                    help="wall-clock budget for all runs together")
-    p.add_argument("--out", required=True, help="folder for the runs and campaign.json")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="KEY=VALUE", help="override for every run (repeatable), e.g. "
-                   "--set train.epochs=1 for a dry run")
+    add_output(p, metavar="DIR", required=True, help="folder for the runs and campaign.json")
+    add_overrides(p, each=" in every run")
     p.add_argument("--only", help="comma list of run names to run (in file order)")
     p.add_argument("--archive-dir", help="where the result archives go (default OUT/archives)")
     p.add_argument("--archive-mb", type=float, default=16.0, help="MiB per archive (16)")

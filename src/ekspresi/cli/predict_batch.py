@@ -1,6 +1,6 @@
 """The ``ekspresi predict`` options of the batch engines and the dispatch into them.
 
-``infer/commands.py`` adds these options and hands over when the output is Parquet or the
+``cli/predict.py`` adds these options and hands over when the output is Parquet or the
 engine is Ray; this module imports nothing heavy (``ekspresi --help`` stays instant).
 """
 
@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ekspresi.errors import ConfigError
 
-def add_options(p: argparse.ArgumentParser) -> None:
+
+def add_batch_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("batch engines (-o RESULTS.parquet: one row per face, resumable)")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process; ray: a Ray cluster, one Recognizer per "
@@ -25,7 +27,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def wants_batch(args: argparse.Namespace) -> bool:
-    out = getattr(args, "output", None)
+    out = getattr(args, "out", None)
     return getattr(args, "engine", "local") != "local" or bool(
         out and str(out).lower().rstrip("/").endswith(".parquet"))
 
@@ -34,20 +36,17 @@ def run_batch(args: argparse.Namespace) -> int:
     from ekspresi.distributed.job import format_summary, predict
     from ekspresi.distributed.plan import DEFAULT_CHUNK_FRAMES
 
-    out = args.output
+    out = args.out
     if not out or not str(out).lower().rstrip("/").endswith(".parquet"):
-        print("error: --engine ray writes Parquet: add -o RESULTS.parquet", file=sys.stderr)
-        return 2
+        raise ConfigError("--engine ray writes Parquet: add -o RESULTS.parquet")
     unsupported = [flag for flag, used in (("--annotate", args.annotate),
                                            ("--timeline", args.timeline),
                                            ("--format", args.format != "table")) if used]
     if unsupported:
-        print(f"error: {', '.join(unsupported)} cannot be combined with Parquet output "
-              "(the Parquet rows hold every frame's faces)", file=sys.stderr)
-        return 2
+        raise ConfigError(f"{', '.join(unsupported)} cannot be combined with Parquet output "
+                          "(the Parquet rows hold every frame's faces)")
     if args.address and args.engine != "ray":
-        print("error: --address needs --engine ray", file=sys.stderr)
-        return 2
+        raise ConfigError("--address needs --engine ray")
     try:
         job = predict(args.paths, out, engine=args.engine, address=args.address,
                       workers=args.workers, model=args.model, detector=args.detector,

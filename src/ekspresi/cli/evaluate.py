@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ekspresi.cli.options import add_data, add_detector, add_model, add_output
+
 TTA_CHOICES = ("none", "flip", "multicrop")
 
 
@@ -19,24 +21,20 @@ def register(subparsers) -> None:
                     "one or more test sets, or, given only a run directory, write the run's "
                     "report from its stored test predictions. Writes metrics.json, plots, "
                     "report.html (self-contained) and report.md.")
-    p.add_argument("model", metavar="MODEL_OR_RUN",
-                   help="run directory, model bundle (directory or model.onnx), or `default`")
-    p.add_argument("--data", action="append", default=[], metavar="SPEC",
-                   help="test set, LAYOUT:PATH or PATH (repeat for a cross-dataset test), "
-                        "e.g. fer2013-folder:data/fer2013, folders:data/ckplus48")
-    p.add_argument("--split", default="test",
-                   help="split of datasets that have official splits: test (default), val, "
-                        "train or all; datasets without one are used whole (and say so)")
+    add_model(p, positional=True)
+    add_data(p, help="test set, e.g. fer2013-folder:data/fer2013 (repeat for a cross-dataset "
+                     "test)",
+             repeat=True, split=True)
     p.add_argument("--tta", choices=TTA_CHOICES, default="none",
                    help="test-time augmentation; the report also shows the result without it")
     p.add_argument("--classes", default=None,
                    help="evaluate only these classes (comma list or subset name such as "
                         "`three`); the model then decides among them only")
-    p.add_argument("--detect", nargs="?", const="default", default=None, metavar="DETECTOR",
-                   help="find the face in each image with a face detector first (for whole "
-                        "photos such as JAFFE); images without a face are counted")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="output folder (default: RUN/report, RUN/eval, or eval-<model>)")
+    add_detector(p, tuning=False, default=None,
+                 when=" run on each image first (whole photos such as JAFFE; images "
+                      "without a face are counted)")
+    add_output(p, metavar="DIR",
+               help="output folder (default: RUN/report, RUN/eval, or eval-<model>)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     p.add_argument("--skip-bad", action="store_true",
                    help="skip unreadable images (they are counted) instead of stopping")
@@ -53,22 +51,23 @@ def run(args: argparse.Namespace) -> int:
     from ekspresi.labels import parse_classes
     from ekspresi.runs import is_run_dir
 
-    target = Path(args.model)
+    model_spec = args.model or DEFAULT_MODEL
+    target = Path(model_spec)
     only = parse_classes(args.classes) if args.classes else None
     if not args.data:
-        if args.model != DEFAULT_MODEL and is_run_dir(target) and not is_bundle_dir(target):
+        if model_spec != DEFAULT_MODEL and is_run_dir(target) and not is_bundle_dir(target):
             files = write_run_report(target, args.out)
             _print_headline(files["metrics.json"])
             _print_done(files)
             return 0
-        raise EkspresiError(f"{args.model}: give at least one --data SPEC to evaluate a "
+        raise EkspresiError(f"{model_spec}: give at least one --data SPEC to evaluate a "
                             "model bundle (only a run directory can be reported on alone)")
 
-    resolved = resolve_model(args.model)
+    resolved = resolve_model(model_spec)
     bundle, run_dir = resolved.load(), resolved.run_dir
     classifier = Classifier(bundle)
     predict_proba = classifier.predict_proba
-    face_crop = _face_cropper(classifier, args.detect) if args.detect else None
+    face_crop = _face_cropper(classifier, args.detector) if args.detector else None
     evaluations = []
     seen: set[str] = set()
     for spec in args.data:
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         ev = evaluate_spec(predict_proba, bundle.classes, bundle.input_spec.size, spec,
                            split=args.split, only=only, tta=args.tta, seed=args.seed,
                            skip_bad=args.skip_bad, face_crop=face_crop,
-                           detector_name=args.detect or "")
+                           detector_name=args.detector or "")
         base, n = ev.name, 2
         while ev.name in seen:
             ev.name = f"{base} #{n}"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ekspresi.cli.options import add_data, add_output
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,13 +16,12 @@ def register(subparsers) -> None:
                     "--int8 quantises the graph and measures the accuracy drop on the "
                     "run's test images (or --data).")
     p.add_argument("run", metavar="RUN")
-    p.add_argument("-o", "--output", metavar="DIR",
-                   help="output bundle folder (default RUN/export or RUN/export-int8)")
+    add_output(p, metavar="DIR",
+               help="output bundle folder (default RUN/export or RUN/export-int8)")
     p.add_argument("--int8", action="store_true", help="static int8 quantisation (QDQ)")
-    p.add_argument("--data", metavar="DATASET",
-                   help="dataset to measure int8 accuracy on (its test split if it has one) "
-                        "and to calibrate on (its train split)")
-    p.add_argument("--calib-data", metavar="DATASET",
+    add_data(p, help="dataset to measure int8 accuracy on (its test split if it has one) "
+                     "and to calibrate on (its train split)")
+    p.add_argument("--calib-data", metavar="SPEC",
                    help="dataset whose train split calibrates the int8 activations "
                         "(default: --data, else the run's first training data source)")
     p.add_argument("--name", help="bundle name (default: the source's, + '-int8')")
@@ -33,7 +34,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ekspresi.export.package import export
 
-    bundle = export(args.run, args.output, int8=args.int8, data=args.data,
+    bundle = export(args.run, args.out, int8=args.int8, data=args.data,
                     calib_data=args.calib_data, name=args.name,
                     evaluation=args.evaluation)
     print(f"wrote {bundle.path} ({bundle.metadata['onnx']['bytes']:,} bytes, "

@@ -11,7 +11,13 @@ import argparse
 import os
 import sys
 
-from ekspresi.infer.commands import add_engine_options, make_recognizer
+from ekspresi.cli.options import (
+    add_detector,
+    add_engine,
+    add_model,
+    make_recognizer,
+    positive_int,
+)
 
 WINDOW = "ekspresi webcam (q or Esc quits)"
 
@@ -20,9 +26,11 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("webcam", help="live webcam window with expression overlays")
     p.add_argument("--camera", default="0",
                    help="camera index or video device/file/URL for cv2.VideoCapture (default 0)")
-    p.add_argument("--every", type=int, default=1, metavar="N",
+    p.add_argument("--every", type=positive_int, default=1, metavar="N",
                    help="analyse every N-th frame, drawing the last result in between")
-    add_engine_options(p)
+    add_model(p)
+    add_engine(p)
+    add_detector(p)
     p.set_defaults(func=run)
 
 
@@ -71,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             if not ok:
                 print("ekspresi webcam: the camera stopped sending frames", file=sys.stderr)
                 break
-            if n % max(1, args.every) == 0:
+            if n % args.every == 0:
                 faces = tracker.update(recognizer.analyze(frame))
             n += 1
             now = time.perf_counter()

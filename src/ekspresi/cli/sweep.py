@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ekspresi.cli.options import add_training
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,12 +15,8 @@ def register(subparsers) -> None:
                     "comparison table.")
     p.add_argument("configs", nargs="+", help="config files (YAML or TOML)")
     p.add_argument("--runs", default="runs", help="parent folder of the run directories")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a value in every config (repeatable)")
-    p.add_argument("--max-minutes", type=float, help="time budget per run (resumable)")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
-    p.add_argument("--quiet", action="store_true")
-    p.add_argument("--threads", type=int)
+    add_training(p, each=" in every run")
     p.set_defaults(func=run)
 
 

@@ -7,8 +7,7 @@ import argparse
 import json
 import sys
 
-LAYOUT_HELP = ("a dataset folder or file (layout detected), or LAYOUT:PATH with LAYOUT one of "
-               "fer2013-folder, fer2013-csv, ferplus, folders, jaffe, kdef, pack")
+from ekspresi.cli.options import DATA_SPEC_HELP, add_format, add_output
 
 
 def register(subparsers) -> None:
@@ -28,13 +27,13 @@ def register(subparsers) -> None:
 
     pi = sub.add_parser("inspect", parents=[common],
                         help="per-split, per-class counts, sizes, duplicates, bad files")
-    pi.add_argument("paths", nargs="+", metavar="PATH", help=LAYOUT_HELP)
-    pi.add_argument("--json", action="store_true", help="print one JSON object")
+    pi.add_argument("paths", nargs="+", metavar="PATH", help=DATA_SPEC_HELP)
+    add_format(pi, ("table", "json"))
     pi.set_defaults(func=_inspect)
 
     pp = sub.add_parser("preview", parents=[common], help="write a labelled grid per class")
-    pp.add_argument("paths", nargs="+", metavar="PATH", help=LAYOUT_HELP)
-    pp.add_argument("-o", "--output", required=True, help="image file to write (.png/.jpg)")
+    pp.add_argument("paths", nargs="+", metavar="PATH", help=DATA_SPEC_HELP)
+    add_output(pp, metavar="IMAGE", required=True, help="image file to write (.png/.jpg)")
     pp.add_argument("--per-class", type=int, default=8, help="samples per class (default 8)")
     pp.add_argument("--size", type=int, default=64, help="thumbnail side in pixels")
     pp.add_argument("--seed", type=int, default=0, help="which random samples")
@@ -46,8 +45,8 @@ def register(subparsers) -> None:
                     "datasets into one versioned, checksummed file, usable as pack:FILE "
                     "wherever a dataset is (train, evaluate, data inspect). Copy it to a "
                     "cloud GPU instead of thousands of image files.")
-    pk.add_argument("paths", nargs="+", metavar="PATH", help=LAYOUT_HELP)
-    pk.add_argument("-o", "--output", required=True, help="pack file to write (.ekpack)")
+    pk.add_argument("paths", nargs="+", metavar="PATH", help=DATA_SPEC_HELP)
+    add_output(pk, metavar="FILE", required=True, help="pack file to write (.ekpack)")
     pk.add_argument("--codec", choices=("auto", "raw"), default="auto",
                     help="auto: store each image as its source file's bytes when they decode "
                          "to exactly the reader's pixels (smallest), else raw pixels; raw: "
@@ -70,7 +69,7 @@ def _load_each(args: argparse.Namespace) -> dict:
 def _inspect(args: argparse.Namespace) -> int:
     from ekspresi.data.inspect import format_text, inspect_many
     summary = inspect_many(_load_each(args))
-    if args.json:
+    if args.format == "json":
         json.dump(summary, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
@@ -82,7 +81,7 @@ def _preview(args: argparse.Namespace) -> int:
     from ekspresi.data.preview import write_preview
     from ekspresi.data.records import SampleSet
     ss = SampleSet.concat(list(_load_each(args).values()))
-    out = write_preview(ss, args.output, per_class=args.per_class, size=args.size,
+    out = write_preview(ss, args.out, per_class=args.per_class, size=args.size,
                         seed=args.seed)
     print(f"wrote {out} ({len(ss.present_classes())} classes)")
     return 0
@@ -94,7 +93,7 @@ def _pack(args: argparse.Namespace) -> int:
     from ekspresi.data.pack import SUFFIX, describe
     from ekspresi.data.pack_writer import write_pack
 
-    out = Path(args.output)
+    out = Path(args.out)
     if out.suffix.lower() != SUFFIX:
         out = out.with_name(out.name + SUFFIX)
     header = write_pack(args.paths, out, codec=args.codec, skip_bad=args.skip_bad,

@@ -12,46 +12,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ekspresi.infer.sources import IMAGE_EXTENSIONS, expand_paths  # noqa: F401 (API)
-
-
-def add_engine_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by predict, webcam and benchmark."""
-    p.add_argument("--model", metavar="MODEL", default=None,
-                   help="a bundle folder, a training run folder (its bundle/) or a bundled "
-                        "model's name (default: default)")
-    p.add_argument("--detector", default="default",
-                   help="face detector: default (retinaface), retinaface, haar, blazeface, "
-                        "blazeface-fast, blazeface-full, blazeface-tiled")
-    p.add_argument("--sensitivity", choices=("low", "normal", "high"), default="normal",
-                   help="low: larger faces only, fewest false boxes, fastest (live video); "
-                        "high: smaller and fainter faces, slower, more false boxes "
-                        "(default normal)")
-    p.add_argument("--min-face-size", type=int, default=None, metavar="PX",
-                   help="ignore faces smaller than this (pixels; default 20). With the "
-                        "multi-scale detectors (retinaface, blazeface-tiled) it is also the "
-                        "smallest face searched for: larger is faster (default: set by "
-                        "--sensitivity)")
-    p.add_argument("--score-threshold", type=float, default=None, metavar="S",
-                   help="detector score threshold (backend's scale; default: its own)")
-    p.add_argument("--max-faces", type=int, default=None, metavar="N",
-                   help="keep at most N faces per image (best first)")
-    p.add_argument("--margin", type=float, default=None,
-                   help="crop margin per side as a fraction of the face box "
-                        "(default: the detector's calibrated value)")
-    p.add_argument("--no-align", action="store_true", help="do not level the eyes")
-    p.add_argument("--threads", type=int, default=None,
-                   help="ONNX Runtime threads (default 1, or $EKSPRESI_THREADS)")
-
-
-def make_recognizer(args: argparse.Namespace):
-    from ekspresi.infer.recognizer import Recognizer
-
-    return Recognizer(args.model, args.detector, threads=args.threads,
-                      min_face_size=args.min_face_size, score_threshold=args.score_threshold,
-                      max_faces=args.max_faces, margin=args.margin,
-                      sensitivity=getattr(args, "sensitivity", "normal"),
-                      align=not args.no_align)
+from ekspresi.cli.options import (
+    add_detector,
+    add_engine,
+    add_format,
+    add_model,
+    add_output,
+    make_recognizer,
+    positive_int,
+)
+from ekspresi.cli.predict_batch import add_batch_options
 
 
 def register(subparsers) -> None:
@@ -60,14 +30,17 @@ def register(subparsers) -> None:
         description="Detect faces and classify their expressions. PATH may be an image, a "
                     "folder of images/videos or a video (every N-th frame is analysed).")
     p.add_argument("paths", nargs="+", metavar="PATH")
-    add_engine_options(p)
-    p.add_argument("--format", choices=("table", "json", "csv"), default="table")
-    p.add_argument("-o", "--output", metavar="FILE", help="write results here (default stdout)")
+    add_model(p)
+    add_engine(p)
+    add_detector(p)
+    add_format(p, ("table", "json", "csv"))
+    add_output(p, metavar="FILE", help="write results here (default stdout); a .parquet "
+                                       "file is written by the batch engines below")
     p.add_argument("--annotate", metavar="OUT",
                    help="draw boxes, labels and probability bars: a file for one input "
                         "(image, or a video: .mp4 is H.264 where this OpenCV can encode it, "
                         "else a .webm (VP8) is written beside it; .webm), else a folder")
-    p.add_argument("--every", type=int, default=1, metavar="N",
+    p.add_argument("--every", type=positive_int, default=1, metavar="N",
                    help="videos: analyse every N-th frame (default 1)")
     p.add_argument("--timeline", metavar="OUT.csv|OUT.json",
                    help="videos: write the per-frame timeline here")
@@ -78,9 +51,7 @@ def register(subparsers) -> None:
                        help="an input without faces is an empty result (the default)")
     faces.add_argument("--require-face", action="store_true",
                        help="count an input without faces as a failure (exit status 1)")
-    from ekspresi.distributed.cli import add_options
-
-    add_options(p)      # --engine/--address/...; -o X.parquet goes to ekspresi.distributed
+    add_batch_options(p)  # --engine/--address/...; -o X.parquet goes to ekspresi.distributed
     p.set_defaults(func=run)
 
 
@@ -102,18 +73,16 @@ def run(args: argparse.Namespace) -> int:
     import cv2
     from tqdm import tqdm
 
-    from ekspresi.distributed.cli import run_batch, wants_batch
+    from ekspresi.cli.predict_batch import run_batch, wants_batch
     from ekspresi.errors import BadInputError, EkspresiError
     from ekspresi.imaging import read_image
     from ekspresi.infer import output
     from ekspresi.infer.annotate import draw_faces
+    from ekspresi.infer.sources import expand_paths
     from ekspresi.infer.video import analyze_video, is_video
 
     if wants_batch(args):
         return run_batch(args)
-    if args.every < 1:
-        print("error: --every must be >= 1", file=sys.stderr)
-        return 2
     recognizer = make_recognizer(args)
     inputs = expand_paths(args.paths, args.recursive)
     single = len(inputs) == 1
@@ -160,9 +129,9 @@ def run(args: argparse.Namespace) -> int:
         output.write_timeline(args.timeline, results)
     text = {"json": output.to_json, "csv": output.to_csv, "table": output.to_table}[
         args.format](results)
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
     else:
         sys.stdout.write(text)
     if failed:

@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from ekspresi.cli.options import add_detector, add_model, add_output
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -14,8 +16,8 @@ def register(subparsers) -> None:
         description="Classifier ms/face (batch 1 and 32, 1 and 2 threads), detector ms per "
                     "640x480 frame per backend, end-to-end frames/s, peak memory, install "
                     "footprint without torch; with --photos, the detector comparison.")
-    p.add_argument("--model", metavar="MODEL",
-                   help="bundle or run folder, or a bundled model's name (default: default)")
+    add_model(p)
+    add_detector(p, tuning=False, when=" of the end-to-end measurement")
     p.add_argument("--compare", metavar="MODEL", action="append",
                    help="also time this model's classifier in the same run (repeatable), "
                         "e.g. the float and int8 exports of one model")
@@ -28,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--negatives", metavar="DIR",
                    help="folder of face-free images: false positives per detector")
     p.add_argument("--repeat", type=int, default=50, help="timed calls per measurement")
-    p.add_argument("-o", "--output", metavar="FILE.json", help="also write the JSON here")
+    add_output(p, metavar="FILE.json", help="also write the JSON here")
     p.set_defaults(func=run)
 
 
@@ -37,10 +39,10 @@ def run(args: argparse.Namespace) -> int:
 
     res = run_benchmark(args.model, image=args.image, photo_dir=args.photos,
                         negatives_dir=args.negatives,
-                        compare=args.compare, repeat=args.repeat)
+                        compare=args.compare, repeat=args.repeat, detector=args.detector)
     text = json.dumps(res, indent=2) + "\n"
-    if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text)
     sys.stdout.write(text)
     return 0

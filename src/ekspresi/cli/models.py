@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from ekspresi.cli.options import add_format
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("models", help="list the model registry",
                               description="List every registry model: input size and "
                                           "channels, trainable parameters (7 classes), "
                                           "ImageNet weight file and builder options.")
-    p.add_argument("--json", action="store_true", help="print a JSON list of objects")
+    add_format(p, ("table", "json"))
     p.set_defaults(func=run)
 
 
@@ -20,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
     from ekspresi.models import list_models
 
     rows = list_models()
-    if args.json:
+    if args.format == "json":
         print(json.dumps(rows, indent=2))
         return 0
     print(f"{'name':<20}{'input':>8}{'ch':>4}{'trainable params':>18}  imagenet weights / options")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ekspresi.cli.options import add_output, add_training
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -13,14 +15,9 @@ def register(subparsers) -> None:
                     "resolved config, per-epoch metrics, checkpoints, final metrics, test "
                     "predictions and an ONNX bundle of the selected model.")
     p.add_argument("config", nargs="?", help="config file (YAML or TOML); optional with --resume")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set train.epochs=5 (repeatable)")
-    p.add_argument("--out", help="run directory (default: runs/<config name>)")
+    add_output(p, metavar="RUN_DIR", help="run directory (default: runs/<config name>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
-    p.add_argument("--max-minutes", type=float, help="stop cleanly after the epoch that "
-                   "would overrun this budget (resumable)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar (for logs)")
-    p.add_argument("--threads", type=int, help="torch threads (default: config or torch's)")
+    add_training(p)
     p.add_argument("--device", help="auto (CUDA when usable, the default), cpu, cuda or cuda:N; "
                    "overrides train.device. Several GPUs/machines: torchrun --nproc_per_node "
                    "N -m ekspresi train CONFIG")

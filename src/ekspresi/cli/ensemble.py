@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ekspresi.cli.options import add_output
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -15,7 +17,7 @@ def register(subparsers) -> None:
                     "like any model. Evaluate it, then fold the evaluation in with "
                     "`ekspresi export DIR -o OUT --evaluation EVAL_DIR`.")
     p.add_argument("members", nargs="+", metavar="MEMBER")
-    p.add_argument("-o", "--output", metavar="DIR", required=True, help="output bundle folder")
+    add_output(p, metavar="DIR", required=True, help="output bundle folder")
     p.add_argument("--tta", choices=("none", "flip"), default="none",
                    help="also average each member over the horizontally mirrored face")
     p.add_argument("--weights", type=float, nargs="+", metavar="W",
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from ekspresi.export.ensemble import build_ensemble
 
-    bundle = build_ensemble(args.members, args.output, tta=args.tta, weights=args.weights,
+    bundle = build_ensemble(args.members, args.out, tta=args.tta, weights=args.weights,
                             name=args.name)
     print(f"wrote {bundle.path}: {len(args.members)} member(s), tta {args.tta} "
           f"({bundle.metadata['onnx']['bytes']:,} bytes, sha256 {bundle.sha256[:12]}…)")
