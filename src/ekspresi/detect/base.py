@@ -13,8 +13,8 @@ from abc import ABC, abstractmethod
 
 import numpy as np
 
+from ekspresi.detect.types import Detection
 from ekspresi.imaging import array_to_uint8
-from ekspresi.infer.types import Detection
 
 #: ``sensitivity`` levels every backend accepts: ``low`` looks for larger faces only and/or
 #: asks for more evidence (fast, fewest false boxes: live video), ``high`` for smaller and

@@ -36,8 +36,8 @@ import numpy as np
 
 from ekspresi.detect.base import Detector
 from ekspresi.detect.scales import Pass, nms, pyramid_scale, tiles
+from ekspresi.detect.types import Detection
 from ekspresi.errors import ModelError
-from ekspresi.infer.types import Detection
 
 MODEL_FILE = (Path(__file__).resolve().parent.parent / "assets" / "detectors"
               / "retinaface_mobilenet0.25.onnx")

@@ -17,11 +17,12 @@ from typing import Any
 import numpy as np
 
 from ekspresi.detect import DEFAULT_DETECTOR, Detector, align_crop, get_detector, reading_order
+from ekspresi.detect.types import Detection
 from ekspresi.errors import ModelError
 from ekspresi.imaging import ImageSource, read_image
 from ekspresi.infer.bundle import Bundle
 from ekspresi.infer.classifier import Classifier
-from ekspresi.infer.types import Detection, Face
+from ekspresi.infer.types import Face
 from ekspresi.preprocess import crop, prepare_face, to_gray
 
 DEFAULT_BUNDLE_DIR = Path(__file__).resolve().parent.parent / "assets" / "models" / "default"
