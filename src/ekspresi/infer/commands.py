@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     from ekspresi.errors import BadInputError, EkspresiError
     from ekspresi.imaging import read_image
     from ekspresi.infer import output
-    from ekspresi.infer.annotate import draw_faces
+    from ekspresi.infer.draw import draw_faces
     from ekspresi.infer.video import analyze_video, is_video
 
     if wants_batch(args):

@@ -187,7 +187,7 @@ def analyze_video(recognizer, path: str | Path, *, every: int = 1,
     ``progress(n)`` is called after each frame read (for a progress bar). A video longer
     than ``max_frames`` frames is refused.
     """
-    from ekspresi.infer.annotate import draw_faces
+    from ekspresi.infer.draw import draw_faces
 
     if every < 1:
         raise ValueError(f"--every must be >= 1, got {every}")

@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     import cv2
 
-    from ekspresi.infer.annotate import draw_faces
+    from ekspresi.infer.draw import draw_faces
     from ekspresi.infer.video import IouTracker
 
     source = int(args.camera) if str(args.camera).isdigit() else args.camera

@@ -11,15 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from ekspresi.web.render import (
-    CANDIDATE_BGR,
-    REJECTED_BGR,
-    data_uri,
-    draw_boxes,
-    fit,
-    heatmap_overlay,
-    upscale_nearest,
-)
+from ekspresi.infer.draw import draw_candidates, heatmap_overlay
+from ekspresi.web.render import data_uri, fit, upscale_nearest
 
 #: Longest side of the full-image stages (the page never needs more).
 DISPLAY_SIDE = 960
@@ -31,10 +24,6 @@ def _stage(key: str, title: str, image: np.ndarray, caption: str, *, fmt: str = 
            pixelated: bool = False, **extra: Any) -> dict[str, Any]:
     return {"key": key, "title": title, "image": data_uri(image, fmt), "caption": caption,
             "pixelated": pixelated, **extra}
-
-
-def _scaled_box(box, scale: float) -> tuple[int, int, int, int]:
-    return tuple(int(round(v * scale)) for v in box)  # type: ignore[return-value]
 
 
 def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
@@ -49,14 +38,8 @@ def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
     cand_rows = [{"box": [int(v) for v in c["detection"].box],
                   "score": round(float(c["detection"].score), 4),
                   "accepted": bool(c["accepted"])} for c in candidates]
-    # rejected first, so accepted boxes are drawn on top
-    ordered = sorted(candidates, key=lambda c: c["accepted"])
-    det_img = draw_boxes(
-        shown, [_scaled_box(c["detection"].box, scale) for c in ordered],
-        [f"{c['detection'].score:.2f}" for c in ordered],
-        [CANDIDATE_BGR if c["accepted"] else REJECTED_BGR for c in ordered],
-        landmarks=[[(x * scale, y * scale) for x, y in c["detection"].landmarks]
-                   for c in ordered if c["accepted"]])
+    det_img = draw_candidates(shown, [(c["detection"], c["accepted"]) for c in candidates],
+                              scale)
     n_acc = sum(r["accepted"] for r in cand_rows)
     stages = [
         _stage("original", "Original", shown,
