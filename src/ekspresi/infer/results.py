@@ -29,8 +29,14 @@ def _save(path: str | Path, as_dict: dict[str, Any], picture) -> Path:
     p.parent.mkdir(parents=True, exist_ok=True)
     if p.suffix.lower() == ".json":
         p.write_text(json.dumps(as_dict, indent=2) + "\n")
-    elif not cv2.imwrite(str(p), picture()):
-        raise BadInputError(str(p), "cannot write the picture (unknown image extension?)")
+    else:
+        try:
+            ok = cv2.imwrite(str(p), picture())
+        except cv2.error:   # no encoder for this extension
+            ok = False
+        if not ok:
+            raise BadInputError(str(p), "cannot write the picture here (use .png, .jpg or "
+                                        ".json)")
     return p
 
 
