@@ -104,8 +104,8 @@ async def analyze(request: Request,
     return out
 
 
-@router.post("/api/v1/trace", tags=["api"], response_model=TraceOut, responses=ERRORS,
-             openapi_extra=UPLOAD_OPENAPI)
+@router.post("/api/v1/trace", tags=["api"], response_model=TraceOut,
+             response_model_exclude_none=True, responses=ERRORS, openapi_extra=UPLOAD_OPENAPI)
 async def trace(request: Request) -> dict:
     """Every stage of the pipeline for one image, as pictures (data URIs) and numbers:
     original, grayscale, all detector candidates, aligned crops, the exact model input,
