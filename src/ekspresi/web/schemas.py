@@ -67,7 +67,7 @@ class StageOut(_Out):
 
     key: str
     title: str
-    image: str | None = Field(description="data URI (none for the probabilities)")
+    image: str | None = Field(None, description="data URI (none for the probabilities)")
     caption: str
     pixelated: bool = False
     params: dict[str, Any] = Field(default_factory=dict,
