@@ -145,8 +145,8 @@ def shot(page, name: str) -> None:
 def test_home_and_nav(page):
     page.goto(page.base + "/")
     assert page.locator("nav a").count() == 8
-    # the scripts draw in the server's palette (ekspresi.infer.annotate.PALETTE)
-    from ekspresi.infer.annotate import PALETTE
+    # the scripts draw in the server's palette (ekspresi.infer.draw.PALETTE)
+    from ekspresi.infer.draw import PALETTE
 
     assert page.evaluate("Ekspresi.color('happy')") == PALETTE["happy"]
     page.click("nav >> text=About")
@@ -514,7 +514,7 @@ def test_video_page_with_a_real_clip(page, tmp_path):
 def test_dark_mode_follows_the_system(browser, server, photo):
     """With the system in dark mode every surface turns dark and the text stays readable
     (WCAG contrast >= 4.5:1 for body text, muted text and links)."""
-    from ekspresi.infer.annotate import contrast
+    from ekspresi.infer.draw import contrast
 
     context = browser.new_context(viewport={"width": 1280, "height": 900}, color_scheme="dark")
     pg = context.new_page()

@@ -20,8 +20,8 @@ from ekspresi.detect import (
     eye_angle,
     get_detector,
 )
+from ekspresi.detect.types import Detection
 from ekspresi.errors import ConfigError
-from ekspresi.infer.types import Detection
 from ekspresi.preprocess import prepare_face
 
 ALL = sorted(BACKENDS)

@@ -80,10 +80,10 @@ def test_exif_rotated_jpeg_is_analysed_upright(recognizer, orientation, transpos
 
 
 def test_no_face_many_faces_tiny_face(recognizer):
-    assert recognizer.analyze(no_face_image()) == []
+    assert recognizer.analyze(no_face_image()).faces == []
     assert len(recognizer.analyze(collage(4))) == 4
     tiny = cv2.resize(photo_bgr(), (96, 96), interpolation=cv2.INTER_AREA)
-    assert recognizer.analyze(tiny) == []
+    assert recognizer.analyze(tiny).faces == []
     small = Recognizer(recognizer.classifier, min_face_size=8)
     assert len(small.analyze(tiny)) == 1
 
@@ -129,21 +129,21 @@ def test_train_serve_preprocessing_identity(conv_bundle):
     for align in (False, True):
         rec = Recognizer(conv_bundle, align=align)
         trace = rec.trace(image, saliency=False)
-        det = trace["detections"][0]
-        model_input = trace["model_inputs"][0]
+        det = trace.detections[0]
+        model_input = trace.model_inputs[0]
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        if not align or trace["rotations"][0] == 0:
+        if not align or trace.rotations[0] == 0:
             face_crop = crop(gray, det.box, rec.detector.margin)
             assert np.array_equal(model_input, prepare_face(image, 48, det.box,
                                                             rec.detector.margin))
         else:
-            face_crop = trace["crops"][0]
+            face_crop = trace.crops[0]
         ss = SampleSet([face_crop], [0], ["test"], ["test"], [""], ["crop"])
         assert np.array_equal(model_input, faces_array(ss, 48)[0])
         sess = ort.InferenceSession(str(Path(conv_bundle) / "model.onnx"))
         logits = sess.run(None, {"input": to_model_input(faces_array(ss, 48))})[0][0]
         expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
-        assert list(trace["faces"][0].scores.values()) == pytest.approx(expected, abs=1e-6)
+        assert list(trace.faces[0].scores.values()) == pytest.approx(expected, abs=1e-6)
 
 
 def test_classifier_on_training_faces_matches_classify_faces(conv_bundle):
@@ -166,15 +166,15 @@ def test_classifier_on_training_faces_matches_classify_faces(conv_bundle):
 
 def test_trace_exposes_every_stage(recognizer):
     t = recognizer.trace(PHOTO)
-    assert t["original"].shape == (512, 512, 3) and t["gray"].shape == (512, 512)
-    assert any(c["accepted"] for c in t["candidates"])
-    assert t["model_inputs"].shape == (1, 48, 48) and t["model_inputs"].dtype == np.uint8
-    assert t["probabilities"].shape == (1, 7)
-    assert t["crops"][0].ndim == 2 and min(t["crops"][0].shape) > 48
-    assert t["saliency"][0].shape == (48, 48) and 0 <= t["saliency"][0].min() <= 1
-    assert t["saliency"][0].max() == pytest.approx(1.0)
-    assert t["faces"][0].box == recognizer.analyze(PHOTO)[0].box
-    assert set(t["timings_ms"]) >= {"decode", "detect", "align", "classify", "saliency"}
+    assert t.original.shape == (512, 512, 3) and t.gray.shape == (512, 512)
+    assert any(kept for _, kept in t.candidates)
+    assert t.model_inputs.shape == (1, 48, 48) and t.model_inputs.dtype == np.uint8
+    assert t.probabilities.shape == (1, 7)
+    assert t.crops[0].ndim == 2 and min(t.crops[0].shape) > 48
+    assert t.saliency[0].shape == (48, 48) and 0 <= t.saliency[0].min() <= 1
+    assert t.saliency[0].max() == pytest.approx(1.0)
+    assert t.faces[0].box == recognizer.analyze(PHOTO)[0].box
+    assert set(t.result.timings_ms) >= {"decode", "detect", "align", "classify", "saliency"}
 
 
 def test_saliency_points_at_the_region_the_model_uses(make_bundle):

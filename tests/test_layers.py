@@ -25,7 +25,6 @@ LAYERS = {
 #: Known exceptions, each to be removed by the change that owns the file: (importer prefix,
 #: imported prefix).
 EXCEPTIONS = {
-    ("ekspresi.detect", "ekspresi.infer.types"),
 }
 
 

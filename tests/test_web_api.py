@@ -129,13 +129,32 @@ def test_analyze_multipart_finds_the_face(client, web_engine):
     r = analyze(client, data)
     assert r.status_code == 200, r.text
     out = r.json()
-    assert set(out) == {"faces", "width", "height", "model", "elapsed_ms", "min_face_px"}
+    assert set(out) == {"faces", "width", "height", "model", "elapsed_ms", "min_face_px",
+                        "timings_ms"}
     assert out["model"] == "tiny-test-model" and out["elapsed_ms"] > 0
+    assert set(out["timings_ms"]) == {"decode", "detect", "classify"}
     assert len(out["faces"]) == 1
     _check_face(out["faces"][0], out["width"], out["height"])
-    # same answer as the Python API
-    expected = [f.to_dict() for f in web_engine.recognizer.analyze(data)]
-    assert out["faces"] == expected
+    # the Python API's ImageResult.to_dict(), plus what the server adds
+    expected = web_engine.recognizer.analyze(data).to_dict()
+    assert {k: v for k, v in out.items() if k not in ("model", "elapsed_ms", "timings_ms")} \
+        == {k: v for k, v in expected.items() if k != "timings_ms"}
+
+
+def test_api_and_cli_print_one_face_shape(client, capsys, tmp_path):
+    """`predict --format json` and `/api/v1/analyze` give every face the same keys and
+    values (the richer shape, with the eye-levelling rotation)."""
+    from ekspresi.cli import main
+
+    photo = tmp_path / "face.jpg"
+    photo.write_bytes(face_jpeg())
+    model = str(client.app.state.engine.bundle.path)
+    assert main(["predict", str(photo), "--format", "json", "--model", model]) == 0
+    cli = json.loads(capsys.readouterr().out)[0]
+    api = analyze(client, face_jpeg()).json()
+    assert cli["faces"] == api["faces"] and "rotation" in api["faces"][0]
+    assert {k: cli[k] for k in ("width", "height", "min_face_px")} \
+        == {k: api[k] for k in ("width", "height", "min_face_px")}
 
 
 def test_analyze_raw_body_equals_multipart(client):

@@ -11,7 +11,19 @@ import re
 import numpy as np
 import pytest
 
-from ekspresi.infer.annotate import COLOURS, PALETTE, contrast, draw_faces, ink
+from ekspresi.detect.types import Detection
+from ekspresi.infer.draw import (
+    CANDIDATE,
+    COLOURS,
+    OTHER,
+    PALETTE,
+    REJECTED,
+    contrast,
+    draw_candidates,
+    draw_faces,
+    hex_to_bgr,
+    ink,
+)
 from ekspresi.infer.types import Face
 from ekspresi.labels import CLASSES
 from ekspresi.web.app import create_app
@@ -40,6 +52,8 @@ def test_one_palette_for_cli_pictures_server_pictures_and_pages(client):
     # the stylesheet and scripts no longer carry their own copy of the colours
     css = client.get("/static/css/app.css").text + client.get("/static/js/common.js").text
     assert not any(colour in css for colour in PALETTE.values())
+    assert OTHER not in client.get("/static/js/common.js").text   # --other, not a fallback
+    assert f"--other: {OTHER};" in head
 
 
 def test_cli_annotation_draws_in_the_palette_colour():
@@ -48,6 +62,16 @@ def test_cli_annotation_draws_in_the_palette_colour():
                 scores=dict.fromkeys(CLASSES, 0.1) | {"sad": 0.4})
     out = draw_faces(image, [face], bars=False)
     assert tuple(int(v) for v in out[100, 50]) == COLOURS["sad"]   # the box's left edge
+    other = Face(box=(50, 60, 80, 80), detection_score=0.9, scores={"smug": 0.9, "meh": 0.1})
+    assert tuple(int(v) for v in draw_faces(image, [other])[100, 50]) == hex_to_bgr(OTHER)
+
+
+def test_step_page_candidates_are_drawn_with_the_same_function_and_palette():
+    image = np.full((200, 200, 3), 255, np.uint8)
+    kept, dropped = Detection((20, 40, 50, 50), 0.9), Detection((120, 40, 50, 50), 0.2)
+    out = draw_candidates(image, [(kept, True), (dropped, False)], scale=1.0)
+    assert tuple(int(v) for v in out[65, 20]) == hex_to_bgr(CANDIDATE)
+    assert tuple(int(v) for v in out[65, 120]) == hex_to_bgr(REJECTED)
 
 
 # -- About -------------------------------------------------------------------------------

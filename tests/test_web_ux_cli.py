@@ -63,15 +63,18 @@ def test_serve_on_a_busy_port_says_so_and_suggests_another(capsys, web_engine):
 
 def test_video_summary_rows_say_they_are_track_means():
     from ekspresi.infer.output import to_table
+    from ekspresi.infer.results import ImageResult, VideoResult
     from ekspresi.infer.types import Face
 
-    track = Face(box=(1, 2, 30, 30), detection_score=0.9, track_id=1,
-                 scores={"happy": 0.7, "sad": 0.3}, extra={"frames": 4})
-    text = to_table([{"file": "clip.mp4", "faces": [track], "timeline": [],
-                      "video": {"frames_read": 12, "frames_analyzed": 4}}])
-    assert "happy (mean of 4 frames)" in text
-    image = to_table([{"file": "a.jpg", "faces": [Face(box=(1, 2, 30, 30), detection_score=0.9,
-                                                       scores={"happy": 0.7, "sad": 0.3})]}])
+    seen = Face(box=(1, 2, 30, 30), detection_score=0.9, track_id=1,
+                scores={"happy": 0.7, "sad": 0.3})
+    frames = [ImageResult([seen], 64, 48, frame=i, time=i / 10) for i in (0, 3, 6, 9)]
+    text = to_table([VideoResult(frames, frames_read=12, fps=10.0, width=64, height=48,
+                                 file="clip.mp4")])
+    assert "happy (mean of 4 frames)" in text and "[4/12 frames]" in text
+    image = to_table([ImageResult([Face(box=(1, 2, 30, 30), detection_score=0.9,
+                                        scores={"happy": 0.7, "sad": 0.3})], 64, 48,
+                                  file="a.jpg")])
     assert "mean" not in image
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
 from ekspresi.cli.options import (
     add_detector,
@@ -70,23 +69,22 @@ def _annotate_target(args: argparse.Namespace, path: Path, video: bool, single: 
 
 
 def run(args: argparse.Namespace) -> int:
-    import cv2
     from tqdm import tqdm
 
     from ekspresi.cli.predict_batch import run_batch, wants_batch
     from ekspresi.errors import BadInputError, EkspresiError
-    from ekspresi.imaging import read_image
     from ekspresi.infer import output
-    from ekspresi.infer.annotate import draw_faces
+    from ekspresi.infer.results import FailedInput
     from ekspresi.infer.sources import expand_paths
-    from ekspresi.infer.video import analyze_video, is_video
+    from ekspresi.infer.stream import analyze_video
+    from ekspresi.infer.video import is_video, video_info
 
     if wants_batch(args):
         return run_batch(args)
     recognizer = make_recognizer(args)
     inputs = expand_paths(args.paths, args.recursive)
     single = len(inputs) == 1
-    results: list[dict[str, Any]] = []
+    results: list[output.Result] = []
     failed = 0
     bar = tqdm(inputs, desc="predict", unit="file", disable=None if len(inputs) > 1 else True,
                file=sys.stderr)
@@ -97,25 +95,15 @@ def run(args: argparse.Namespace) -> int:
                 raise BadInputError(name, problem)
             target = _annotate_target(args, path, is_video(path), single)
             if is_video(path):
-                frames = int(cv2.VideoCapture(name).get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-                with tqdm(total=frames or None, desc=path.name, unit="frame", leave=False,
-                          disable=None, file=sys.stderr) as fbar:
-                    v = analyze_video(recognizer, path, every=args.every, annotate=target,
-                                      progress=fbar.update)
-                results.append({"file": name, "faces": v["tracks"], "timeline": v["timeline"],
-                                "video": {k: v[k] for k in ("frames_read", "frames_analyzed",
-                                                            "fps", "width", "height")}})
+                with tqdm(total=video_info(path)[3] or None, desc=path.name, unit="frame",
+                          leave=False, disable=None, file=sys.stderr) as fbar:
+                    results.append(analyze_video(recognizer, path, every=args.every,
+                                                 annotate=target, progress=fbar.update))
             else:
-                image = read_image(path)
-                faces = recognizer.analyze(image, name=name)
+                results.append(recognizer.analyze(path, name=name))
                 if target is not None:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    if not cv2.imwrite(str(target), draw_faces(image, faces)):
-                        raise BadInputError(str(target), "cannot write the annotated image")
-                h, w = image.shape[:2]
-                results.append({"file": name, "faces": faces, "width": w, "height": h,
-                                "min_face_px": recognizer.min_face_px(w, h)})
-            if args.require_face and not results[-1]["faces"]:
+                    results[-1].save(target)
+            if args.require_face and not output.faces_of(results[-1]):
                 failed += 1
                 print(f"error: {name}: {output.no_face_text(results[-1])}", file=sys.stderr)
         except EkspresiError as exc:
@@ -123,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             # BadInputError names its file; report just the problem next to our file name
             same_file = isinstance(exc, BadInputError) and exc.path == name
             problem_text = exc.problem if same_file else str(exc)
-            results.append({"file": name, "error": problem_text})
+            results.append(FailedInput(name, problem_text))
             print(f"error: {name}: {problem_text}", file=sys.stderr)
     if args.timeline:
         output.write_timeline(args.timeline, results)

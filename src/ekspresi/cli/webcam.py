@@ -61,37 +61,30 @@ def run(args: argparse.Namespace) -> int:
 
     import cv2
 
-    from ekspresi.infer.annotate import draw_faces
-    from ekspresi.infer.video import IouTracker
+    from ekspresi.errors import BadInputError
+    from ekspresi.infer.stream import stream
 
-    source = int(args.camera) if str(args.camera).isdigit() else args.camera
-    cap = cv2.VideoCapture(source)
-    if not cap.isOpened():
-        print(f"ekspresi webcam: cannot open camera {args.camera!r} (no camera, or in use by "
-              "another program); try --camera 1", file=sys.stderr)
-        return 2
     recognizer = make_recognizer(args)
-    tracker = IouTracker()
-    faces, n, fps, last = [], 0, 0.0, time.perf_counter()
+    source = int(args.camera) if str(args.camera).isdigit() else args.camera
+    fps, last, quit_ = 0.0, time.perf_counter(), False
     try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                print("ekspresi webcam: the camera stopped sending frames", file=sys.stderr)
-                break
-            if n % args.every == 0:
-                faces = tracker.update(recognizer.analyze(frame))
-            n += 1
+        for frame, result in stream(recognizer, source, every=args.every):
             now = time.perf_counter()
             fps = 0.9 * fps + 0.1 / max(now - last, 1e-6)
             last = now
-            shown = draw_faces(frame, faces)
+            shown = result.plot(frame)
             cv2.putText(shown, f"{fps:4.1f} fps", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
                         (0, 255, 0), 1, cv2.LINE_AA)
             cv2.imshow(WINDOW, shown)
             if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                quit_ = True
                 break
+    except BadInputError as exc:
+        print(f"ekspresi webcam: cannot open camera {args.camera!r} ({exc.problem}); try "
+              "--camera 1", file=sys.stderr)
+        return 2
     finally:
-        cap.release()
         cv2.destroyAllWindows()
+    if not quit_:
+        print("ekspresi webcam: the camera stopped sending frames", file=sys.stderr)
     return 0

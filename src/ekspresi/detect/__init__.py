@@ -2,7 +2,7 @@
 
 ``get_detector("retinaface" | "haar" | "blazeface" | "blazeface-fast" | "blazeface-full" |
 "blazeface-tiled" | "default", **options)`` returns a :class:`Detector`;
-``detector.detect(image)`` gives :class:`~ekspresi.infer.types.Detection` objects sorted by
+``detector.detect(image)`` gives :class:`~ekspresi.detect.types.Detection` objects sorted by
 score, and ``detector.min_face_px(width, height)`` the smallest face it can find in an image
 of that size. Which backend ``default`` means was decided by measurement (recall per face
 and image size, false boxes on face-free images, ms per image:

@@ -15,7 +15,7 @@ import math
 import cv2
 import numpy as np
 
-from ekspresi.infer.types import Detection
+from ekspresi.detect.types import Detection
 from ekspresi.preprocess import crop, prepare_face, to_gray
 
 #: Tilts below this (degrees) are not corrected: the interpolation would cost more than the

@@ -14,9 +14,9 @@ from abc import ABC, abstractmethod
 import numpy as np
 
 from ekspresi.detect import SENSITIVITIES
+from ekspresi.detect.types import Detection
 from ekspresi.errors import ConfigError
 from ekspresi.imaging import array_to_uint8
-from ekspresi.infer.types import Detection
 
 #: Faces smaller than this are not reported unless ``min_face_size`` says otherwise.
 DEFAULT_MIN_FACE = 20

@@ -21,8 +21,8 @@ import cv2
 import numpy as np
 
 from ekspresi.detect.base import Detector
+from ekspresi.detect.types import Detection
 from ekspresi.errors import ModelError
-from ekspresi.infer.types import Detection
 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "assets" / "detectors"
 #: Candidates below this score are never reported, not even with ``return_all``.

@@ -14,8 +14,8 @@ import cv2
 import numpy as np
 
 from ekspresi.detect.base import Detector
+from ekspresi.detect.types import Detection
 from ekspresi.errors import ModelError
-from ekspresi.infer.types import Detection
 from ekspresi.preprocess import to_gray
 
 CASCADE_FILE = "haarcascade_frontalface_default.xml"

@@ -36,7 +36,7 @@ import numpy as np
 
 from ekspresi.detect.base import Detector
 from ekspresi.detect.scales import Pass, nms, pyramid_scale, tiles
-from ekspresi.infer.types import Detection
+from ekspresi.detect.types import Detection
 from ekspresi.onnxrt import open_session
 
 MODEL_FILE = (Path(__file__).resolve().parent.parent / "assets" / "detectors"

@@ -20,7 +20,7 @@ import numpy as np
 
 from ekspresi.detect.base import Detector
 from ekspresi.detect.scales import nms
-from ekspresi.infer.types import Detection
+from ekspresi.detect.types import Detection
 
 #: Each level's tiles are this many times larger than the previous level's.
 LEVEL_RATIO = 3.0

@@ -184,7 +184,7 @@ def analyze_source(recognizer, unit: Unit, every: int,
     """One whole source in this process, exactly as ``ekspresi predict`` analyses it;
     ``progress(n)`` after each image (read or not) / video frame read."""
     from ekspresi.imaging import read_image
-    from ekspresi.infer.video import analyze_video
+    from ekspresi.infer.stream import analyze_video
 
     try:
         if unit.kind == "image":     # also the planned errors (missing path, empty folder)
@@ -192,15 +192,14 @@ def analyze_source(recognizer, unit: Unit, every: int,
                 if unit.error:
                     raise BadInputError(unit.source, unit.error)
                 image = read_image(unit.path, name=unit.source)
-                faces = recognizer.analyze(image, name=unit.source)
+                faces = recognizer.analyze(image, name=unit.source).faces
             finally:
                 if progress:
                     progress(1)
             return SourceResult(unit.source, unit.kind, entries=[(None, None, faces)])
         v = analyze_video(recognizer, unit.source, every=every, progress=progress)
-        entries = [(r["frame"], r["frame"] / v["fps"] if v["fps"] > 0 else 0.0, r["faces"])
-                   for r in v["timeline"]]
-        info = {k: v[k] for k in ("frames_read", "frames_analyzed", "fps", "width", "height")}
+        entries = [(r.frame, r.frame / v.fps if v.fps > 0 else 0.0, r.faces) for r in v.frames]
+        info = v.info()
         return SourceResult(unit.source, unit.kind, entries=entries, info=info)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the job
         return SourceResult(unit.source, unit.kind, error=error_text(exc, unit))

@@ -1,9 +1,8 @@
 """Writing `ekspresi predict` results as a table, JSON or CSV, and video timelines.
 
-A result is ``{"file": str, "faces": [Face, ...]}`` for an image (plus ``width``,
-``height`` and ``min_face_px``, the smallest face the detector finds in it), plus
-``"video"`` (frame counts, fps) and ``"timeline"`` for a video (whose ``faces`` are
-per-track summaries), or ``{"file", "error"}`` when the input could not be used. Faces are
+A result is an :class:`~ekspresi.infer.results.ImageResult`, a
+:class:`~ekspresi.infer.results.VideoResult` (whose table line is one per face track) or a
+:class:`~ekspresi.infer.results.FailedInput`; JSON is each one's ``to_dict()``. Faces are
 numbered from 1 in reading order (``Face.number``) in every format.
 """
 
@@ -14,54 +13,40 @@ import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from ekspresi.infer.results import FailedInput, ImageResult, VideoResult
 from ekspresi.infer.types import Face
 
-
-def result_to_dict(result: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"file": result["file"]}
-    if "error" in result:
-        out["error"] = result["error"]
-        return out
-    out["faces"] = [_face_dict(f) for f in result["faces"]]
-    for key in ("width", "height", "min_face_px"):
-        if key in result:
-            out[key] = result[key]
-    if "video" in result:
-        out["video"] = result["video"]
-        out["timeline"] = [{"frame": r["frame"], "time": r["time"],
-                            "faces": [_face_dict(f) for f in r["faces"]]}
-                           for r in result["timeline"]]
-    return out
+Result = ImageResult | VideoResult | FailedInput
 
 
-def _face_dict(face: Face) -> dict[str, Any]:
-    d = face.to_dict()
-    d.update({k: v for k, v in face.extra.items() if k not in d})
-    return d
-
-
-def no_face_text(result: dict[str, Any]) -> str:
+def no_face_text(result: ImageResult | VideoResult) -> str:
     """What to say when an image has no face: the real size limit for that image."""
-    limit = result.get("min_face_px")
+    limit = getattr(result, "min_face_px", None)
     if not limit:
         return "no face found"
     return (f"no face found (faces smaller than about {limit} px are not detected in this "
-            f"{result['width']}x{result['height']} image)")
+            f"{result.width}x{result.height} image)")
 
 
 def _number(face: Face, index: int) -> int:
     return face.number if face.number is not None else index + 1
 
 
-def to_json(results: Sequence[dict[str, Any]]) -> str:
-    return json.dumps([result_to_dict(r) for r in results], indent=2) + "\n"
+def to_json(results: Sequence[Result]) -> str:
+    return json.dumps([r.to_dict() for r in results], indent=2) + "\n"
 
 
-def _classes(results: Sequence[dict[str, Any]]) -> list[str]:
+def faces_of(result: Result) -> list[Face]:
+    """An image's faces, a video's track summaries, nothing for a failure."""
+    if isinstance(result, VideoResult):
+        return result.tracks
+    return result.faces if isinstance(result, ImageResult) else []
+
+
+def _classes(results: Sequence[Result]) -> list[str]:
     for r in results:
-        for f in r.get("faces", ()):
+        for f in faces_of(r):
             return list(f.scores)
     return []
 
@@ -79,7 +64,7 @@ def _csv_row(file: str, frame, time, index, face: Face | None, classes, error=""
             + [f"{face.scores.get(c, 0.0):.6f}" for c in classes] + [error])
 
 
-def to_csv(results: Sequence[dict[str, Any]]) -> str:
+def to_csv(results: Sequence[Result]) -> str:
     """One row per face (per frame for videos); a file without faces or with an error gets
     one row with empty face columns (and the error)."""
     classes = _classes(results) or []
@@ -87,21 +72,20 @@ def to_csv(results: Sequence[dict[str, Any]]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(CSV_HEAD + [f"p_{c}" for c in classes] + ["error"])
     for r in results:
-        if "error" in r:
-            w.writerow(_csv_row(r["file"], "", "", "", None, classes, r["error"]))
+        if isinstance(r, FailedInput):
+            w.writerow(_csv_row(r.file, "", "", "", None, classes, r.error))
             continue
-        rows = r["timeline"] if "timeline" in r else [{"frame": "", "time": "",
-                                                       "faces": r["faces"]}]
+        rows = r.frames if isinstance(r, VideoResult) else [r]
         for row in rows:
-            if not row["faces"]:
-                w.writerow(_csv_row(r["file"], row["frame"], row["time"], "", None, classes))
-            for i, f in enumerate(row["faces"]):
-                w.writerow(_csv_row(r["file"], row["frame"], row["time"], _number(f, i), f,
-                                    classes))
+            frame, time = ("", "") if row.frame is None else (row.frame, row.time)
+            if not row.faces:
+                w.writerow(_csv_row(r.file or "", frame, time, "", None, classes))
+            for i, f in enumerate(row.faces):
+                w.writerow(_csv_row(r.file or "", frame, time, _number(f, i), f, classes))
     return buf.getvalue()
 
 
-def to_table(results: Sequence[dict[str, Any]]) -> str:
+def to_table(results: Sequence[Result]) -> str:
     """Human-readable: one line per face (its number, 1-based reading order), top-3
     probabilities; for a video one line per face track, whose probabilities are the mean
     over the analysed frames it was seen in (the label says so; the per-frame answers are
@@ -109,21 +93,21 @@ def to_table(results: Sequence[dict[str, Any]]) -> str:
     lines = []
     rows: list[tuple[str, ...]] = [("file", "face", "box (x,y,w,h)", "label", "conf", "top-3")]
     for r in results:
-        if "error" in r:
-            rows.append((r["file"], "-", "ERROR", r["error"], "", ""))
+        if isinstance(r, FailedInput):
+            rows.append((r.file, "-", "ERROR", r.error, "", ""))
             continue
-        faces = r["faces"]
-        name = r["file"]
-        if "video" in r:
-            v = r["video"]
-            name = f"{name} [{v['frames_analyzed']}/{v['frames_read']} frames]"
+        faces = faces_of(r)
+        name = r.file or ""
+        video = isinstance(r, VideoResult)
+        if video:
+            name = f"{name} [{r.frames_analyzed}/{r.frames_read} frames]"
         if not faces:
             rows.append((name, "-", no_face_text(r), "", "", ""))
         for i, f in enumerate(faces):
             top = sorted(f.scores.items(), key=lambda kv: -kv[1])[:3]
             tag = f"#{f.track_id}" if f.track_id is not None else str(_number(f, i))
             label = f.label
-            if "video" in r:   # a track's summary, not one frame's answer
+            if video:   # a track's summary, not one frame's answer
                 n = f.extra.get("frames")
                 label = f"{f.label} (mean of {n} frame{'' if n == 1 else 's'})" \
                     if n else f"{f.label} (track mean)"
@@ -137,13 +121,10 @@ def to_table(results: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_timeline(path: str | Path, results: Sequence[dict[str, Any]]) -> None:
+def write_timeline(path: str | Path, results: Sequence[Result]) -> None:
     """Per-frame timeline of every video in ``results``: CSV (one row per face and frame) or
     JSON (chosen by the extension)."""
-    videos = [r for r in results if "timeline" in r]
+    videos = [r for r in results if isinstance(r, VideoResult)]
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() == ".json":
-        p.write_text(json.dumps([result_to_dict(r) for r in videos], indent=2) + "\n")
-    else:
-        p.write_text(to_csv(videos))
+    p.write_text(to_json(videos) if p.suffix.lower() == ".json" else to_csv(videos))

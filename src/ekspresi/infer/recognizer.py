@@ -12,21 +12,22 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from ekspresi.detect import DEFAULT_DETECTOR, Detector, align_crop, get_detector, reading_order
+from ekspresi.detect.types import Detection
 from ekspresi.imaging import ImageSource, read_image
 from ekspresi.infer.bundle import Bundle
 from ekspresi.infer.classifier import Classifier
-from ekspresi.infer.types import Detection, Face
+from ekspresi.infer.results import ImageResult, Trace
+from ekspresi.infer.types import Face
 from ekspresi.preprocess import crop, prepare_face, to_gray
 
 
 class Recognizer:
-    """``Recognizer().analyze(image_or_path)`` -> list of :class:`Face` in reading order
-    (rows top to bottom, left to right), numbered from 1 (``Face.number``).
+    """``Recognizer().analyze(image_or_path)`` -> :class:`ImageResult`, the :class:`Face`
+    list in reading order (rows top to bottom, left to right), numbered from 1.
 
     ``model``: a :class:`Bundle`, a :class:`Classifier` or any MODEL argument (a bundle or
     run directory, a bundled model's name; ``None`` = ``default``, see
@@ -123,17 +124,31 @@ class Recognizer:
         return {c: float(v) for c, v in zip(self.classes, p)}
 
     def analyze(self, source: ImageSource, *, name: str | None = None,
-                detector: str | None = None, sensitivity: str | None = None) -> list[Face]:
-        """Faces in ``source`` (path, bytes, numpy gray/BGR/BGRA/16-bit array, PIL image), in
-        reading order and numbered from 1. No face gives ``[]``; an undecodable input raises
-        :class:`BadInputError`. ``detector`` / ``sensitivity``: see :meth:`detector_for`."""
+                detector: str | None = None, sensitivity: str | None = None) -> ImageResult:
+        """The faces in ``source`` (path, bytes, numpy gray/BGR/BGRA/16-bit array, PIL
+        image), in reading order and numbered from 1, as an :class:`ImageResult` (a sequence
+        of :class:`Face` that can ``plot()`` and ``save()`` itself). No face gives an empty
+        result; an undecodable input raises :class:`BadInputError`. ``detector`` /
+        ``sensitivity``: see :meth:`detector_for`."""
+        clock = _Clock()
         image = read_image(source, name=name)
+        clock.lap("decode")
         det = self.detector_for(detector, sensitivity)
         detections = in_reading_order(det.detect(image))
+        clock.lap("detect")
         batch, _, angles = self.crop_faces(image, detections, det.margin)
         proba = self.classifier.predict_proba(batch)
-        return [self._face(d, p, a, n) for n, (d, p, a)
-                in enumerate(zip(detections, proba, angles), start=1)]
+        clock.lap("classify")
+        return self._result(image, det, detections, proba, angles, name, clock)
+
+    def _result(self, image: np.ndarray, det: Detector, detections: list[Detection],
+                proba: np.ndarray, angles: list[float], name: str | None,
+                clock: _Clock) -> ImageResult:
+        faces = [self._face(d, p, a, n) for n, (d, p, a)
+                 in enumerate(zip(detections, proba, angles), start=1)]
+        h, w = image.shape[:2]
+        return ImageResult(faces, width=int(w), height=int(h), file=name,
+                           min_face_px=det.min_face_px(w, h), timings_ms=clock.ms, image=image)
 
     def _face(self, det: Detection, p: np.ndarray, angle: float, number: int) -> Face:
         extra = {"rotation": round(angle, 2)} if angle else {}
@@ -143,59 +158,51 @@ class Recognizer:
 
     def trace(self, source: ImageSource, *, name: str | None = None,
               saliency: bool = True, saliency_max: int | None = None,
-              detector: str | None = None, sensitivity: str | None = None) -> dict[str, Any]:
-        """Every intermediate stage, for the web app's step-by-step page.
-
-        Keys: ``original`` (BGR uint8), ``gray``, ``candidates`` (every detector candidate:
-        ``{"detection", "accepted"}``), ``detections``, ``crops`` (eye-levelled crops at
-        source resolution), ``rotations`` (degrees), ``model_inputs`` (uint8 (N, size, size),
-        exactly what ONNX Runtime receives, as float32 (N, 1, size, size) in 0..255),
-        ``probabilities`` (N, C), ``faces`` (list of Face), ``saliency`` (list of float32
-        (size, size) maps in 0..1), ``classes``, ``input_spec``, ``detector``,
-        ``min_face_px`` (the smallest face the detector finds in this image),
-        ``timings_ms`` per stage. Detections and everything after them are in reading order.
+              detector: str | None = None, sensitivity: str | None = None) -> Trace:
+        """Every intermediate stage (:class:`Trace`), for the web app's step-by-step page.
         ``saliency_max`` caps the faces saliency is computed for (the first ones in reading
-        order): each costs dozens of model runs.
-        """
+        order): each costs dozens of model runs."""
         from ekspresi.infer.saliency import occlusion_saliency
 
-        t = {}
-        t0 = time.perf_counter()
+        clock = _Clock()
         image = read_image(source, name=name)
         gray = to_gray(image)
         original = image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
-        t["decode"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        clock.lap("decode")
         det = self.detector_for(detector, sensitivity)
         candidates = det.detect(image, return_all=True)
         detections = in_reading_order(det.select(candidates))
-        t["detect"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        clock.lap("detect")
         batch, crops, angles = self.crop_faces(image, detections, det.margin)
-        t["align"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        clock.lap("align")
         proba = self.classifier.predict_proba(batch)
-        t["classify"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        clock.lap("classify")
         salient = batch if saliency_max is None else batch[:max(0, saliency_max)]
         maps = [occlusion_saliency(self.classifier, f) for f in salient] if saliency else []
-        t["saliency"] = time.perf_counter() - t0
+        clock.lap("saliency")
         accepted = set(detections)
-        return {
-            "original": original, "gray": gray,
-            "candidates": [{"detection": c, "accepted": c in accepted} for c in candidates],
-            "detections": detections, "crops": crops, "rotations": angles,
-            "model_inputs": batch, "probabilities": proba,
-            "faces": [self._face(d, p, a, n) for n, (d, p, a)
-                      in enumerate(zip(detections, proba, angles), start=1)],
-            "saliency": maps, "classes": self.classes,
-            "input_spec": self.classifier.input_spec, "detector": det.name,
-            "min_face_px": det.min_face_px(image.shape[1], image.shape[0]),
-            "timings_ms": {k: round(v * 1000, 3) for k, v in t.items()},
-        }
+        return Trace(original=original, gray=gray,
+                     candidates=[(c, c in accepted) for c in candidates], crops=crops,
+                     rotations=angles, model_inputs=batch, probabilities=proba,
+                     result=self._result(image, det, detections, proba, angles, name, clock),
+                     saliency=maps, classes=self.classes, input_spec=self.classifier.input_spec,
+                     detector=det.name)
 
     def __repr__(self) -> str:
         return f"Recognizer({self.classifier!r}, detector={self.detector!r}, align={self.align})"
+
+
+class _Clock:
+    """Milliseconds per stage, for ``timings_ms``."""
+
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = round((now - self._t) * 1000, 3)
+        self._t = now
 
 
 def _canonical(name: str) -> str:

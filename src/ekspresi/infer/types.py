@@ -6,18 +6,6 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class Detection:
-    """One face candidate from a detector. ``landmarks`` are (x, y) points in image pixels,
-    empty when the backend gives none. The first three are always the person's right eye
-    (on the image's left), left eye and nose tip; the rest depend on the backend
-    (``Detector.landmark_names``; BlazeFace: mouth centre, right ear, left ear)."""
-
-    box: tuple[int, int, int, int]          # x, y, w, h
-    score: float
-    landmarks: tuple[tuple[float, float], ...] = ()
-
-
-@dataclass(frozen=True)
 class Face:
     """One recognised face: where it is and what the classifier thinks of it."""
 
@@ -40,14 +28,15 @@ class Face:
         return self.scores[self.label]
 
     def to_dict(self) -> dict:
-        """JSON shape used by `ekspresi predict --format json` and `POST /api/v1/analyze`."""
-        d = {} if self.number is None else {"number": self.number}
-        d.update({"box": list(self.box), "label": self.label,
-                  "confidence": round(float(self.confidence), 6),
-                  "scores": {k: round(float(v), 6) for k, v in self.scores.items()},
-                  "detection_score": round(float(self.detection_score), 6),
-                  "landmarks": [[round(float(x), 2), round(float(y), 2)]
-                                for x, y in self.landmarks]})
-        if self.track_id is not None:
-            d["track_id"] = self.track_id
-        return d
+        """The one face JSON shape (:class:`ekspresi.infer.schema.FaceModel`): used by
+        `ekspresi predict --format json`, the web API and its WebSocket. ``extra`` (the
+        eye-levelling rotation, a track's frame counts) is part of it."""
+        from ekspresi.infer.schema import FaceModel
+
+        d = {"number": self.number, "box": [int(v) for v in self.box], "label": self.label,
+             "confidence": round(float(self.confidence), 6),
+             "scores": {k: round(float(v), 6) for k, v in self.scores.items()},
+             "detection_score": round(float(self.detection_score), 6),
+             "landmarks": [[round(float(x), 2), round(float(y), 2)] for x, y in self.landmarks],
+             "track_id": self.track_id, **self.extra}
+        return FaceModel(**d).model_dump(exclude_none=True)

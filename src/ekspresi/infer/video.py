@@ -1,5 +1,5 @@
-"""Videos: every N-th frame through the Recognizer, faces followed across frames by a simple
-IoU tracker, a per-frame timeline, and an optional annotated clip that browsers can play:
+"""Videos: opening them, following faces across frames with a simple IoU tracker, and writing
+annotated clips that browsers can play (the frame loop is :mod:`ekspresi.infer.stream`):
 H.264 MP4 where this OpenCV build can encode it, else WebM (VP8). The pip OpenCV wheels'
 FFmpeg has no software H.264 encoder (only ``h264_v4l2m2m``, which needs a hardware device),
 and their MPEG-4 Part 2 (``mp4v``) files are refused by Chromium and Firefox.
@@ -17,9 +17,7 @@ import functools
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -163,85 +161,13 @@ def open_video(path: str | Path) -> cv2.VideoCapture:
     return cap
 
 
-def iter_frames(cap: cv2.VideoCapture) -> Iterator[tuple[int, float, np.ndarray]]:
-    fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-    index = 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            return
-        yield index, (index / fps if fps > 0 else 0.0), frame
-        index += 1
-
-
-def analyze_video(recognizer, path: str | Path, *, every: int = 1,
-                  annotate: str | Path | None = None,
-                  progress: Callable[[int], Any] | None = None,
-                  max_frames: int | None = None) -> dict[str, Any]:
-    """Run ``recognizer`` on every ``every``-th frame of ``path``.
-
-    Returns ``{"frames_read", "frames_analyzed", "fps", "width", "height", "timeline":
-    [{"frame", "time", "faces": [Face, ...]}], "tracks": {id: summary}, "annotated"}``.
-    With ``annotate``, a clip of every frame with the latest results drawn on it is written
-    there (see :func:`open_writer`; ``annotated`` is the path actually written, else None).
-    ``progress(n)`` is called after each frame read (for a progress bar). A video longer
-    than ``max_frames`` frames is refused.
-    """
-    from ekspresi.infer.annotate import draw_faces
-
-    if every < 1:
-        raise ValueError(f"--every must be >= 1, got {every}")
+def video_info(path: str | Path) -> tuple[float, int, int, int]:
+    """Frame rate (0 when unknown), width, height and frame count (0 when unknown) of the
+    video at ``path``, without decoding it."""
     cap = open_video(path)
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-    tracker = IouTracker(max_age=max(2, int(round((fps or 25) / every))))
-    writer = None
-    written: Path | None = None
-    timeline: list[dict[str, Any]] = []
-    faces: list[Face] = []
-    n = 0
     try:
-        for n_idx, t, frame in iter_frames(cap):
-            n = n_idx + 1
-            if max_frames is not None and n > max_frames:
-                raise BadInputError(str(path), f"longer than {max_frames} frames; cut it "
-                                               "shorter or use `ekspresi predict`")
-            if n_idx % every == 0:
-                faces = tracker.update(recognizer.analyze(frame, name=f"{path}#frame{n_idx}"))
-                timeline.append({"frame": n_idx, "time": round(t, 3), "faces": faces})
-            if annotate is not None:
-                if writer is None:
-                    h, w = frame.shape[:2]
-                    writer, written = open_writer(annotate, fps or 25.0, (w, h))
-                writer.write(draw_faces(frame, faces))
-            if progress:
-                progress(1)
+        return (float(cap.get(cv2.CAP_PROP_FPS) or 0.0), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+                int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
     finally:
         cap.release()
-        if writer is not None:
-            writer.release()
-    if n == 0:
-        raise BadInputError(str(path), "no frames could be decoded (corrupt or empty video)")
-    return {"frames_read": n, "frames_analyzed": len(timeline), "fps": fps, "width": width,
-            "height": height, "timeline": timeline, "tracks": summarize_tracks(timeline),
-            "annotated": written}
-
-
-def summarize_tracks(timeline: list[dict[str, Any]]) -> list[Face]:
-    """One Face per track: its first box, its mean class probabilities over the frames it
-    appears in, and ``extra`` = first/last frame and the number of frames."""
-    acc: dict[int, dict[str, Any]] = {}
-    for row in timeline:
-        for f in row["faces"]:
-            a = acc.setdefault(f.track_id, {"face": f, "sum": dict.fromkeys(f.scores, 0.0),
-                                            "n": 0, "first": row["frame"], "det": 0.0})
-            a["n"] += 1
-            a["det"] += f.detection_score
-            a["last"] = row["frame"]
-            for k, v in f.scores.items():
-                a["sum"][k] += v
-    return [dataclasses.replace(a["face"], scores={k: v / a["n"] for k, v in a["sum"].items()},
-                                detection_score=a["det"] / a["n"],
-                                extra={"frames": a["n"], "first_frame": a["first"],
-                                       "last_frame": a["last"]})
-            for _, a in sorted(acc.items())]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -12,14 +11,24 @@ from urllib.parse import urlparse
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from ekspresi.errors import BadInputError, ConfigError
 from ekspresi.imaging import read_image
+from ekspresi.infer.stream import PushedFrames
+from ekspresi.infer.stream import stream as stream_frames
 from ekspresi.web.engine import Engine
 from ekspresi.web.middleware import Busy
 from ekspresi.web.render import preview
+from ekspresi.web.schemas import (
+    AnalyzeOut,
+    ErrorOut,
+    HealthOut,
+    ModelInfoOut,
+    TraceOut,
+    VideoOut,
+    stream_message,
+)
 from ekspresi.web.settings import WEB_MAX_SIDE
 from ekspresi.web.steps import trace_view
 from ekspresi.web.uploads import UPLOAD_OPENAPI, decode_upload, read_upload
@@ -28,37 +37,6 @@ from ekspresi.web.videos import MAX_VIDEO_FRAMES, VideoStore, analyze_upload
 log = logging.getLogger("ekspresi.web")
 
 router = APIRouter()
-
-
-class FaceOut(BaseModel):
-    number: int | None = Field(None, description="1-based reading order (rows top to "
-                                                 "bottom, left to right)")
-    box: list[int] = Field(description="x, y, width, height in pixels of the upright image")
-    label: str = Field(description="most probable emotion")
-    confidence: float = Field(description="probability of `label`")
-    scores: dict[str, float] = Field(description="probability per class, model's order")
-    detection_score: float
-    landmarks: list[list[float]] = Field(default_factory=list,
-                                         description="eyes, nose, mouth corners (x, y)")
-    track_id: int | None = None
-
-
-class AnalyzeOut(BaseModel):
-    faces: list[FaceOut]
-    width: int
-    height: int
-    model: str
-    elapsed_ms: float = Field(description="decode + detection + classification time")
-    preview: str | None = Field(None, description="JPEG data URI of the upright image at "
-                                                  "display size (only with ?preview=true)")
-    preview_scale: float | None = Field(None, description="preview pixels per image pixel")
-    min_face_px: int | None = Field(None, description="smallest face (pixels) the detector "
-                                                      "finds in this image: the limit to "
-                                                      "quote when no face is found")
-
-
-class ErrorOut(BaseModel):
-    detail: str
 
 
 ERRORS = {413: {"model": ErrorOut, "description": "upload above the size limit"},
@@ -71,17 +49,19 @@ def engine_of(request: Request | WebSocket) -> Engine:
     return request.app.state.engine
 
 
-@router.get("/healthz", tags=["service"], responses={503: {"model": ErrorOut}})
-def healthz(request: Request) -> JSONResponse:
+@router.get("/healthz", tags=["service"], response_model=HealthOut,
+            response_model_exclude_none=True, responses={503: {"model": HealthOut}})
+def healthz(request: Request) -> Any:
     """Ready when a model is loaded (503 with the reason otherwise)."""
     engine = engine_of(request)
     if not engine.available:
-        return JSONResponse({"status": "unavailable", "detail": f"no model loaded: "
-                                                                f"{engine.error}"}, 503)
-    return JSONResponse({"status": "ok", "model": engine.model_name})
+        down = HealthOut(status="unavailable", detail=f"no model loaded: {engine.error}")
+        return JSONResponse(down.model_dump(exclude_none=True), 503)
+    return {"status": "ok", "model": engine.model_name}
 
 
-@router.get("/api/v1/model", tags=["api"], responses={503: {"model": ErrorOut}})
+@router.get("/api/v1/model", tags=["api"], response_model=ModelInfoOut,
+            response_model_exclude_none=True, responses={503: {"model": ErrorOut}})
 def model_info(request: Request) -> dict[str, Any]:
     """The model in use: name, classes, input spec, detector, headline test metrics."""
     engine = engine_of(request)
@@ -89,9 +69,10 @@ def model_info(request: Request) -> dict[str, Any]:
     return engine.info()
 
 
-def _analyze_array(engine: Engine, image: np.ndarray, **detector) -> list[dict]:
+def _analyze_array(engine: Engine, image: np.ndarray, **detector) -> dict[str, Any]:
+    """The image's ``ImageResult.to_dict()``."""
     try:
-        return [f.to_dict() for f in engine.require().analyze(image, **detector)]
+        return engine.require().analyze(image, **detector).to_dict()
     except (ConfigError, ValueError) as exc:   # unknown detector or sensitivity
         raise HTTPException(422, str(exc)) from None
 
@@ -113,21 +94,18 @@ async def analyze(request: Request,
     data, name = await read_upload(request, settings.max_upload_bytes)
     start = time.perf_counter()
     image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
-    opts = {"detector": detector, "sensitivity": sensitivity}
-    faces = await run_in_threadpool(_analyze_array, engine, image, **opts)
+    out = await run_in_threadpool(_analyze_array, engine, image, detector=detector,
+                                  sensitivity=sensitivity)
     elapsed = (time.perf_counter() - start) * 1000.0
-    out: dict[str, Any] = {"faces": faces, "width": int(image.shape[1]),
-                           "height": int(image.shape[0]), "model": engine.model_name,
-                           "elapsed_ms": round(elapsed, 2),
-                           "min_face_px": engine.require().min_face_px(
-                               image.shape[1], image.shape[0], **opts)}
+    out.update(model=engine.model_name, elapsed_ms=round(elapsed, 2))
     if preview_image:
         out["preview"], out["preview_scale"] = await run_in_threadpool(
             preview, image, settings.preview_side)
     return out
 
 
-@router.post("/api/v1/trace", tags=["api"], responses=ERRORS, openapi_extra=UPLOAD_OPENAPI)
+@router.post("/api/v1/trace", tags=["api"], response_model=TraceOut,
+             response_model_exclude_none=True, responses=ERRORS, openapi_extra=UPLOAD_OPENAPI)
 async def trace(request: Request) -> dict:
     """Every stage of the pipeline for one image, as pictures (data URIs) and numbers:
     original, grayscale, all detector candidates, aligned crops, the exact model input,
@@ -173,7 +151,8 @@ def video_store(request: Request) -> VideoStore:
     return store
 
 
-@router.post("/api/v1/video", tags=["api"], responses=ERRORS, openapi_extra=VIDEO_OPENAPI)
+@router.post("/api/v1/video", tags=["api"], response_model=VideoOut,
+             response_model_exclude_none=True, responses=ERRORS, openapi_extra=VIDEO_OPENAPI)
 async def video(request: Request,
                 every: int | None = Query(None, ge=1, le=1000,
                                           description="analyse every N-th frame (default: "
@@ -229,12 +208,8 @@ def video_csv(request: Request, video_id: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{stem}.timeline.csv"'})
 
 
-def _analyze_frame(engine: Engine, data: bytes, max_pixels: int) -> dict:
-    start = time.perf_counter()
-    image = read_image(data, name="frame", max_pixels=max_pixels, max_side=WEB_MAX_SIDE)
-    faces = _analyze_array(engine, image)
-    return {"faces": faces, "width": int(image.shape[1]), "height": int(image.shape[0]),
-            "elapsed_ms": round((time.perf_counter() - start) * 1000.0, 2)}
+def _decode_frame(data: bytes, max_pixels: int) -> np.ndarray:
+    return read_image(data, name="frame", max_pixels=max_pixels, max_side=WEB_MAX_SIDE)
 
 
 def _allowed_origin(origin: str, host: str, extra: tuple[str, ...]) -> bool:
@@ -257,10 +232,12 @@ async def stream(ws: WebSocket) -> None:
         return
     await ws.accept()
     if not engine.available:
-        await ws.send_text(json.dumps({"error": f"no model loaded: {engine.error}"}))
+        await ws.send_text(stream_message({"error": f"no model loaded: {engine.error}"}))
         await ws.close(code=1011)
         return
     frame = 0
+    pushed = PushedFrames()   # decoded frames go through the one frame loop
+    results = stream_frames(engine.recognizer, pushed, track=False)
     try:
         while True:
             message = await ws.receive()
@@ -268,26 +245,32 @@ async def stream(ws: WebSocket) -> None:
                 return
             data = message.get("bytes")
             if data is None:
-                await ws.send_text(json.dumps({"error": "send frames as binary messages "
-                                                        "(JPEG or PNG bytes)"}))
+                await ws.send_text(stream_message({"error": "send frames as binary messages "
+                                                            "(JPEG or PNG bytes)"}))
                 continue
             frame += 1
             if len(data) > settings.max_upload_bytes:
-                await ws.send_text(json.dumps({"error": "frame above the upload limit",
-                                               "frame": frame}))
+                await ws.send_text(stream_message({"error": "frame above the upload limit",
+                                                   "frame": frame}))
                 await ws.close(code=1009)
                 return
             try:
                 async with ws.app.state.upload_gate.slot():  # shared with HTTP uploads
-                    out = await run_in_threadpool(_analyze_frame, engine, data,
-                                                  settings.max_pixels)
+                    start = time.perf_counter()
+                    image = await run_in_threadpool(_decode_frame, data, settings.max_pixels)
+                    pushed.push(image)
+                    _, result = await run_in_threadpool(next, results)
+                out = result.to_dict()
+                out["elapsed_ms"] = round((time.perf_counter() - start) * 1000.0, 2)
             except BadInputError as exc:
                 out = {"error": str(exc)}
             except Busy as exc:
                 out = {"error": f"{exc}; try again shortly", "busy": True}
             out["frame"] = frame
-            await ws.send_text(json.dumps(out))
+            await ws.send_text(stream_message(out))
     except WebSocketDisconnect:
         return
     except HTTPException as exc:  # pragma: no cover - engine vanished mid-stream
         await ws.close(code=1011, reason=str(exc.detail)[:120])
+    finally:
+        pushed.close()

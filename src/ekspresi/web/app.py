@@ -79,10 +79,11 @@ def create_app(settings: WebSettings | None = None, *, engine: Engine | None = N
     def favicon() -> Response:
         return Response((STATIC_DIR / "favicon.svg").read_bytes(), media_type="image/svg+xml")
 
-    from ekspresi.web import api, pages
+    from ekspresi.web import api, pages, schemas
 
     app.include_router(api.router)
     app.include_router(pages.router)
+    schemas.document_stream(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

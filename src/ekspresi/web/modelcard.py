@@ -211,7 +211,7 @@ CELL_SHADE = "#4f46e5"
 
 
 def cell(count: int, share: float) -> Cell:
-    from ekspresi.infer.annotate import ink
+    from ekspresi.infer.draw import ink
 
     share = min(1.0, max(0.0, share))
     r, g, b = (int(CELL_SHADE[i:i + 2], 16) for i in (1, 3, 5))

@@ -11,15 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from ekspresi.web.render import (
-    CANDIDATE_BGR,
-    REJECTED_BGR,
-    data_uri,
-    draw_boxes,
-    fit,
-    heatmap_overlay,
-    upscale_nearest,
-)
+from ekspresi.infer.draw import draw_candidates, heatmap_overlay
+from ekspresi.infer.results import Trace
+from ekspresi.web.render import data_uri, fit, upscale_nearest
 
 #: Longest side of the full-image stages (the page never needs more).
 DISPLAY_SIDE = 960
@@ -33,30 +27,16 @@ def _stage(key: str, title: str, image: np.ndarray, caption: str, *, fmt: str = 
             "pixelated": pixelated, **extra}
 
 
-def _scaled_box(box, scale: float) -> tuple[int, int, int, int]:
-    return tuple(int(round(v * scale)) for v in box)  # type: ignore[return-value]
-
-
-def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
-    original: np.ndarray = trace["original"]
+def trace_view(trace: Trace) -> dict[str, Any]:
+    original = trace.original
     h, w = original.shape[:2]
     shown, scale = fit(original, DISPLAY_SIDE)
-    gray_shown, _ = fit(trace["gray"], DISPLAY_SIDE)
-    size = int(trace["input_spec"].size)
-    timings = trace.get("timings_ms", {})
+    gray_shown, _ = fit(trace.gray, DISPLAY_SIDE)
+    size = int(trace.input_spec.size)
 
-    candidates = trace["candidates"]
-    cand_rows = [{"box": [int(v) for v in c["detection"].box],
-                  "score": round(float(c["detection"].score), 4),
-                  "accepted": bool(c["accepted"])} for c in candidates]
-    # rejected first, so accepted boxes are drawn on top
-    ordered = sorted(candidates, key=lambda c: c["accepted"])
-    det_img = draw_boxes(
-        shown, [_scaled_box(c["detection"].box, scale) for c in ordered],
-        [f"{c['detection'].score:.2f}" for c in ordered],
-        [CANDIDATE_BGR if c["accepted"] else REJECTED_BGR for c in ordered],
-        landmarks=[[(x * scale, y * scale) for x, y in c["detection"].landmarks]
-                   for c in ordered if c["accepted"]])
+    numbers = trace.to_dict()
+    cand_rows = numbers["candidates"]
+    det_img = draw_candidates(shown, trace.candidates, scale)
     n_acc = sum(r["accepted"] for r in cand_rows)
     stages = [
         _stage("original", "Original", shown,
@@ -67,20 +47,20 @@ def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
         _stage("gray", "Grayscale", gray_shown,
                "One channel, as the model was trained (FER2013 is grayscale)."),
         _stage("detections", "Face detection", det_img,
-               f"The {trace.get('detector') or 'face'} detector proposed {len(cand_rows)} "
+               f"The {trace.detector or 'face'} detector proposed {len(cand_rows)} "
                f"candidate{'s' if len(cand_rows) != 1 else ''}; {n_acc} passed the score "
                "threshold and minimum size (yellow, with eye/nose/mouth points); grey ones "
                "were rejected. Numbers are detector scores.",
-               candidates=cand_rows, params={"detector": trace.get("detector") or "face",
+               candidates=cand_rows, params={"detector": trace.detector or "face",
                                              "n": len(cand_rows), "accepted": n_acc}),
     ]
 
     faces_out = []
-    classes = list(trace["classes"])
-    for i, face in enumerate(trace["faces"]):
-        crop = trace["crops"][i]
-        model_input = trace["model_inputs"][i]
-        rotation = float(trace["rotations"][i]) if i < len(trace["rotations"]) else 0.0
+    classes = list(trace.classes)
+    for i, face in enumerate(trace.faces):
+        crop = trace.crops[i]
+        model_input = trace.model_inputs[i]
+        rotation = float(trace.rotations[i]) if i < len(trace.rotations) else 0.0
         crop_shown, _ = fit(crop, FACE_SIDE)
         if max(crop_shown.shape[:2]) < FACE_SIDE:
             crop_shown = upscale_nearest(crop_shown, FACE_SIDE)
@@ -104,16 +84,13 @@ def trace_view(trace: dict[str, Any]) -> dict[str, Any]:
                         f"({face.confidence:.1%}).",
              "params": {"label": face.label, "pct": f"{face.confidence:.1%}"}},
         ]
-        if i < len(trace.get("saliency", [])):
+        if i < len(trace.saliency):
             big_input = upscale_nearest(model_input, FACE_SIDE)
             face_stages.append(_stage(
                 "saliency", "Saliency (occlusion)", heatmap_overlay(big_input,
-                                                                     trace["saliency"][i]),
+                                                                     trace.saliency[i]),
                 f"Red = regions whose grey-out lowered the '{face.label}' probability most "
                 "(occlusion sensitivity, computed with ONNX Runtime only).", fmt="png",
                 params={"label": face.label}))
-        faces_out.append({"index": i, "box": list(face.box), "label": face.label,
-                          "confidence": round(float(face.confidence), 6),
-                          "stages": face_stages})
-    return {"width": int(w), "height": int(h), "classes": classes, "stages": stages,
-            "faces": faces_out, "timings_ms": timings}
+        faces_out.append({**face.to_dict(), "index": i, "stages": face_stages})
+    return {**numbers, "stages": stages, "faces": faces_out}

@@ -1,4 +1,4 @@
-"""The Video page's work: analyse an uploaded clip with :func:`ekspresi.infer.video.analyze_video`
+"""The Video page's work: analyse an uploaded clip with :func:`ekspresi.infer.stream.analyze_video`
 and keep the last few results (annotated clip and timeline CSV) in a temporary folder, so the
 browser can play and download them by id. Nothing is kept after the server stops."""
 
@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ekspresi.infer import output
-from ekspresi.infer.video import VIDEO_EXTENSIONS, VIDEO_MIME, analyze_video, browser_video_suffix
+from ekspresi.infer.stream import analyze_video
+from ekspresi.infer.video import VIDEO_EXTENSIONS, VIDEO_MIME, browser_video_suffix, video_info
 
 #: Longest clip the web app analyses (frames read); longer ones belong to `ekspresi predict`.
 MAX_VIDEO_FRAMES = 1800
@@ -78,11 +79,7 @@ def analyze_upload(recognizer, store: VideoStore, data: bytes, name: str,
     source.write_bytes(data)
     try:
         if every is None:
-            import cv2
-
-            cap = cv2.VideoCapture(str(source))
-            fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-            cap.release()
+            fps = video_info(source)[0]
             every = max(1, round(fps / AUTO_RATE)) if fps > 0 else 1
         result = analyze_video(recognizer, source, every=every,
                                annotate=folder / ("annotated" + browser_video_suffix()),
@@ -92,12 +89,9 @@ def analyze_upload(recognizer, store: VideoStore, data: bytes, name: str,
         raise
     finally:
         source.unlink(missing_ok=True)
-    video = {k: result[k] for k in ("frames_read", "frames_analyzed", "fps", "width", "height")}
-    record = {"file": name, "faces": result["tracks"], "timeline": result["timeline"],
-              "video": video}
-    store.put(vid, StoredVideo(result["annotated"], output.to_csv([record]), name))
-    out = output.result_to_dict(record)
-    fps = result["fps"] or 25.0
-    out.update(id=vid, every=every, duration_s=round(result["frames_read"] / fps, 3),
+    result.file = name
+    store.put(vid, StoredVideo(result.annotated, output.to_csv([result]), name))
+    out = result.to_dict()
+    out.update(id=vid, every=every, duration_s=round(result.frames_read / (result.fps or 25.0), 3),
                tracks=out.pop("faces"))
     return out

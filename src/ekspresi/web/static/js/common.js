@@ -3,14 +3,14 @@
 "use strict";
 
 const Ekspresi = (() => {
-  // The palette is ekspresi.infer.annotate.PALETTE, written by the server into each page's
+  // The palette is ekspresi.infer.draw.PALETTE, written by the server into each page's
   // <head> as CSS variables (--happy ...), so pages, charts and CLI pictures agree.
   const COLORS = {};
 
   function color(emotion) {
     if (!(emotion in COLORS)) {
       const css = getComputedStyle(document.documentElement);
-      COLORS[emotion] = css.getPropertyValue("--" + emotion).trim() || css.getPropertyValue("--other").trim() || "#4f46e5";
+      COLORS[emotion] = css.getPropertyValue("--" + emotion).trim() || css.getPropertyValue("--other").trim();
     }
     return COLORS[emotion];
   }

@@ -1,0 +1,150 @@
+"""The one frame loop: ``stream(recognizer, source)`` yields ``(frame, ImageResult)`` for an
+image file, a video file, a camera (index, device or URL) or frames pushed by the caller (the
+web app's WebSocket), so `ekspresi predict`, `ekspresi webcam`, the Video page and the
+real-time page analyse frames the same way.
+
+Every frame read is yielded; with ``every`` > 1 the frames in between carry the latest
+result (the same object, so ``result is previous`` tells a skipped frame), which is what an
+annotated clip or a live window draws. Faces are followed across frames by
+:class:`~ekspresi.infer.video.IouTracker` (``track_id``) unless ``track=False``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from ekspresi.errors import BadInputError
+from ekspresi.imaging import read_image
+from ekspresi.infer.results import ImageResult, VideoResult
+from ekspresi.infer.sources import IMAGE_EXTENSIONS
+from ekspresi.infer.video import IouTracker, open_video, open_writer, video_info
+
+#: Where frames come from: an image or video path, a camera index, a device or URL string,
+#: or an iterable of decoded frames (:class:`PushedFrames` for frames arriving one by one).
+Source = str | Path | int | Iterable[np.ndarray]
+
+
+class PushedFrames:
+    """Frames handed in one at a time (``push(frame)``, then read the stream's next item):
+    the WebSocket's frames, which arrive asynchronously, through the same loop."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
+
+    def push(self, frame: np.ndarray) -> None:
+        self._queue.put(frame)
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        while (frame := self._queue.get()) is not None:
+            yield frame
+
+
+def _capture_frames(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield frame
+    finally:
+        cap.release()
+
+
+def open_capture(source: str | Path | int) -> tuple[Iterator[np.ndarray], float]:
+    """The frames of a video file, camera index, device or URL, and its frame rate (0 when
+    unknown). A missing file or a camera that cannot be opened raises BadInputError."""
+    if isinstance(source, int) or (isinstance(source, str) and source.isdigit()):
+        cap = cv2.VideoCapture(int(source))
+        if not cap.isOpened():
+            raise BadInputError(f"camera {source}", "cannot open it (no camera, or in use by "
+                                                    "another program)")
+    elif Path(source).is_file():
+        cap = open_video(source)
+    else:
+        cap = cv2.VideoCapture(str(source))
+        if not cap.isOpened():
+            raise BadInputError(str(source), "no such file, and not a camera device or "
+                                             "stream URL that can be opened")
+    return _capture_frames(cap), float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+
+
+def stream(recognizer, source: Source, *, every: int = 1, track: bool = True,
+           name: str | None = None, max_frames: int | None = None,
+           progress: Callable[[int], Any] | None = None
+           ) -> Iterator[tuple[np.ndarray, ImageResult]]:
+    """``(frame, result)`` for every frame of ``source`` (an image file gives one). Results
+    carry ``frame`` (0-based index) and ``time`` (seconds, from the source's frame rate);
+    their ``image`` is dropped (draw with ``result.plot(frame)``). A video longer than
+    ``max_frames`` raises BadInputError; ``progress(1)`` is called after each frame read."""
+    if every < 1:
+        raise ValueError(f"--every must be >= 1, got {every}")
+    label = name or (str(source) if isinstance(source, (str, Path, int)) else "frame")
+    if isinstance(source, (str, Path)) and Path(source).suffix.lower() in IMAGE_EXTENSIONS:
+        image = read_image(source, name=label)
+        result = recognizer.analyze(image, name=label)
+        if progress:
+            progress(1)
+        yield image, dataclasses.replace(result, image=None, frame=0, time=0.0)
+        return
+    if isinstance(source, (str, Path, int)):
+        frames, fps = open_capture(source)
+    else:
+        frames, fps = iter(source), 0.0
+    tracker = IouTracker(max_age=max(2, int(round((fps or 25) / every)))) if track else None
+    result: ImageResult | None = None
+    for index, frame in enumerate(frames):
+        if max_frames is not None and index >= max_frames:
+            raise BadInputError(label, f"longer than {max_frames} frames; cut it shorter or "
+                                       "use `ekspresi predict`")
+        if index % every == 0:
+            found = recognizer.analyze(frame, name=f"{label}#frame{index}")
+            faces = tracker.update(found.faces) if tracker else found.faces
+            result = dataclasses.replace(found, faces=faces, image=None, file=None,
+                                         frame=index,
+                                         time=round(index / fps, 3) if fps > 0 else 0.0)
+        if progress:
+            progress(1)
+        yield frame, result
+
+
+def analyze_video(recognizer, path: str | Path, *, every: int = 1,
+                  annotate: str | Path | None = None,
+                  progress: Callable[[int], Any] | None = None,
+                  max_frames: int | None = None) -> VideoResult:
+    """Every ``every``-th frame of the video at ``path`` through :func:`stream`, as a
+    :class:`VideoResult`. With ``annotate``, a clip of every frame with the latest results
+    drawn on it is written there (see :func:`~ekspresi.infer.video.open_writer`;
+    ``annotated`` is the path actually written)."""
+    fps, width, height, _ = video_info(path)
+    writer = None
+    written: Path | None = None
+    frames: list[ImageResult] = []
+    n = 0
+    try:
+        for frame, result in stream(recognizer, Path(path), every=every, name=str(path),
+                                    max_frames=max_frames, progress=progress):
+            n += 1
+            if not frames or frames[-1] is not result:
+                frames.append(result)
+            if annotate is not None:
+                if writer is None:
+                    h, w = frame.shape[:2]
+                    writer, written = open_writer(annotate, fps or 25.0, (w, h))
+                writer.write(result.plot(frame))
+    finally:
+        if writer is not None:
+            writer.release()
+    if n == 0:
+        raise BadInputError(str(path), "no frames could be decoded (corrupt or empty video)")
+    return VideoResult(frames, frames_read=n, fps=fps, width=width, height=height,
+                       file=str(path), annotated=written)
