@@ -52,7 +52,7 @@ def metrics_document(evaluations: Sequence[DatasetEvaluation], *,
         doc.update(evaluations[0].block())
         doc["datasets"] = {e.name: e.block() for e in evaluations}
     if run is not None:
-        doc["run"] = {"name": run.name, "path": str(run.path), "final_metrics": run.final,
+        doc["run"] = {"name": run.name, "path": str(run.path), "final_metrics": run.final.to_dict(),
                       "epochs_logged": len(run.history), "missing_files": run.missing}
     return doc
 
@@ -177,56 +177,28 @@ def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, obj)]
 
 
-def _find(obj: Any, words: Sequence[str], prefix: str = "") -> list[tuple[str, Any]]:
-    """(dotted key, value) of every key containing one of ``words`` (config search)."""
-    out: list[tuple[str, Any]] = []
-    if isinstance(obj, Mapping):
-        for k, v in obj.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            if any(w in str(k).lower() for w in words):
-                out.append((key, v if not isinstance(v, (dict, list)) else json.dumps(v)))
-            else:
-                out += _find(v, words, key)
-    return out
+#: The config keys of class balancing shown in a run report (``data.*``).
+BALANCING_KEYS = ("balance", "balance_scope")
 
 
-def _counts_tables(final: Mapping[str, Any]) -> list[tuple[str, Table]]:
-    """Dataset statistics from final_metrics.json: every mapping whose name mentions counts,
-    shown as class x split when nested ({split: {class: n}}), else as one column."""
-    found = []
-    for key, val in final.items():
-        if not isinstance(val, Mapping) or "count" not in key.lower():
-            continue
-        if val and all(isinstance(v, Mapping) for v in val.values()):
-            cols = list(val)
-            names = [c for c in ALL_CLASSES if any(c in val[s] for s in cols)]
-            names += [k for s in cols for k in val[s] if k not in names]
-            names = list(dict.fromkeys(names))
-            rows = [[n, *[val[s].get(n) for s in cols]] for n in names]
-            rows.append(["total", *[sum(v for v in val[s].values()
-                                        if isinstance(v, (int, float))) for s in cols]])
-            found.append((key, Table(["class", *cols], rows)))
-        else:
-            found.append((key, Table([key, "value"], [[k, v] for k, v in val.items()])))
-    return found
-
-
-def _time_seconds(final: Mapping[str, Any]) -> float | None:
-    for k, v in final.items():
-        if isinstance(v, (int, float)) and ("time" in k.lower() or "seconds" in k.lower()):
-            return float(v)
-    return None
+def _counts_table(counts: Mapping[str, Mapping[str, int]]) -> Table:
+    """Images per class (rows) and split (columns) from final_metrics.json's ``counts``."""
+    cols = list(counts)
+    names = [c for c in ALL_CLASSES if any(c in counts[s] for s in cols)]
+    names += [k for s in cols for k in counts[s] if k not in names]
+    names = list(dict.fromkeys(names))
+    rows = [[n, *[counts[s].get(n) for s in cols]] for n in names]
+    rows.append(["total", *[sum(counts[s].values()) for s in cols]])
+    return Table(["class", *cols], rows)
 
 
 def run_summary_table(run: RunInfo) -> Table:
-    f = run.final
     rows: list[list[Any]] = [["run", run.name], ["model", run.model_name or None],
                              ["classes", ", ".join(run.classes or ()) or None],
                              ["epochs logged", len(run.history) or None]]
-    for key, value in f.items():
-        if (isinstance(value, Mapping) and ("count" in key.lower() or "note" in key.lower())
-                or key in ("model", "classes")):
-            continue
+    shown = run.final.model_dump(exclude_unset=True,
+                                 exclude={"model", "classes", "counts", "data_notes"})
+    for key, value in shown.items():
         for k, v in _flatten({key: value}):
             if isinstance(v, float):
                 v = fmt(v, "s") if ("time" in k or "second" in k) else fmt(v, "f4")
@@ -359,25 +331,25 @@ def _render_dataset(doc: _Doc, ev: DatasetEvaluation, figs: Mapping[str, Mapping
 
 def _render_run(doc: _Doc, run: RunInfo, figs: Mapping[str, Mapping[str, Path]]) -> None:
     doc.heading(f"Training run: {run.name}")
-    collapse = run.final.get("collapse")
-    if isinstance(collapse, Mapping) and collapse.get("collapsed"):
-        doc.para(str(collapse.get("message") or "collapsed model (one class predicted for "
-                                                 "nearly every image)"), "missing")
+    if run.final.collapsed:
+        doc.para(str(run.final.collapse.get("message") or "collapsed model (one class "
+                                                          "predicted for nearly every image)"),
+                 "missing")
     if run.missing:
         doc.para("Files missing from the run directory (their parts are left out): "
                  + ", ".join(run.missing), "missing")
     doc.table(run_summary_table(run), "kv")
     doc.heading("Dataset statistics", 3)
-    counts = _counts_tables(run.final)
-    for key, t in counts:
-        doc.para(f"{key}:")
-        doc.table(t)
-    if not counts:
+    if run.final.counts:
+        doc.para("counts:")
+        doc.table(_counts_table(run.final.counts))
+    else:
         doc.para("final_metrics.json has no dataset counts.", "note")
-    for key, val in run.final.items():
-        if "note" in key.lower() and isinstance(val, Mapping) and val:
-            doc.table(Table([key, "value"], [list(r) for r in _flatten(val)]), "kv")
-    balancing = _find(run.config, ("balanc", "sampl"))
+    if run.final.data_notes:
+        doc.table(Table(["data_notes", "value"], [list(r) for r in
+                                                  _flatten(run.final.data_notes)]), "kv")
+    data_cfg = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
+    balancing = [(f"data.{k}", data_cfg[k]) for k in BALANCING_KEYS if k in data_cfg]
     if balancing:
         doc.table(Table(["balancing setting", "value"], [list(b) for b in balancing]), "kv")
     doc.heading("Training curves", 3)
@@ -411,9 +383,8 @@ def write_report(out_dir: str | Path, evaluations: Sequence[DatasetEvaluation], 
     figs = {e.name: dataset_figures(e, plot_dir, face_size=face_size) for e in evaluations}
     run_figs: dict[str, dict[str, Path]] = {}
     if run is not None and run.history:
-        best = run.final.get("best_epoch")
         run_figs["learning_curves"] = plots.save(plots.learning_curves_figure(
-            run.history, best_epoch=int(best) if isinstance(best, (int, float)) else None,
+            run.history, best_epoch=run.final.best_epoch,
             title=run.name), plot_dir / "learning_curves")
 
     files = {"metrics.json": write_json(out / "metrics.json", metrics_document(

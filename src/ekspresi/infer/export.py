@@ -255,8 +255,10 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
             # what was measured on the old int8 graph does not describe the new one: keep
             # only what the float model scored
             old = read_metrics(metrics, str(bundle.path / META_NAME))
-            float_test = SplitMetrics(accuracy=old.test.fp32_accuracy)
-            metrics = Metrics(splits={VAL: old.split(VAL), TEST: float_test}).to_dict()
+            kept = Metrics(splits={k: v for k, v in old.splits.items() if k == VAL})
+            if old.test.fp32_accuracy is not None:
+                kept.splits[TEST] = SplitMetrics(fp32_accuracy=old.test.fp32_accuracy)
+            metrics = kept.to_dict()
             log.info("%s is int8: re-quantising its dequantised float graph", bundle.path)
         method = quantize_int8(float_src, tmp, [to_model_input(f[None]) for f in
                                                  calib.faces[pick]],
