@@ -245,3 +245,36 @@ def test_bf16_only_where_the_cpu_has_it(dataset, tmp_path, monkeypatch, caplog, 
         run = run_training(cfg, tmp_path / "run", quiet=True)
     assert json.loads((run / "final_metrics.json").read_text())["bf16_used"] is native
     assert ("no native bfloat16" in caplog.text) is (not native)
+
+
+def test_one_test_accuracy_everywhere(dataset, tmp_path):
+    """The test accuracy a run records (final_metrics.json, one vocabulary) is the number
+    compare, the model card, the Experiments page and the report show."""
+    from fastapi.testclient import TestClient
+
+    from ekspresi.evaluate.compare import build_comparison
+    from ekspresi.evaluate.report import write_run_report
+    from ekspresi.web.app import create_app
+    from ekspresi.web.engine import Engine
+    from ekspresi.web.modelcard import build_card
+    from ekspresi.web.settings import WebSettings
+
+    runs = tmp_path / "runs"
+    run = run_training(config(dataset, epochs=2), runs / "tiny", quiet=True)
+    acc = json.loads((run / "final_metrics.json").read_text())["splits"]["test"]["accuracy"]
+    assert acc == load_bundle(run / "bundle").metrics["splits"]["test"]["accuracy"]
+    pct = f"{100 * acc:.2f} %"
+    table, _, _ = build_comparison([run])
+    assert table.display_rows()[0][table.columns.index("test acc.")] == pct
+    card = build_card(load_bundle(run / "bundle"))
+    assert [(t.name, t.metrics["accuracy"]) for t in card.test_sets] == [("test", acc)]
+    s = WebSettings(model=run / "bundle", threads=1, runs_dir=runs)
+    client = TestClient(create_app(s, engine=Engine(s)))
+    assert f"{100 * acc:.1f} %" in client.get("/about").text
+    page = client.get("/experiments").text
+    runs_table = page[page.index('id="runs"'):page.index('id="comparison"')]
+    assert f"{acc:.4f}" in runs_table and pct in page[page.index('id="comparison"'):]
+    write_run_report(run)
+    report = (run / "report" / "report.html").read_text()
+    summary = report[report.index("<h2>Summary</h2>"):report.index("<h2>Training run")]
+    assert f"<td>{pct}</td>" in summary

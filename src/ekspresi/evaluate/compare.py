@@ -222,10 +222,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
 
 def write_comparison(out: Path, table: Table, rows: Sequence[RunRow],
                      cross: Table | None) -> dict[str, Path]:
-    import html as _html
-
     from ekspresi.evaluate import plots
-    from ekspresi.evaluate.report import CSS, embed_png
+    from ekspresi.evaluate.templating import Figure, render
 
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -245,28 +243,25 @@ def write_comparison(out: Path, table: Table, rows: Sequence[RunRow],
         fig_paths = plots.save(fig, out / "comparison")
         files.update({f"comparison.{k}": p for k, p in fig_paths.items()})
     md = ["# Run comparison\n", table.to_markdown()]
-    html_parts = ["<h1>Run comparison</h1>", table.to_html()]
+    warn = None
     if collapsed:
         warn = (f"Collapsed runs (one class for at least {100 * COLLAPSE_SHARE:.0f} % of the "
                 "predictions): " + ", ".join(collapsed) + ". These are constant predictors; "
                 "their accuracy is the share of that class in the test set, not a result.")
         md.append(f"\n> **{warn}**\n")
-        html_parts.append(f"<p class='missing'>{_html.escape(warn)}</p>")
     if fig_paths:
         md.append("![test accuracy and macro F1](comparison.png) ([SVG](comparison.svg))\n")
-        html_parts.append(embed_png(fig_paths["png"], "test accuracy (95 % CI) and macro F1"))
     if cross is not None:
         md += ["\n## Accuracy per test set (cross-dataset)\n", cross.to_markdown()]
-        html_parts += ["<h2>Accuracy per test set (cross-dataset)</h2>", cross.to_html()]
     note = ("Test accuracy interval: percentile bootstrap over the test samples; macro "
             "precision/recall/F1 recomputed from each run's predictions_test.npz.")
     md.append(f"\n{note}\n")
-    html_parts.append(f"<p class='meta'>{_html.escape(note)}</p>")
     (out / "comparison.md").write_text("\n".join(md))
-    (out / "comparison.html").write_text(
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Run comparison"
-        f"</title><style>{CSS}</style></head><body>" + "\n".join(html_parts)
-        + "</body></html>\n")
+    charts = ([Figure("test accuracy (95 % CI) and macro F1", fig_paths["png"])]
+              if fig_paths else [])
+    (out / "comparison.html").write_text(render(
+        "comparison.html", title="Run comparison", comparison=table, collapsed_note=warn,
+        charts=charts, cross=cross, note=note))
     files["comparison.md"] = out / "comparison.md"
     files["comparison.html"] = out / "comparison.html"
     return files

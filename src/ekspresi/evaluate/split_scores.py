@@ -48,11 +48,12 @@ def run_scores(*, val_labels: np.ndarray, val_logits: np.ndarray, test_labels: n
     val, test = split_scores(vl, vp, classes), split_scores(tl, tp, classes)
     if by_source:
         sources = np.asarray(test_sources).astype(str)
+        per = {}
         for src in sorted(set(sources.tolist())):
             m = sources == src
-            s = split_scores(tl[m], tp[m], classes)
-            s.collapsed = collapse_check(tp[m], classes)["collapsed"]
-            test.by_source[src] = s
+            per[src] = split_scores(tl[m], tp[m], classes)
+            per[src].collapsed = collapse_check(tp[m], classes)["collapsed"]
+        test.by_source = per
     out = RunMetrics(splits={VAL: val, TEST: test})
     if official_split:
         both = split_scores(np.concatenate([vl, tl]), np.concatenate([vp, tp]), classes)
