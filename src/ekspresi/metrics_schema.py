@@ -64,11 +64,6 @@ class SplitMetrics(BaseModel):
     by_source: dict[str, SplitMetrics] = Field(default_factory=dict)
     note: str | None = None
 
-    @property
-    def is_evaluation(self) -> bool:
-        """Written by ``ekspresi evaluate`` (full per-class metrics), not by training."""
-        return "schema" in (self.model_extra or {})
-
 
 class Metrics(BaseModel):
     """Blocks by split name: the ``metrics`` of a bundle's ``model.json``, and the core of
