@@ -192,7 +192,7 @@ def attach_evaluation(out: Path, metrics: dict[str, Any], evaluation: Path) -> d
     if not datasets:
         raise BadInputError(str(evaluation), "metrics.json has no evaluated test sets "
                                              "(run `ekspresi evaluate MODEL --data ...`)")
-    metrics = read_metrics(metrics, str(out / META_NAME))
+    metrics = read_metrics(metrics, str(out))
     metrics.splits.update({name: split_metrics(block, str(evaluation / "metrics.json"))
                            for name, block in datasets.items()})
     first = slug(next(iter(datasets)))
@@ -254,7 +254,7 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
             extra["requantized_from"] = {"name": bundle.name, "sha256": bundle.sha256}
             # what was measured on the old int8 graph does not describe the new one: keep
             # only what the float model scored
-            old = read_metrics(metrics, str(bundle.path / META_NAME))
+            old = read_metrics(metrics, str(bundle.path))
             kept = Metrics(splits={k: v for k, v in old.splits.items() if k == VAL})
             if old.test.fp32_accuracy is not None:
                 kept.splits[TEST] = SplitMetrics(fp32_accuracy=old.test.fp32_accuracy)
@@ -277,7 +277,7 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
         }
         if not data or data == own_source:
             # measured on the run's own test split: the bundle's headline is the int8 graph's
-            m = read_metrics(metrics, str(bundle.path / META_NAME))
+            m = read_metrics(metrics, str(bundle.path))
             fp32 = next(a for a in (m.test.fp32_accuracy, m.test.accuracy, acc32)
                         if a is not None)
             m.splits[TEST] = SplitMetrics(accuracy=acc8, fp32_accuracy=fp32,
