@@ -140,11 +140,11 @@ def flip_onnx(size: int = 48, n_classes: int = 3) -> bytes:
 KINDS: dict[str, dict[str, Any]] = {
     "dense": {"graph": dense_onnx, "name": "tiny-test-model", "classes": CLASSES,
               "training": {"dataset": "synthetic (test fixture)", "split": "none"},
-              "metrics": CARD_METRICS,
+              "metrics": {"splits": {"test": CARD_METRICS}},
               "extra": {"limitations": ["A random test model: its answers mean nothing."]}},
     "conv": {"graph": conv_onnx, "name": "tiny-conv-test", "classes": CLASSES,
              "training": {"dataset": "none (random weights, test fixture)"},
-             "metrics": {"accuracy": 0.0}},
+             "metrics": {"splits": {"test": {"accuracy": 0.0}}}},
     "flip": {"graph": flip_onnx, "name": "tiny", "classes": THREE},
 }
 

@@ -64,13 +64,14 @@ def runs_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
     run = root / "demo_run"
     (run / "report").mkdir(parents=True)
-    (run / "final_metrics.json").write_text(json.dumps({"test": {"accuracy": 0.6812,
-                                                                 "macro_f1": 0.64}}))
+    (run / "final_metrics.json").write_text(
+        json.dumps({"splits": {"test": {"accuracy": 0.6812, "macro_f1": 0.64}}}))
     (run / "report" / "report.html").write_text(
         "<!doctype html><title>demo report</title><h1 id='r'>Report of demo_run</h1>")
     bare = root / "a_run_with_a_rather_long_name_and_no_report_yet"
     bare.mkdir()
-    (bare / "final_metrics.json").write_text(json.dumps({"test": {"accuracy": 0.61}}))
+    (bare / "final_metrics.json").write_text(
+        json.dumps({"splits": {"test": {"accuracy": 0.61}}}))
     return root
 
 

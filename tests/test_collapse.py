@@ -35,11 +35,11 @@ def test_split_scores_macro_recall_is_the_mean_normalised_diagonal():
     y = np.array([0, 0, 0, 0, 1, 1, 2, 2])
     p = np.array([0, 0, 0, 1, 1, 0, 2, 1])
     s = split_scores(y, p, C3)
-    assert s["confusion"] == [[3, 1, 0], [1, 1, 0], [0, 1, 1]]
-    assert s["macro_recall"] == pytest.approx((3 / 4 + 1 / 2 + 1 / 2) / 3)
-    assert s["acc"] == pytest.approx(5 / 8) and s["n"] == 8
+    assert s.confusion_matrix == [[3, 1, 0], [1, 1, 0], [0, 1, 1]]
+    assert s.macro_recall == pytest.approx((3 / 4 + 1 / 2 + 1 / 2) / 3)
+    assert s.accuracy == pytest.approx(5 / 8) and s.n_samples == 8
     # a class absent from the labels is left out of the average (its recall is undefined)
-    assert split_scores(np.array([0, 0]), np.array([0, 2]), C3)["macro_recall"] == 0.5
+    assert split_scores(np.array([0, 0]), np.array([0, 2]), C3).macro_recall == 0.5
 
 
 def _logits(pred: np.ndarray, k: int = 3) -> np.ndarray:
@@ -55,19 +55,19 @@ def test_run_scores_keys():
     out = run_scores(val_labels=vl, val_logits=_logits(vp), test_labels=tl,
                      test_logits=_logits(tp), test_sources=src, classes=C3,
                      official_split=True)
-    assert out["val_macro_recall"] == pytest.approx((1 + 1 + 0) / 3)
-    assert out["test_macro_recall"] == pytest.approx(1 / 3)
-    assert out["collapse"]["collapsed"] and not out["collapse"]["val"]["collapsed"]
-    assert out["collapse"]["test"]["top_class"] == "happy"
-    assert set(out["test_by_source"]) == {"fer2013", "ckplus48"}
-    fer = out["test_by_source"]["fer2013"]
-    assert fer["n"] == 3 and fer["confusion"] == [[1, 0, 0], [1, 0, 0], [1, 0, 0]]
-    assert fer["collapsed"]
-    assert out["val_plus_test"]["n"] == 10
-    assert out["val_plus_test"]["acc"] == pytest.approx((3 + 2) / 10)
-    assert "val_plus_test" not in run_scores(
+    assert out.split("val").macro_recall == pytest.approx((1 + 1 + 0) / 3)
+    assert out.test.macro_recall == pytest.approx(1 / 3)
+    assert out.collapsed and not out.collapse["val"]["collapsed"]
+    assert out.collapse["test"]["top_class"] == "happy"
+    assert set(out.test.by_source) == {"fer2013", "ckplus48"}
+    fer = out.test.by_source["fer2013"]
+    assert fer.n_samples == 3 and fer.confusion_matrix == [[1, 0, 0], [1, 0, 0], [1, 0, 0]]
+    assert fer.collapsed
+    pooled = out.split("val+test")
+    assert pooled.n_samples == 10 and pooled.accuracy == pytest.approx((3 + 2) / 10)
+    assert "val+test" not in run_scores(
         val_labels=vl, val_logits=_logits(vp), test_labels=tl, test_logits=_logits(tp),
-        test_sources=src, classes=C3)
+        test_sources=src, classes=C3).splits
 
 
 def _make_constant(run, cls: int = 0):
@@ -85,7 +85,8 @@ def test_compare_and_report_flag_a_collapsed_run(tmp_path):
     _make_constant(bad, 1)
     final = json.loads((good / "final_metrics.json").read_text())
     final.update(init="scratch: ImageNet weights resnet50-0676ba61.pth not found",
-                 protocol="paper: as the thesis", val_macro_recall=0.61)
+                 protocol="paper: as the thesis")
+    final["splits"]["val"]["macro_recall"] = 0.61
     (good / "final_metrics.json").write_text(json.dumps(final))
     table, rows, _ = build_comparison([good, bad])
     assert table.column("collapsed") == ["", "test: sad 100 %"]

@@ -40,7 +40,7 @@ def test_bundle_verifies_and_is_small(bundle):
     assert bundle.classes == tuple(MANIFEST["classes"])
     assert bundle.onnx_path.stat().st_size <= 10 * 1024 * 1024
     assert bundle.name in MANIFEST["reference"]             # the fixture is of this model
-    assert 0 < bundle.metrics["fer2013 test"]["accuracy"] <= 1
+    assert 0 < bundle.metrics["splits"]["fer2013 test"]["accuracy"] <= 1
 
 
 def test_reproduces_the_float_references_predictions(predictions):
@@ -53,7 +53,7 @@ def test_accuracy_matches_the_metadata_within_noise(bundle, predictions):
     ours, truth, _ = predictions
     n = len(truth)
     acc = float(np.mean([a == b for a, b in zip(ours, truth)]))
-    recorded = bundle.metrics["fer2013 test"]["accuracy"]          # all 3,589 PrivateTest
+    recorded = bundle.metrics["splits"]["fer2013 test"]["accuracy"]          # all 3,589 PrivateTest
     tolerance = 3.5 * math.sqrt(recorded * (1 - recorded) / n)     # binomial noise of n crops
     assert abs(acc - recorded) <= tolerance, (acc, recorded, tolerance)
     assert acc == pytest.approx(MANIFEST["sample_accuracy"], abs=0.02)
@@ -85,7 +85,7 @@ def test_about_page_shows_the_shipped_models_card(bundle):
     assert "fer2013-folder:data/fer2013" in html            # training data, in the summary
     for test_set in ("fer2013 test", "ckplus48 all", "ferplus test"):
         assert test_set in html
-    acc = bundle.metrics["fer2013 test"]["accuracy"]
+    acc = bundle.metrics["splits"]["fer2013 test"]["accuracy"]
     assert f"{100 * acc:.1f} %" in html
     for img in ("confusion_matrix.png", "learning_curves.png"):
         assert f'src="/about/{img}"' in html

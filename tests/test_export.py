@@ -22,7 +22,7 @@ def test_export_copies_and_int8_measures_its_accuracy(capsys, conv_bundle, tmp_p
     run = tmp_path / "run"
     run.mkdir()
     shutil.copytree(conv_bundle, run / "bundle")
-    (run / "final_metrics.json").write_text(json.dumps({"accuracy": 0.5}))
+    (run / "final_metrics.json").write_text(json.dumps({"splits": {"test": {"accuracy": 0.5}}}))
     (run / "train.log").write_text("epoch 1\n")
     code, out, _ = run_cli(capsys, "export", run, "-o", tmp_path / "fp32")
     assert code == 0
@@ -70,8 +70,8 @@ def test_export_attaches_an_evaluation_to_the_model_card(capsys, conv_bundle, tm
     assert code == 0
     bundle = load_bundle(tmp_path / "b")
     for name, block in doc["datasets"].items():
-        assert bundle.metrics[name]["accuracy"] == block["accuracy"]
-        assert bundle.metrics[name]["confusion_matrix"] == block["confusion_matrix"]
+        assert bundle.metrics["splits"][name]["accuracy"] == block["accuracy"]
+        assert bundle.metrics["splits"][name]["confusion_matrix"] == block["confusion_matrix"]
     card = build_card(bundle)
     assert [t.name for t in card.test_sets] == list(doc["datasets"])
     assert {"confusion_matrix.png", "confusion_matrix_normalized.png",
@@ -116,4 +116,5 @@ def test_int8_bundle_is_requantised_from_its_recovered_float_graph(capsys, conv_
     assert "7-bit weights" in q2.metadata["quantization"]["method"]
     ops2 = [n.op_type for n in onnx.load(str(q2.onnx_path)).graph.node]
     assert "QuantizeLinear" in ops2 and "DequantizeLinear" in ops2
-    assert "accuracy" not in q2.metrics          # the old int8 graph's figures are dropped
+    # the old int8 graph's figures are dropped
+    assert "accuracy" not in q2.metrics["splits"].get("test", {})

@@ -107,7 +107,7 @@ def test_about_page_lists_the_members(members, tmp_path):
         b = load_bundle(m)
         trained.append(write_bundle(
             tmp_path / f"t{i}", b.onnx_path, name=f"member-{i}", classes=b.classes,
-            input_spec=b.input_spec, metrics={"test_accuracy": 0.5 + i / 10},
+            input_spec=b.input_spec, metrics={"splits": {"test": {"accuracy": 0.5 + i / 10}}},
             training={"config": {"data": {"sources": [f"folders:data/set{i}"]}},
                       "epochs": 10 + i}))
     (trained[0].path / "train.log").write_text("epoch 1 ...\n")

@@ -22,7 +22,7 @@ def run_dir(conv_bundle, tmp_path):
     """A finished training run: its bundle under ``bundle/`` plus its final metrics."""
     run = tmp_path / "run"
     shutil.copytree(conv_bundle, run / "bundle")
-    (run / "final_metrics.json").write_text(json.dumps({"test_acc": 0.5}))
+    (run / "final_metrics.json").write_text(json.dumps({"splits": {"test": {"accuracy": 0.5}}}))
     return run
 
 

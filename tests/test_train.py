@@ -67,11 +67,11 @@ def test_run_directory_contents_and_overfitting(dataset, tmp_path):
     final = json.loads((run / "final_metrics.json").read_text())
     assert final["stop_reason"] == "completed" and final["classes"] == CLASSES
     assert final["counts"]["train"] == {"angry": 24, "happy": 24, "sad": 24}
-    assert final["test_acc"] > 0.6 and final["best_epoch"] >= 1
+    assert final["splits"]["test"]["accuracy"] > 0.6 and final["best_epoch"] >= 1
     preds = np.load(run / "predictions_test.npz")
     assert preds["probabilities"].shape == (24, 3) and len(preds["paths"]) == 24
     hits = preds["probabilities"].argmax(1) == preds["labels"]
-    assert np.isclose(final["test_acc"], hits.mean())
+    assert np.isclose(final["splits"]["test"]["accuracy"], hits.mean())
     env = json.loads((run / "env.json").read_text())
     assert env["threads"] == 1 and "torch" in env and "git_commit" in env
     resolved = yaml.safe_load((run / "config.resolved.yaml").read_text())
@@ -98,8 +98,8 @@ def test_onnx_bundle_matches_pytorch(dataset, tmp_path):
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
-    assert bundle.metrics["test_accuracy"] == json.loads(
-        (run / "final_metrics.json").read_text())["test_acc"]
+    assert bundle.metrics["splits"]["test"] == json.loads(
+        (run / "final_metrics.json").read_text())["splits"]["test"]
 
 
 def test_every_training_option_runs(dataset, tmp_path):
@@ -166,8 +166,10 @@ def test_resume_after_kill_equals_uninterrupted(dataset, tmp_path):
     assert strip(history(killed)) == strip(history(ref))
     a = json.loads((ref / "final_metrics.json").read_text())
     b = json.loads((killed / "final_metrics.json").read_text())
-    for key in ("val_acc", "val_loss", "test_acc", "test_loss", "best_epoch"):
-        assert a[key] == b[key], key
+    assert a["best_epoch"] == b["best_epoch"]
+    for split in ("val", "test"):
+        for key in ("accuracy", "log_loss"):
+            assert a["splits"][split][key] == b["splits"][split][key], (split, key)
     assert "resumed" in (killed / "train.log").read_text()
 
 
@@ -243,3 +245,36 @@ def test_bf16_only_where_the_cpu_has_it(dataset, tmp_path, monkeypatch, caplog, 
         run = run_training(cfg, tmp_path / "run", quiet=True)
     assert json.loads((run / "final_metrics.json").read_text())["bf16_used"] is native
     assert ("no native bfloat16" in caplog.text) is (not native)
+
+
+def test_one_test_accuracy_everywhere(dataset, tmp_path):
+    """The test accuracy a run records (final_metrics.json, one vocabulary) is the number
+    compare, the model card, the Experiments page and the report show."""
+    from fastapi.testclient import TestClient
+
+    from ekspresi.evaluate.compare import build_comparison
+    from ekspresi.evaluate.report import write_run_report
+    from ekspresi.web.app import create_app
+    from ekspresi.web.engine import Engine
+    from ekspresi.web.modelcard import build_card
+    from ekspresi.web.settings import WebSettings
+
+    runs = tmp_path / "runs"
+    run = run_training(config(dataset, epochs=2), runs / "tiny", quiet=True)
+    acc = json.loads((run / "final_metrics.json").read_text())["splits"]["test"]["accuracy"]
+    assert acc == load_bundle(run / "bundle").metrics["splits"]["test"]["accuracy"]
+    pct = f"{100 * acc:.2f} %"
+    table, _, _ = build_comparison([run])
+    assert table.display_rows()[0][table.columns.index("test acc.")] == pct
+    card = build_card(load_bundle(run / "bundle"))
+    assert [(t.name, t.metrics["accuracy"]) for t in card.test_sets] == [("test", acc)]
+    s = WebSettings(model=run / "bundle", threads=1, runs_dir=runs)
+    client = TestClient(create_app(s, engine=Engine(s)))
+    assert f"{100 * acc:.1f} %" in client.get("/about").text
+    page = client.get("/experiments").text
+    runs_table = page[page.index('id="runs"'):page.index('id="comparison"')]
+    assert f"{acc:.4f}" in runs_table and pct in page[page.index('id="comparison"'):]
+    write_run_report(run)
+    report = (run / "report" / "report.html").read_text()
+    summary = report[report.index("<h2>Summary</h2>"):report.index("<h2>Training run")]
+    assert f"<td>{pct}</td>" in summary

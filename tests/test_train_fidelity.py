@@ -48,13 +48,14 @@ def test_final_metrics_record_paper_scores_collapse_and_init(dataset, tmp_path):
     final = json.loads((run / "final_metrics.json").read_text())
     assert final["init"] == "scratch" and final["pretrained"] is False
     assert final["protocol"].startswith("ours:")
-    assert 0 <= final["val_macro_recall"] <= 1 and 0 <= final["test_macro_recall"] <= 1
+    val, test = final["splits"]["val"], final["splits"]["test"]
+    assert 0 <= val["macro_recall"] <= 1 and 0 <= test["macro_recall"] <= 1
     with np.load(run / "predictions_test.npz") as z:
         labels, pred = z["labels"], z["probabilities"].argmax(1)
-    src = final["test_by_source"]["faces"]
-    cm = np.array(src["confusion"])
-    assert cm.sum() == len(labels) == src["n"]
-    assert np.trace(cm) / cm.sum() == pytest.approx(final["test_acc"])
+    src = test["by_source"]["faces"]
+    cm = np.array(src["confusion_matrix"])
+    assert cm.sum() == len(labels) == src["n_samples"] == test["n_samples"]
+    assert np.trace(cm) / cm.sum() == pytest.approx(test["accuracy"])
     assert final["collapse"]["test"] == collapse_check(pred, CLASSES)
     assert final["collapse"]["collapsed"] == (final["collapse"]["test"]["collapsed"]
                                               or final["collapse"]["val"]["collapsed"])

@@ -143,8 +143,10 @@ def test_two_gloo_processes_match_one_and_resume(dataset, tmp_path):
         for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
             assert hb[key] == pytest.approx(ha[key], abs=1e-5), (ha["epoch"], key)
     fa, fb = final(one), final(two)
-    for key in ("val_acc", "test_acc", "val_loss", "test_loss"):
-        assert fb[key] == pytest.approx(fa[key], abs=1e-5), key
+    for split in ("val", "test"):
+        for key in ("accuracy", "log_loss"):
+            assert fb["splits"][split][key] == pytest.approx(fa["splits"][split][key],
+                                                             abs=1e-5), (split, key)
     # only rank 0 wrote: one log line per epoch, not two
     log = (two / "train.log").read_text()
     assert log.count("epoch 4/4") == 1
@@ -182,7 +184,7 @@ def test_distilled_student_follows_its_teacher(dataset, odd_teacher, tmp_path):
     student = run_training(kd, tmp_path / "kd", quiet=True)
     assert final(student)["distilled_from"] == [str(odd_teacher)]
     assert "distilling from 1 teacher" in (student / "train.log").read_text()
-    teacher_acc = final(odd_teacher)["test_acc"]
+    teacher_acc = final(odd_teacher)["splits"]["test"]["accuracy"]
     assert teacher_acc < 0.8
     assert _agreement(student, odd_teacher) >= _agreement(plain, odd_teacher) + 0.3
     # the ONNX bundle of the teacher works as a teacher too (same answers on the CPU)
@@ -217,7 +219,8 @@ def test_swa_averages_the_last_epochs_and_resumes(dataset, tmp_path):
     assert f["weights_used"] == "swa (epochs 2-4, 3 averaged)"
     ref = run_training(cfg, tmp_path / "ref", quiet=True)
     assert final(ref)["weights_used"] == f["weights_used"]
-    assert final(ref)["test_loss"] == pytest.approx(f["test_loss"], abs=1e-6)
+    assert final(ref)["splits"]["test"]["log_loss"] == pytest.approx(
+        f["splits"]["test"]["log_loss"], abs=1e-6)
     # the exported bundle is the averaged model
     swa = torch.load(run / "final_weights.pt", map_location="cpu", weights_only=False)
     last = torch.load(run / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)

@@ -461,7 +461,7 @@ def test_disconnect_mid_upload_is_one_log_line(web_engine, caplog):
 
 def test_run_files_are_sandboxed_and_odd_metrics_are_skipped(web_engine, tmp_path):
     runs = tmp_path / "runs"
-    for name, metrics in (("good", {"test": {"accuracy": 0.7}}), ("listy", [1, 2]),
+    for name, metrics in (("good", {"splits": {"test": {"accuracy": 0.7}}}), ("listy", [1, 2]),
                           ("number", 3), ("text", "hi")):
         (runs / name).mkdir(parents=True)
         (runs / name / "final_metrics.json").write_text(json.dumps(metrics))

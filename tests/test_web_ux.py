@@ -156,7 +156,7 @@ def runs_dir(tmp_path):
         run = root / name
         run.mkdir(parents=True)
         (run / "final_metrics.json").write_text(json.dumps(
-            {"test": {"accuracy": 0.65, "macro_f1": 0.6, "n_samples": 100}}))
+            {"splits": {"test": {"accuracy": 0.65, "macro_f1": 0.6, "n_samples": 100}}}))
         if report:
             (run / "report").mkdir()
             (run / "report" / "report.html").write_text(

@@ -28,8 +28,8 @@ def runs_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     run = root / "demo"
     run.mkdir()
-    (run / "final_metrics.json").write_text(json.dumps({"test": {"accuracy": 0.6,
-                                                                 "n_samples": 10}}))
+    (run / "final_metrics.json").write_text(
+        json.dumps({"splits": {"test": {"accuracy": 0.6, "n_samples": 10}}}))
     return root
 
 

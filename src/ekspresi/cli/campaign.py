@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
                            max_archives=args.max_archives, reserve_minutes=args.reserve_minutes)
     for r in summary["runs"]:
         m = r.get("metrics") or {}
-        score = (f"val {m['val_acc']:.4f} test {m['test_acc']:.4f}, {m['epochs_run']} epochs"
+        score = (f"val {m['splits']['val']['accuracy']:.4f} test "
+                 f"{m['splits']['test']['accuracy']:.4f}, {m['epochs_run']} epochs"
                  if m else r.get("note") or r.get("error", ""))
         print(f"{r['name']:<32} {r['status']:<8} {score}")
     for a in summary["archives"]:

@@ -54,14 +54,15 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.out) if args.out else Path("runs") / cfg.name
         out = run_training(cfg, run_dir, max_minutes=args.max_minutes, quiet=args.quiet,
                            threads=args.threads, device=args.device)
-    import json
     import os
+
+    from ekspresi.metrics_schema import load_metrics
 
     if int(os.environ.get("RANK", "0") or 0) != 0:
         return 0  # torchrun: rank 0 reports
 
-    final = json.loads((out / FINAL_NAME).read_text())
-    print(f"{out}: val acc {final['val_acc']:.4f}, test acc {final['test_acc']:.4f} "
-          f"({final['stop_reason']}, {final['epochs_run']} epochs, "
-          f"{final['train_time_seconds']:.0f} s)")
+    final = load_metrics(out / FINAL_NAME)
+    print(f"{out}: val acc {final.split('val').accuracy:.4f}, "
+          f"test acc {final.test.accuracy:.4f} ({final.stop_reason}, {final.epochs_run} "
+          f"epochs, {final.train_time_seconds:.0f} s)")
     return 0

@@ -26,6 +26,7 @@ from ekspresi.evaluate.collapse import COLLAPSE_SHARE, collapse_from_proba
 from ekspresi.evaluate.metrics import METRICS_SCHEMA
 from ekspresi.evaluate.runs import RunInfo, load_run
 from ekspresi.evaluate.tables import Table, matrix_table
+from ekspresi.metrics_schema import TRAIN, VAL, SplitMetrics, split_metrics
 from ekspresi.runs import FINAL_NAME, PREDICTIONS_NAME, is_run_dir
 
 COLUMNS = ["run", "model", "init", "protocol", "classes", "epochs (best)", "stopped",
@@ -36,28 +37,8 @@ KINDS = ["", "", "", "", "", "", "", "s", "f4", "pct", "f4", "pct", "f3", "f4", 
          "f3", "f3", "f3", ""]
 
 
-def _lookup(d: Mapping[str, Any], *candidates: str) -> Any:
-    """First present value among dotted keys (``test.accuracy``) in a nested dict."""
-    for cand in candidates:
-        cur: Any = d
-        for part in cand.split("."):
-            if not isinstance(cur, Mapping) or part not in cur:
-                cur = None
-                break
-            cur = cur[part]
-        if isinstance(cur, (int, float)) and not isinstance(cur, bool):
-            return cur
-    return None
-
-
-def _split_value(final: Mapping[str, Any], split: str, metric: str) -> float | None:
-    names = ("acc", "accuracy") if metric == "acc" else ("loss",)
-    return _lookup(final, *[f"{split}_{n}" for n in names], *[f"{split}.{n}" for n in names],
-                   *[f"{n}.{split}" for n in names])
-
-
 def _best_row(run: RunInfo) -> dict[str, Any]:
-    best = _lookup(run.final, "best_epoch", "best.epoch")
+    best = run.final.best_epoch
     if best is not None:
         for h in run.history:
             if int(h["epoch"]) == int(best):
@@ -65,6 +46,11 @@ def _best_row(run: RunInfo) -> dict[str, Any]:
     if run.history:  # best validation accuracy, as early stopping would pick
         return max(run.history, key=lambda h: (h.get("val_acc") or -1))
     return {}
+
+
+def _first(*values: Any) -> Any:
+    """The first value that was recorded (0 counts)."""
+    return next((v for v in values if v is not None), None)
 
 
 @dataclass
@@ -78,51 +64,44 @@ def summarise_run(run: RunInfo) -> RunRow:
     """One comparison row for a run directory."""
     from ekspresi.evaluate.report import run_evaluations
 
-    if not run.final and run.predictions is None:
+    f, best = run.final, _best_row(run)
+    if FINAL_NAME in run.missing and run.predictions is None:
         raise BadInputError(str(run.path), f"has neither {FINAL_NAME} nor {PREDICTIONS_NAME}; "
                                            "nothing to compare (did training finish?)")
-    f, best = run.final, _best_row(run)
     v: dict[str, Any] = {"run": run.name, "model": run.model_name or None,
                          "init": _init_label(run), "protocol": _protocol_label(run),
                          "classes": len(run.classes) if run.classes else None}
-    n_epochs = len(run.history) or _lookup(f, "epochs", "epochs_run")
-    best_epoch = _lookup(f, "best_epoch", "best.epoch") or best.get("epoch")
+    n_epochs = len(run.history) or f.epochs_run
+    best_epoch = _first(f.best_epoch, best.get("epoch"))
     v["epochs (best)"] = (f"{n_epochs} ({best_epoch})" if n_epochs and best_epoch
                           else n_epochs)
-    v["stopped"] = f.get("stop_reason") if isinstance(f.get("stop_reason"), str) else None
-    seconds = _lookup(f, "train_time_seconds", "training_time_seconds", "train_seconds",
-                      "time_seconds", "seconds")
+    v["stopped"] = f.stop_reason
+    seconds = f.train_time_seconds
     if seconds is None and run.history and all("seconds" in h for h in run.history):
         seconds = sum(float(h["seconds"] or 0) for h in run.history)
     v["training time"] = seconds
-    for split in ("train", "val"):
-        v[f"{split} loss"] = _split_value(f, split, "loss")
-        if v[f"{split} loss"] is None:
-            v[f"{split} loss"] = best.get(f"{split}_loss")
-        v[f"{split} acc."] = _split_value(f, split, "acc")
-        if v[f"{split} acc."] is None:
-            v[f"{split} acc."] = best.get(f"{split}_acc")
-    v["val macro recall"] = _lookup(f, "val_macro_recall")
-    v["test loss"] = _split_value(f, "test", "loss")
-    v["test acc."] = _split_value(f, "test", "acc")
+    train, val, test = f.split(TRAIN), f.split(VAL), f.test
+    # per-epoch rows (metrics.csv) fill in what a run killed before the end never wrote
+    v["train loss"] = _first(train.loss, best.get("train_loss"))
+    v["train acc."] = _first(train.accuracy, best.get("train_acc"))
+    v["val loss"] = _first(val.log_loss, best.get("val_loss"))
+    v["val acc."] = _first(val.accuracy, best.get("val_acc"))
+    v["val macro recall"] = val.macro_recall
+    v["test loss"], v["test acc."] = test.log_loss, test.accuracy
     v["collapsed"] = _collapse_label(run)
     row = RunRow(run, v)
     evs = run_evaluations(run)
     if evs:
-        m = evs[0].metrics
-        v["test acc."] = m["accuracy"]
-        if v["test loss"] is None:
-            v["test loss"] = m["log_loss"]
-        lo, hi = m["accuracy_ci95"]
+        m = SplitMetrics.model_validate(evs[0].metrics)
+        v["test acc."] = m.accuracy
+        v["test loss"] = _first(v["test loss"], m.log_loss)
+        lo, hi = m.accuracy_ci95
         v["test acc. 95 % CI"] = f"{100 * lo:.2f}–{100 * hi:.2f} %"
         v["_ci"] = (lo, hi)
-        v["macro precision"], v["macro recall"], v["macro F1"] = (
-            m["macro_precision"], m["macro_recall"], m["macro_f1"])
+        test = m
         row.cross.update({e.name: e.metrics["accuracy"] for e in evs})
-    else:
-        for key, name in (("macro precision", "precision"), ("macro recall", "recall"),
-                          ("macro F1", "f1")):
-            v[key] = _lookup(f, f"test_macro_{name}", f"macro_{name}", f"test.macro_{name}")
+    v["macro precision"], v["macro recall"], v["macro F1"] = (
+        test.macro_precision, test.macro_recall, test.macro_f1)
     for doc in _eval_docs(run.path):
         row.cross.update(_accuracies(doc))
     return row
@@ -131,8 +110,8 @@ def summarise_run(run: RunInfo) -> RunRow:
 def _init_label(run: RunInfo) -> str | None:
     """``ImageNet``, ``scratch`` or ``scratch (weights missing)`` from final_metrics.json's
     ``init``; older runs: from the config (``pretrained: true`` could only run with them)."""
-    init = run.final.get("init")
-    if isinstance(init, str):
+    init = run.final.init
+    if init is not None:
         if init.startswith("imagenet"):
             return "ImageNet"
         return "scratch (weights missing)" if init.startswith("scratch:") else "scratch"
@@ -145,8 +124,8 @@ def _init_label(run: RunInfo) -> str | None:
 
 
 def _protocol_label(run: RunInfo) -> str | None:
-    text = run.final.get("protocol")
-    if not isinstance(text, str):
+    text = run.final.protocol
+    if text is None:
         data = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
         text = data.get("protocol")
     if not isinstance(text, str) or not text.strip():
@@ -162,8 +141,8 @@ def _collapse_label(run: RunInfo) -> str:
         c = collapse_from_proba(run.predictions.proba, run.predictions.classes)
         if c["collapsed"]:
             found.append(f"test: {c['top_class']} {100 * c['top_share']:.0f} %")
-    stored = run.final.get("collapse")
-    if isinstance(stored, Mapping):
+    stored = run.final.collapse
+    if stored is not None:
         for split in ("val", "test"):
             c = stored.get(split)
             if (isinstance(c, Mapping) and c.get("collapsed")
@@ -192,8 +171,9 @@ def _accuracies(doc: Mapping[str, Any]) -> dict[str, float]:
     so it never replaces the plain number of the same test set."""
     out = {}
     for name, block in doc["datasets"].items():
-        tta = (block.get("tta") or {}).get("mode", "none")
-        out[name if tta == "none" else f"{name}, tta {tta}"] = float(block["accuracy"])
+        m = split_metrics(block, f"metrics.json of {doc.get('model', {}).get('name', '?')}")
+        tta = (m.tta or {}).get("mode", "none")
+        out[name if tta == "none" else f"{name}, tta {tta}"] = float(m.accuracy)
     return out
 
 
@@ -242,10 +222,8 @@ def compare_runs(run_dirs: Sequence[str | Path], out_dir: str | Path | None = No
 
 def write_comparison(out: Path, table: Table, rows: Sequence[RunRow],
                      cross: Table | None) -> dict[str, Path]:
-    import html as _html
-
     from ekspresi.evaluate import plots
-    from ekspresi.evaluate.report import CSS, embed_png
+    from ekspresi.evaluate.templating import Figure, render
 
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -265,28 +243,25 @@ def write_comparison(out: Path, table: Table, rows: Sequence[RunRow],
         fig_paths = plots.save(fig, out / "comparison")
         files.update({f"comparison.{k}": p for k, p in fig_paths.items()})
     md = ["# Run comparison\n", table.to_markdown()]
-    html_parts = ["<h1>Run comparison</h1>", table.to_html()]
+    warn = None
     if collapsed:
         warn = (f"Collapsed runs (one class for at least {100 * COLLAPSE_SHARE:.0f} % of the "
                 "predictions): " + ", ".join(collapsed) + ". These are constant predictors; "
                 "their accuracy is the share of that class in the test set, not a result.")
         md.append(f"\n> **{warn}**\n")
-        html_parts.append(f"<p class='missing'>{_html.escape(warn)}</p>")
     if fig_paths:
         md.append("![test accuracy and macro F1](comparison.png) ([SVG](comparison.svg))\n")
-        html_parts.append(embed_png(fig_paths["png"], "test accuracy (95 % CI) and macro F1"))
     if cross is not None:
         md += ["\n## Accuracy per test set (cross-dataset)\n", cross.to_markdown()]
-        html_parts += ["<h2>Accuracy per test set (cross-dataset)</h2>", cross.to_html()]
     note = ("Test accuracy interval: percentile bootstrap over the test samples; macro "
             "precision/recall/F1 recomputed from each run's predictions_test.npz.")
     md.append(f"\n{note}\n")
-    html_parts.append(f"<p class='meta'>{_html.escape(note)}</p>")
     (out / "comparison.md").write_text("\n".join(md))
-    (out / "comparison.html").write_text(
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Run comparison"
-        f"</title><style>{CSS}</style></head><body>" + "\n".join(html_parts)
-        + "</body></html>\n")
+    charts = ([Figure("test accuracy (95 % CI) and macro F1", fig_paths["png"])]
+              if fig_paths else [])
+    (out / "comparison.html").write_text(render(
+        "comparison.html", title="Run comparison", comparison=table, collapsed_note=warn,
+        charts=charts, cross=cross, note=note))
     files["comparison.md"] = out / "comparison.md"
     files["comparison.html"] = out / "comparison.html"
     return files

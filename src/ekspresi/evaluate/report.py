@@ -8,11 +8,10 @@ the machine-readable source of every number in both (schema in ``docs/evaluation
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import html
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from ekspresi.evaluate.mapping import map_classes
 from ekspresi.evaluate.metrics import METRICS_SCHEMA
 from ekspresi.evaluate.runs import RunInfo, load_run
 from ekspresi.evaluate.tables import Table, fmt, matrix_table
+from ekspresi.evaluate.templating import Figure, render
 from ekspresi.labels import ALL_CLASSES
 from ekspresi.runs import PREDICTIONS_NAME, slug
 
@@ -52,7 +52,7 @@ def metrics_document(evaluations: Sequence[DatasetEvaluation], *,
         doc.update(evaluations[0].block())
         doc["datasets"] = {e.name: e.block() for e in evaluations}
     if run is not None:
-        doc["run"] = {"name": run.name, "path": str(run.path), "final_metrics": run.final,
+        doc["run"] = {"name": run.name, "path": str(run.path), "final_metrics": run.final.to_dict(),
                       "epochs_logged": len(run.history), "missing_files": run.missing}
     return doc
 
@@ -177,56 +177,28 @@ def _flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, obj)]
 
 
-def _find(obj: Any, words: Sequence[str], prefix: str = "") -> list[tuple[str, Any]]:
-    """(dotted key, value) of every key containing one of ``words`` (config search)."""
-    out: list[tuple[str, Any]] = []
-    if isinstance(obj, Mapping):
-        for k, v in obj.items():
-            key = f"{prefix}.{k}" if prefix else str(k)
-            if any(w in str(k).lower() for w in words):
-                out.append((key, v if not isinstance(v, (dict, list)) else json.dumps(v)))
-            else:
-                out += _find(v, words, key)
-    return out
+#: The config keys of class balancing shown in a run report (``data.*``).
+BALANCING_KEYS = ("balance", "balance_scope")
 
 
-def _counts_tables(final: Mapping[str, Any]) -> list[tuple[str, Table]]:
-    """Dataset statistics from final_metrics.json: every mapping whose name mentions counts,
-    shown as class x split when nested ({split: {class: n}}), else as one column."""
-    found = []
-    for key, val in final.items():
-        if not isinstance(val, Mapping) or "count" not in key.lower():
-            continue
-        if val and all(isinstance(v, Mapping) for v in val.values()):
-            cols = list(val)
-            names = [c for c in ALL_CLASSES if any(c in val[s] for s in cols)]
-            names += [k for s in cols for k in val[s] if k not in names]
-            names = list(dict.fromkeys(names))
-            rows = [[n, *[val[s].get(n) for s in cols]] for n in names]
-            rows.append(["total", *[sum(v for v in val[s].values()
-                                        if isinstance(v, (int, float))) for s in cols]])
-            found.append((key, Table(["class", *cols], rows)))
-        else:
-            found.append((key, Table([key, "value"], [[k, v] for k, v in val.items()])))
-    return found
-
-
-def _time_seconds(final: Mapping[str, Any]) -> float | None:
-    for k, v in final.items():
-        if isinstance(v, (int, float)) and ("time" in k.lower() or "seconds" in k.lower()):
-            return float(v)
-    return None
+def _counts_table(counts: Mapping[str, Mapping[str, int]]) -> Table:
+    """Images per class (rows) and split (columns) from final_metrics.json's ``counts``."""
+    cols = list(counts)
+    names = [c for c in ALL_CLASSES if any(c in counts[s] for s in cols)]
+    names += [k for s in cols for k in counts[s] if k not in names]
+    names = list(dict.fromkeys(names))
+    rows = [[n, *[counts[s].get(n) for s in cols]] for n in names]
+    rows.append(["total", *[sum(counts[s].values()) for s in cols]])
+    return Table(["class", *cols], rows)
 
 
 def run_summary_table(run: RunInfo) -> Table:
-    f = run.final
     rows: list[list[Any]] = [["run", run.name], ["model", run.model_name or None],
                              ["classes", ", ".join(run.classes or ()) or None],
                              ["epochs logged", len(run.history) or None]]
-    for key, value in f.items():
-        if (isinstance(value, Mapping) and ("count" in key.lower() or "note" in key.lower())
-                or key in ("model", "classes")):
-            continue
+    shown = run.final.model_dump(exclude_unset=True,
+                                 exclude={"model", "classes", "counts", "data_notes"})
+    for key, value in shown.items():
         for k, v in _flatten({key: value}):
             if isinstance(v, float):
                 v = fmt(v, "s") if ("time" in k or "second" in k) else fmt(v, "f4")
@@ -234,33 +206,7 @@ def run_summary_table(run: RunInfo) -> Table:
     return Table(["", "value"], rows)
 
 
-# -- rendering -----------------------------------------------------------------------------
-
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;
-max-width:1200px;padding:0 1rem;color:#1b1f23;line-height:1.45}
-h1{margin-bottom:.2rem}h2{border-bottom:2px solid #d0d7de;padding-bottom:.2rem;margin-top:2.2rem}
-.meta{color:#57606a;font-size:.9rem}
-table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.88rem}
-th,td{border:1px solid #d0d7de;padding:.25rem .55rem;text-align:right}
-th:first-child,td:first-child{text-align:left}th{background:#f6f8fa}
-tr:nth-child(even) td{background:#fbfcfd}
-table.kv td{text-align:left}
-.note{background:#fff8c5;border-left:4px solid #d4a72c;padding:.4rem .8rem;margin:.4rem 0}
-.missing{background:#ffebe9;border-left:4px solid #cf222e;padding:.4rem .8rem}
-figure{display:inline-block;margin:.5rem 1rem .5rem 0;vertical-align:top}
-figure img{max-width:100%;border:1px solid #eaeef2}
-figcaption{font-size:.8rem;color:#57606a}
-pre{background:#f6f8fa;padding:.8rem;overflow:auto;font-size:.8rem;max-height:28rem}
-details{margin:.5rem 0}summary{cursor:pointer;font-weight:600}
-"""
-
-
-def embed_png(path: Path, caption: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-
+# -- rendering (templates/report.html, templates/report.md) ------------------------------
 
 _FIG_CAPTIONS = {
     "confusion_counts": "confusion matrix, counts (rows = true class)",
@@ -272,44 +218,16 @@ _FIG_CAPTIONS = {
     "learning_curves": "learning curves (train vs validation), learning rate on the right axis",
 }
 
+SUMMARY_NOTE = ("Accuracy intervals: percentile bootstrap over test samples. Averages "
+                "(macro, weighted, balanced accuracy) run over the classes present in each "
+                "test set. ECE: 15 equal-width confidence bins.")
 
-class _Doc:
-    """Accumulates the HTML and Markdown versions of the report side by side."""
 
-    def __init__(self, out_dir: Path):
-        self.out_dir = out_dir
-        self.html: list[str] = []
-        self.md: list[str] = []
-
-    def heading(self, text: str, level: int = 2) -> None:
-        self.html.append(f"<h{level}>{html.escape(text)}</h{level}>")
-        self.md.append(f"\n{'#' * level} {text}\n")
-
-    def para(self, text: str, css: str = "") -> None:
-        cls = f' class="{css}"' if css else ""
-        self.html.append(f"<p{cls}>{html.escape(text)}</p>")
-        self.md.append(("> " if css else "") + text + "\n")
-
-    def table(self, t: Table, css_class: str = "num") -> None:
-        self.html.append(t.to_html(css_class))
-        self.md.append(t.to_markdown())
-
-    def figures(self, figs: Mapping[str, Mapping[str, Path]], keys: Sequence[str]) -> None:
-        parts = [k for k in keys if k in figs]
-        self.html.extend(embed_png(figs[k]["png"], _FIG_CAPTIONS.get(k, k)) for k in parts)
-        for k in parts:
-            rel_png = figs[k]["png"].relative_to(self.out_dir).as_posix()
-            rel_svg = figs[k]["svg"].relative_to(self.out_dir).as_posix()
-            self.md.append(f"![{_FIG_CAPTIONS.get(k, k)}]({rel_png}) ([SVG]({rel_svg}))\n")
-
-    def details(self, summary: str, body_html: str, body_md: str | None = None) -> None:
-        self.html.append(f"<details><summary>{html.escape(summary)}</summary>{body_html}"
-                         "</details>")
-        if body_md is not None:
-            self.md.append(f"<details><summary>{summary}</summary>\n\n{body_md}\n</details>\n")
-
-    def pre(self, summary: str, text: str) -> None:
-        self.details(summary, f"<pre>{html.escape(text)}</pre>", f"```\n{text}\n```")
+def _figures(figs: Mapping[str, Mapping[str, Path]], keys: Sequence[str], out_dir: Path
+             ) -> list[Figure]:
+    return [Figure(_FIG_CAPTIONS.get(k, k), figs[k]["png"],
+                   figs[k]["png"].relative_to(out_dir).as_posix(),
+                   figs[k]["svg"].relative_to(out_dir).as_posix()) for k in keys if k in figs]
 
 
 def _model_rows(model: Mapping[str, Any]) -> Table:
@@ -318,87 +236,103 @@ def _model_rows(model: Mapping[str, Any]) -> Table:
     return Table(["model", "value"], rows)
 
 
-def _render_dataset(doc: _Doc, ev: DatasetEvaluation, figs: Mapping[str, Mapping[str, Path]],
-                    ) -> None:
-    m = ev.metrics
-    doc.heading(f"Test set: {ev.name}")
-    info = ev.dataset
+@dataclass
+class DatasetSection:
+    """What the report says about one test set."""
+
+    name: str
+    intro: str
+    notes: list[str]
+    collapse: str | None
+    lines: list[str]          # detection and test-time augmentation, when used
+    per_class: Table
+    confusion: Table
+    figures: list[Figure]
+    galleries: list[Figure]
+
+
+def _dataset_section(ev: DatasetEvaluation, figs: Mapping[str, Mapping[str, Path]],
+                     out_dir: Path) -> DatasetSection:
+    m, info = ev.metrics, ev.dataset
     lo, hi = m["accuracy_ci95"]
-    doc.para(f"{m['n_samples']} samples evaluated"
+    intro = (f"{m['n_samples']} samples evaluated"
              + (f" of {info['n_loaded']} loaded" if info.get("n_loaded") not in
                 (None, m["n_samples"]) else "")
              + (f" (data: {info['spec']}, split: {info.get('split')})" if info.get("spec")
                 else "")
              + f". Accuracy {100 * m['accuracy']:.2f} % "
                f"(95 % CI {100 * lo:.2f}–{100 * hi:.2f} %), macro F1 {m['macro_f1']:.3f}.")
-    for note in info.get("notes", []):
-        doc.para(note, "note")
     collapse = collapse_from_proba(ev.proba, ev.classes)
-    if collapse["collapsed"]:
-        doc.para(collapse_message(collapse, ev.name), "missing")
+    lines = []
     det = m.get("detection")
     if det:
-        doc.para(f"Faces found by the {det['detector']} face detector in "
-                 f"{det['images'] - det['no_face']} of {det['images']} images; end-to-end "
-                 f"accuracy (a missed face counts as an error) "
-                 f"{100 * det['end_to_end_accuracy']:.2f} %.")
+        lines.append(f"Faces found by the {det['detector']} face detector in "
+                     f"{det['images'] - det['no_face']} of {det['images']} images; end-to-end "
+                     f"accuracy (a missed face counts as an error) "
+                     f"{100 * det['end_to_end_accuracy']:.2f} %.")
     tta = m.get("tta", {})
     if "accuracy_gain" in tta:
-        doc.para(f"Test-time augmentation ({tta['mode']}): accuracy "
-                 f"{100 * tta['accuracy_without_tta']:.2f} % → {100 * m['accuracy']:.2f} % "
-                 f"({100 * tta['accuracy_gain']:+.2f} points), macro F1 "
-                 f"{tta['macro_f1_without_tta']:.3f} → {m['macro_f1']:.3f}; "
-                 f"{tta['changed_predictions']} predictions changed.")
-    doc.table(per_class_table(ev))
-    doc.table(confusion_table(ev))
-    doc.figures(figs, ["confusion_counts", "confusion_normalized", "per_class",
-                       "reliability"])
-    doc.heading("Galleries", 3)
-    doc.figures(figs, ["gallery_mistakes", "gallery_correct"])
+        lines.append(f"Test-time augmentation ({tta['mode']}): accuracy "
+                     f"{100 * tta['accuracy_without_tta']:.2f} % → {100 * m['accuracy']:.2f} % "
+                     f"({100 * tta['accuracy_gain']:+.2f} points), macro F1 "
+                     f"{tta['macro_f1_without_tta']:.3f} → {m['macro_f1']:.3f}; "
+                     f"{tta['changed_predictions']} predictions changed.")
+    return DatasetSection(
+        ev.name, intro, list(info.get("notes", [])),
+        collapse_message(collapse, ev.name) if collapse["collapsed"] else None, lines,
+        per_class_table(ev), confusion_table(ev),
+        _figures(figs, ["confusion_counts", "confusion_normalized", "per_class",
+                        "reliability"], out_dir),
+        _figures(figs, ["gallery_mistakes", "gallery_correct"], out_dir))
 
 
-def _render_run(doc: _Doc, run: RunInfo, figs: Mapping[str, Mapping[str, Path]]) -> None:
-    doc.heading(f"Training run: {run.name}")
-    collapse = run.final.get("collapse")
-    if isinstance(collapse, Mapping) and collapse.get("collapsed"):
-        doc.para(str(collapse.get("message") or "collapsed model (one class predicted for "
-                                                 "nearly every image)"), "missing")
-    if run.missing:
-        doc.para("Files missing from the run directory (their parts are left out): "
-                 + ", ".join(run.missing), "missing")
-    doc.table(run_summary_table(run), "kv")
-    doc.heading("Dataset statistics", 3)
-    counts = _counts_tables(run.final)
-    for key, t in counts:
-        doc.para(f"{key}:")
-        doc.table(t)
-    if not counts:
-        doc.para("final_metrics.json has no dataset counts.", "note")
-    for key, val in run.final.items():
-        if "note" in key.lower() and isinstance(val, Mapping) and val:
-            doc.table(Table([key, "value"], [list(r) for r in _flatten(val)]), "kv")
-    balancing = _find(run.config, ("balanc", "sampl"))
-    if balancing:
-        doc.table(Table(["balancing setting", "value"], [list(b) for b in balancing]), "kv")
-    doc.heading("Training curves", 3)
-    if run.history:
-        seconds = [h.get("seconds") for h in run.history if h.get("seconds") is not None]
-        if seconds:
-            doc.para(f"{len(run.history)} epochs, {sum(seconds):,.1f} s in the epoch loop "
-                     f"(mean {sum(seconds) / len(seconds):,.1f} s per epoch).")
-        doc.figures(figs, ["learning_curves"])
-        cols = list(dict.fromkeys(k for h in run.history for k in h))
-        t = Table(cols, [[h.get(c) for c in cols] for h in run.history])
-        doc.details("per-epoch metrics", t.to_html(), t.to_markdown())
-    else:
-        doc.para("No per-epoch metrics (metrics.jsonl / metrics.csv) in the run.", "missing")
-    if run.config_text:
-        doc.pre("resolved configuration (config.resolved.yaml)", run.config_text)
-    if run.env:
-        t = Table(["environment", "value"], [list(r) for r in _flatten(run.env)])
-        doc.details("environment (env.json)", t.to_html("kv"), t.to_markdown())
-    if run.log_tail:
-        doc.pre("end of train.log", run.log_tail)
+@dataclass
+class RunSection:
+    """What the report says about the training run."""
+
+    name: str
+    collapse: str | None
+    missing: list[str]
+    summary: Table
+    counts: Table | None
+    notes: Table | None
+    balancing: Table | None
+    epochs_line: str | None
+    curves: list[Figure]
+    history: Table | None
+    config_text: str
+    env: Table | None
+    log_tail: str
+
+
+def _run_section(run: RunInfo, figs: Mapping[str, Mapping[str, Path]], out_dir: Path
+                 ) -> RunSection:
+    f = run.final
+    collapse = None
+    if f.collapsed:
+        collapse = str(f.collapse.get("message") or "collapsed model (one class predicted "
+                                                    "for nearly every image)")
+    data_cfg = run.config.get("data") if isinstance(run.config.get("data"), dict) else {}
+    balancing = [[f"data.{k}", data_cfg[k]] for k in BALANCING_KEYS if k in data_cfg]
+    seconds = [h.get("seconds") for h in run.history if h.get("seconds") is not None]
+    cols = list(dict.fromkeys(k for h in run.history for k in h))
+    return RunSection(
+        name=run.name, collapse=collapse, missing=list(run.missing),
+        summary=run_summary_table(run),
+        counts=_counts_table(f.counts) if f.counts else None,
+        notes=(Table(["data_notes", "value"], [list(r) for r in _flatten(f.data_notes)])
+               if f.data_notes else None),
+        balancing=Table(["balancing setting", "value"], balancing) if balancing else None,
+        epochs_line=(f"{len(run.history)} epochs, {sum(seconds):,.1f} s in the epoch loop "
+                     f"(mean {sum(seconds) / len(seconds):,.1f} s per epoch)."
+                     if seconds else None),
+        curves=_figures(figs, ["learning_curves"], out_dir),
+        history=(Table(cols, [[h.get(c) for c in cols] for h in run.history])
+                 if run.history else None),
+        config_text=run.config_text,
+        env=(Table(["environment", "value"], [list(r) for r in _flatten(run.env)])
+             if run.env else None),
+        log_tail=run.log_tail)
 
 
 def write_report(out_dir: str | Path, evaluations: Sequence[DatasetEvaluation], *,
@@ -411,41 +345,24 @@ def write_report(out_dir: str | Path, evaluations: Sequence[DatasetEvaluation], 
     figs = {e.name: dataset_figures(e, plot_dir, face_size=face_size) for e in evaluations}
     run_figs: dict[str, dict[str, Path]] = {}
     if run is not None and run.history:
-        best = run.final.get("best_epoch")
         run_figs["learning_curves"] = plots.save(plots.learning_curves_figure(
-            run.history, best_epoch=int(best) if isinstance(best, (int, float)) else None,
+            run.history, best_epoch=run.final.best_epoch,
             title=run.name), plot_dir / "learning_curves")
 
     files = {"metrics.json": write_json(out / "metrics.json", metrics_document(
         evaluations, model=model, run=run))}
     title = title or (f"ekspresi report: {run.name}" if run is not None
                       else f"ekspresi evaluation: {(model or {}).get('name', 'model')}")
-    doc = _Doc(out)
-    stamp = _dt.datetime.now().isoformat(timespec="seconds")
-    doc.html.append(f"<h1>{html.escape(title)}</h1><p class='meta'>generated {stamp} by "
-                    f"ekspresi {__version__}</p>")
-    doc.md.append(f"# {title}\n\nGenerated {stamp} by ekspresi {__version__}.\n")
-    if model:
-        doc.table(_model_rows(model), "kv")
-    if evaluations:
-        doc.heading("Summary")
-        doc.table(summary_table(evaluations))
-        doc.para("Accuracy intervals: percentile bootstrap over test samples. Averages "
-                 "(macro, weighted, balanced accuracy) run over the classes present in each "
-                 "test set. ECE: 15 equal-width confidence bins.")
-    if run is not None:
-        _render_run(doc, run, run_figs)
-    for e in evaluations:
-        _render_dataset(doc, e, figs[e.name])
-
-    page = ("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
-            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
-            + "\n".join(doc.html) + "</body></html>\n")
-    (out / "report.html").write_text(page, encoding="utf-8")
-    (out / "report.md").write_text("\n".join(doc.md), encoding="utf-8")
-    files["report.html"] = out / "report.html"
-    files["report.md"] = out / "report.md"
+    context = dict(
+        title=title, stamp=_dt.datetime.now().isoformat(timespec="seconds"),
+        version=__version__, model_table=_model_rows(model) if model else None,
+        summary=summary_table(evaluations) if evaluations else None,
+        summary_note=SUMMARY_NOTE,
+        run=_run_section(run, run_figs, out) if run is not None else None,
+        datasets=[_dataset_section(e, figs[e.name], out) for e in evaluations])
+    for name in ("report.html", "report.md"):
+        (out / name).write_text(render(name, **context), encoding="utf-8")
+        files[name] = out / name
     for group in (*figs.values(), run_figs):
         for name, paths in group.items():
             for fmt_, p in paths.items():

@@ -18,6 +18,7 @@ from typing import Any
 
 from ekspresi.errors import BadInputError
 from ekspresi.infer.bundle import META_NAME, is_bundle_dir
+from ekspresi.metrics_schema import RunMetrics, read_metrics
 from ekspresi.runs import (
     BUNDLE_DIR,
     CONFIG_NAME,
@@ -44,7 +45,7 @@ class RunInfo:
     config_text: str = ""
     env: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
-    final: dict[str, Any] = field(default_factory=dict)
+    final: RunMetrics = field(default_factory=RunMetrics)   # final_metrics.json
     predictions: Predictions | None = None
     bundle_path: Path | None = None
     log_tail: str = ""
@@ -54,8 +55,8 @@ class RunInfo:
     def classes(self) -> tuple[str, ...] | None:
         if self.predictions is not None:
             return self.predictions.classes
-        if self.final.get("classes"):
-            return tuple(self.final["classes"])
+        if self.final.classes:
+            return tuple(self.final.classes)
         if self.bundle_path is not None:
             meta = _read_json(self.bundle_path / META_NAME)
             return tuple(meta.get("classes", ())) or None
@@ -63,14 +64,10 @@ class RunInfo:
 
     @property
     def model_name(self) -> str:
-        for src in (self.final, self.config.get("model", {}) if isinstance(
-                self.config.get("model"), dict) else {}):
-            for key in ("model", "name", "arch", "architecture"):
-                if isinstance(src.get(key), str):
-                    return src[key]
-        if isinstance(self.config.get("model"), str):
-            return self.config["model"]
-        return ""
+        """The model's registry name, from final_metrics.json, else the config."""
+        model = self.config.get("model")
+        return (self.final.model or (model.get("name") if isinstance(model, dict) else None)
+                or "")
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -148,7 +145,7 @@ def load_run(path: str | Path) -> RunInfo:
     if not info.history:
         info.missing.append(f"{HISTORY_JSONL} / {HISTORY_CSV}")
     if (d / FINAL_NAME).is_file():
-        info.final = _read_json(d / FINAL_NAME)
+        info.final = read_metrics(_read_json(d / FINAL_NAME), str(d / FINAL_NAME), RunMetrics)
     else:
         info.missing.append(FINAL_NAME)
     if is_bundle_dir(d / BUNDLE_DIR):

@@ -11,16 +11,16 @@ check (:mod:`ekspresi.evaluate.collapse`), for ``final_metrics.json``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from ekspresi.evaluate.collapse import collapse_check, run_collapse
+from ekspresi.metrics_schema import TEST, VAL, VAL_PLUS_TEST, RunMetrics, SplitMetrics
 
 
 def split_scores(labels: np.ndarray, predicted: np.ndarray, classes: Sequence[str]
-                 ) -> dict[str, Any]:
-    """n, accuracy, macro recall (mean over the classes present in ``labels`` of the
+                 ) -> SplitMetrics:
+    """n_samples, accuracy, macro recall (mean over the classes present in ``labels`` of the
     row-normalised confusion diagonal) and the confusion matrix (rows = true class)."""
     y = np.asarray(labels, dtype=np.int64).ravel()
     p = np.asarray(predicted, dtype=np.int64).ravel()
@@ -30,40 +30,38 @@ def split_scores(labels: np.ndarray, predicted: np.ndarray, classes: Sequence[st
     rows = cm.sum(axis=1)
     present = rows > 0
     recall = float(np.mean(np.diag(cm)[present] / rows[present])) if present.any() else None
-    return {"n": int(y.size), "acc": float((y == p).mean()) if y.size else None,
-            "macro_recall": recall, "confusion": cm.tolist()}
+    return SplitMetrics(n_samples=int(y.size),
+                        accuracy=float((y == p).mean()) if y.size else None,
+                        macro_recall=recall, confusion_matrix=cm.tolist())
 
 
 def run_scores(*, val_labels: np.ndarray, val_logits: np.ndarray, test_labels: np.ndarray,
                test_logits: np.ndarray, test_sources: np.ndarray, classes: Sequence[str],
-               by_source: bool = True, official_split: bool = False) -> dict[str, Any]:
-    """Keys added to ``final_metrics.json``: ``val_macro_recall``, ``test_macro_recall``,
-    ``test_confusion``, ``test_by_source`` (n, acc, macro recall, confusion, collapse per
-    source), ``val_plus_test`` (official splits: validation and test pooled, paper 2's
-    protocol) and ``collapse``."""
+               by_source: bool = True, official_split: bool = False) -> RunMetrics:
+    """The ``splits`` and ``collapse`` of ``final_metrics.json``: ``val`` and ``test``
+    (n_samples, accuracy, macro recall, confusion matrix; the test split also
+    ``by_source``, each with its collapse flag), ``val+test`` (official splits: validation
+    and test pooled, paper 2's protocol) and the run's collapse check."""
     classes = list(classes)
     vp, tp = np.asarray(val_logits).argmax(1), np.asarray(test_logits).argmax(1)
     vl, tl = np.asarray(val_labels), np.asarray(test_labels)
     val, test = split_scores(vl, vp, classes), split_scores(tl, tp, classes)
-    out: dict[str, Any] = {"val_macro_recall": val["macro_recall"],
-                           "test_macro_recall": test["macro_recall"],
-                           "test_confusion": test["confusion"]}
     if by_source:
         sources = np.asarray(test_sources).astype(str)
         per = {}
         for src in sorted(set(sources.tolist())):
             m = sources == src
-            s = split_scores(tl[m], tp[m], classes)
-            s["collapsed"] = collapse_check(tp[m], classes)["collapsed"]
-            per[src] = s
-        out["test_by_source"] = per
+            per[src] = split_scores(tl[m], tp[m], classes)
+            per[src].collapsed = collapse_check(tp[m], classes)["collapsed"]
+        test.by_source = per
+    out = RunMetrics(splits={VAL: val, TEST: test})
     if official_split:
         both = split_scores(np.concatenate([vl, tl]), np.concatenate([vp, tp]), classes)
-        both["note"] = ("validation + test pooled: for FER2013 all PublicTest + PrivateTest "
-                        "images (paper 2's test set, which it also validated on), less the "
-                        "validation copies of test images the leak-free split dropped")
-        both.pop("confusion")
-        out["val_plus_test"] = both
-    out["collapse"] = run_collapse({"val": collapse_check(vp, classes),
-                                    "test": collapse_check(tp, classes)})
+        out.splits[VAL_PLUS_TEST] = SplitMetrics(
+            n_samples=both.n_samples, accuracy=both.accuracy, macro_recall=both.macro_recall,
+            note="validation + test pooled: for FER2013 all PublicTest + PrivateTest "
+                 "images (paper 2's test set, which it also validated on), less the "
+                 "validation copies of test images the leak-free split dropped")
+    out.collapse = run_collapse({"val": collapse_check(vp, classes),
+                                 "test": collapse_check(tp, classes)})
     return out

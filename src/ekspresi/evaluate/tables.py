@@ -1,10 +1,10 @@
-"""A small table type rendered as Markdown, CSV and HTML, so every report and comparison
-prints its numbers one way and the three formats can never disagree."""
+"""A small table type rendered as Markdown and CSV (and as HTML by the report templates'
+``table`` macro, from the same :meth:`Table.display_rows`), so every report and comparison
+prints its numbers one way and the formats can never disagree."""
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,14 +62,6 @@ class Table:
         for r in self.rows:
             w.writerow(["" if v is None else v for v in r])
         return buf.getvalue()
-
-    def to_html(self, css_class: str = "num") -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in self.columns)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-            for r in self.display_rows())
-        return (f'<table class="{css_class}"><thead><tr>{head}</tr></thead>'
-                f"<tbody>{body}</tbody></table>")
 
     def column(self, name: str) -> list[Any]:
         j = self.columns.index(name)

@@ -22,6 +22,7 @@ from typing import Any
 from ekspresi.errors import BadInputError, MissingDependencyError, ModelError
 from ekspresi.infer.bundle import INPUT_NAME, OUTPUT_NAME, Bundle, write_bundle
 from ekspresi.infer.resolve import resolve_model
+from ekspresi.metrics_schema import TEST, VAL, Metrics, SplitMetrics, read_metrics
 
 TTA_MODES = ("none", "flip")
 #: Floor under the averaged probability before the log (keeps the output finite).
@@ -145,7 +146,10 @@ def build_graph(members: list[Member], tta: str = "none"):
 
 def _member_record(m: Member) -> dict[str, Any]:
     b = m.bundle
-    metrics = {k: v for k, v in b.metrics.items() if isinstance(v, (int, float))}
+    own = read_metrics(b.metrics, str(b.path))   # the headline numbers, not whole blocks
+    metrics = Metrics(splits={k: SplitMetrics(**own.splits[k].model_dump(
+        include={"n_samples", "accuracy", "fp32_accuracy"}, exclude_none=True))
+        for k in (VAL, TEST) if k in own.splits}).to_dict()
     return {"name": b.name, "sha256": b.sha256, "weight": m.weight,
             "training": b.metadata.get("training", {}), "metrics": metrics,
             **({"quantization": b.metadata["quantization"]}

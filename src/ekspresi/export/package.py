@@ -27,6 +27,16 @@ from ekspresi.errors import BadInputError
 from ekspresi.infer.bundle import CARD_PLOTS, ONNX_NAME, Bundle, write_bundle
 from ekspresi.infer.resolve import resolve_model
 from ekspresi.labels import ALL_CLASSES
+from ekspresi.metrics_schema import (
+    TEST,
+    TRAIN,
+    VAL,
+    Metrics,
+    SplitMetrics,
+    load_metrics,
+    read_metrics,
+    split_metrics,
+)
 from ekspresi.runs import (
     CONFIG_NAME,
     FINAL_NAME,
@@ -43,8 +53,6 @@ RUN_FILES = (FINAL_NAME, LOG_NAME, HISTORY_CSV, CONFIG_NAME)
 #: Logs above this size are shipped as their tail only (nothing big goes into the repo).
 MAX_LOG_BYTES = 512 * 1024
 CALIBRATION_FACES = 300
-#: Metrics of the float model that stay true for any int8 version of it.
-FLOAT_METRICS = ("val_accuracy", "fp32_test_accuracy")
 STANDARD_KEYS = {"format", "name", "classes", "input", "preprocessing_version", "onnx",
                  "training", "metrics", "created", "ekspresi_version"}
 
@@ -162,15 +170,15 @@ def attach_evaluation(out: Path, metrics: dict[str, Any], evaluation: Path) -> d
     if not datasets:
         raise BadInputError(str(evaluation), "metrics.json has no evaluated test sets "
                                              "(run `ekspresi evaluate MODEL --data ...`)")
-    # a single-block shape (``accuracy`` at top level) would hide the named test sets
-    block_keys = set(next(iter(datasets.values())))
-    metrics = {**{k: v for k, v in metrics.items() if k not in block_keys}, **datasets}
+    metrics = read_metrics(metrics, str(out))
+    metrics.splits.update({name: split_metrics(block, str(evaluation / "metrics.json"))
+                           for name, block in datasets.items()})
     first = slug(next(iter(datasets)))
     for dst, pattern in CARD_PLOTS.items():
         src = evaluation / pattern.format(slug=first)
         if src.is_file():
             shutil.copyfile(src, out / dst)
-    return metrics
+    return metrics.to_dict()
 
 
 def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool = False,
@@ -193,8 +201,9 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
     meta = bundle.metadata
     metrics = dict(meta.get("metrics") or {})
     if run is not None and (run / FINAL_NAME).is_file() and not metrics:
-        final = _read_json(run / FINAL_NAME)
-        metrics = {k: v for k, v in final.items() if isinstance(v, (int, float, str))}
+        final = load_metrics(run / FINAL_NAME)
+        metrics = Metrics(splits={k: v for k, v in final.splits.items() if k != TRAIN}
+                          ).to_dict()
     extra = {k: v for k, v in meta.items() if k not in STANDARD_KEYS}
     training = dict(meta.get("training") or {})
     if run is not None:
@@ -226,8 +235,13 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
             float_src = out / (ONNX_NAME + ".float.tmp")
             dequantize_qdq(bundle.onnx_path, float_src)
             extra["requantized_from"] = {"name": bundle.name, "sha256": bundle.sha256}
-            # what was measured on the old int8 graph does not describe the new one
-            metrics = {k: v for k, v in metrics.items() if k in FLOAT_METRICS}
+            # what was measured on the old int8 graph does not describe the new one: keep
+            # only what the float model scored
+            old = read_metrics(metrics, str(bundle.path))
+            kept = Metrics(splits={k: v for k, v in old.splits.items() if k == VAL})
+            if old.test.fp32_accuracy is not None:
+                kept.splits[TEST] = SplitMetrics(fp32_accuracy=old.test.fp32_accuracy)
+            metrics = kept.to_dict()
             log.info("%s is int8: re-quantising its dequantised float graph", bundle.path)
         method = quantize_int8(float_src, tmp, [to_model_input(f[None]) for f in
                                                  calib.faces[pick]],
@@ -246,8 +260,12 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
         }
         if not data or data == own_source:
             # measured on the run's own test split: the bundle's headline is the int8 graph's
-            metrics.setdefault("fp32_test_accuracy", metrics.get("test_accuracy", acc32))
-            metrics["test_accuracy"] = acc8
+            m = read_metrics(metrics, str(bundle.path))
+            fp32 = next(a for a in (m.test.fp32_accuracy, m.test.accuracy, acc32)
+                        if a is not None)
+            m.splits[TEST] = SplitMetrics(accuracy=acc8, fp32_accuracy=fp32,
+                                          n_samples=int(len(evalset.labels)))
+            metrics = m.to_dict()
         onnx_src = tmp.read_bytes()
         tmp.unlink()
         if float_src != bundle.onnx_path:

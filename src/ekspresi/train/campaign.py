@@ -42,7 +42,8 @@ from typing import Any
 
 import yaml
 
-from ekspresi.errors import ConfigError, EkspresiError
+from ekspresi.errors import BadInputError, ConfigError, EkspresiError
+from ekspresi.metrics_schema import TEST, VAL, RunMetrics, SplitMetrics, load_metrics
 from ekspresi.runs import (
     BUNDLE_DIR,
     CONFIG_NAME,
@@ -153,13 +154,13 @@ def _substitute(spec: str, table: dict[str, str]) -> str:
     return spec
 
 
-def _status(run_dir: Path) -> dict[str, Any] | None:
+def _status(run_dir: Path) -> RunMetrics | None:
     f = run_dir / FINAL_NAME
     if not f.is_file():
         return None
     try:
-        return json.loads(f.read_text())
-    except (OSError, json.JSONDecodeError):
+        return load_metrics(f)
+    except BadInputError:
         return None
 
 
@@ -189,7 +190,7 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
         left = budget - (time.perf_counter() - started) - reserve_minutes * 60.0
         prev = _status(run_dir)
         blocked = [a for a in run.after if outcome.get(a) not in ("done", "stopped")]
-        if prev is not None and prev.get("stop_reason") in DONE_REASONS:
+        if prev is not None and prev.stop_reason in DONE_REASONS:
             entry.update(status="done", note="finished earlier; skipped")
         elif blocked:
             entry.update(status="skipped", note=f"needs {blocked}, which did not finish")
@@ -210,8 +211,8 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
                     run_training(None, run_dir, resume=True, max_minutes=cap, quiet=True)
                 else:
                     run_training(cfg, run_dir, max_minutes=cap, quiet=True)
-                fin = _status(run_dir) or {}
-                entry.update(status="done" if fin.get("stop_reason") in DONE_REASONS
+                fin = _status(run_dir)
+                entry.update(status="done" if fin and fin.stop_reason in DONE_REASONS
                              else "stopped", resumed=resume)
             except EkspresiError as exc:
                 entry.update(status="failed", error=str(exc))
@@ -223,17 +224,18 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
             entry["wall_seconds"] = round(time.perf_counter() - t0, 1)
         fin = _status(run_dir)
         if fin is not None:
-            entry["metrics"] = {k: fin.get(k) for k in (
-                "val_acc", "test_acc", "epochs_run", "epochs_planned", "stop_reason",
-                "train_time_seconds", "device", "precision", "train_img_per_s",
-                "weights_used")}
+            entry["metrics"] = RunMetrics(
+                splits={k: SplitMetrics(accuracy=fin.split(k).accuracy) for k in (VAL, TEST)},
+                **{k: getattr(fin, k, None) for k in (
+                    "epochs_run", "epochs_planned", "stop_reason", "train_time_seconds",
+                    "device", "precision", "train_img_per_s", "weights_used")}).to_dict()
         outcome[run.name] = entry["status"]
         summary["runs"].append(entry)
         summary["elapsed_minutes"] = round((time.perf_counter() - started) / 60.0, 2)
         (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
         log.info("%s: %s%s", run.name, entry["status"],
-                 f" (val {entry['metrics']['val_acc']:.4f}, test "
-                 f"{entry['metrics']['test_acc']:.4f})" if "metrics" in entry else "")
+                 f" (val {fin.split(VAL).accuracy:.4f}, test {fin.test.accuracy:.4f})"
+                 if fin is not None else "")
     archives = pack_results(out, [r["name"] for r in summary["runs"]
                                   if r["status"] in ("done", "stopped")],
                             Path(archive_dir) if archive_dir else out / "archives",

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from ekspresi.data.augment import BatchAugment
 from ekspresi.errors import ConfigError
+from ekspresi.metrics_schema import TEST, TRAIN, VAL, Metrics, RunMetrics, SplitMetrics
 from ekspresi.models import count_params
 from ekspresi.models.base import FERModel
 from ekspresi.runs import (
@@ -459,7 +460,7 @@ def _final_model(tr: _Trainer) -> tuple[FERModel, str]:
     return model, f"best (epoch {state['epoch']})"
 
 
-def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
+def _finish(tr: _Trainer, stop_reason: str) -> RunMetrics:
     from ekspresi.export.onnx import export_bundle
 
     cfg, data = tr.cfg, tr.data
@@ -474,53 +475,48 @@ def _finish(tr: _Trainer, stop_reason: str) -> dict[str, Any]:
     np.savez_compressed(tr.run_dir / PREDICTIONS_NAME, labels=ts.labels,
                         probabilities=probs.astype(np.float32), paths=ts.paths.astype(str),
                         sources=ts.sources.astype(str), classes=np.array(data.classes))
-    by_source = {}
-    if cfg.data.test_by_source:
-        pred = probs.argmax(1)
-        for src in sorted(set(ts.sources.tolist())):
-            m = ts.sources == src
-            by_source[src] = {"n": int(m.sum()), "acc": float((pred[m] == ts.labels[m]).mean())}
     rates = [h["img_per_s"] for h in tr.history if "img_per_s" in h]
-    final = {
-        "name": cfg.name, "model": cfg.model.name, "classes": list(data.classes),
-        "input_size": model.input_spec.size, "trainable_params": count_params(tr.model),
-        "val_acc": val["acc"], "val_loss": val["loss"], "test_acc": test["acc"],
-        "test_loss": test["loss"], "train_acc": train_row.get("train_acc"),
-        "train_loss": train_row.get("train_loss"),
-        "best_epoch": tr.monitor.best_epoch, "epochs_run": tr.epoch,
-        "epochs_planned": cfg.train.epochs, "weights_used": which,
-        "epochs_configured": tr.configured_epochs or cfg.train.epochs,
-        "train_time_seconds": round(tr.train_seconds, 1), "stop_reason": stop_reason,
-        "resumable": stop_reason == "time_budget", "test_by_source": by_source,
-        "counts": data.counts, "data_notes": data.notes,
-        "device": str(tr.dev), "precision": tr.place.precision,
-        "bf16_used": tr.place.precision == "bf16", "world_size": tr.ctx.world_size,
-        "train_img_per_s": round(float(np.median(rates)), 1) if rates else None,
-        "distilled_from": list(cfg.train.distill.teachers) if cfg.train.distill else [],
-    }
     from ekspresi.evaluate.split_scores import run_scores  # papers' metrics + collapse flag
 
-    final.update(run_scores(val_labels=data.splits["val"].labels, val_logits=val_logits,
-                            test_labels=ts.labels, test_logits=test_logits,
-                            test_sources=ts.sources, classes=data.classes,
-                            by_source=cfg.data.test_by_source,
-                            official_split=cfg.data.split == "official"),
-                 pretrained=getattr(model, "pretrained", False),
-                 init=getattr(model, "init", "scratch"), protocol=cfg.data.protocol)
-    if final["collapse"]["collapsed"]:
-        log.warning(final["collapse"]["message"])
-    write_json(tr.run_dir / FINAL_NAME, final)
+    scores = run_scores(val_labels=data.splits["val"].labels, val_logits=val_logits,
+                        test_labels=ts.labels, test_logits=test_logits,
+                        test_sources=ts.sources, classes=data.classes,
+                        by_source=cfg.data.test_by_source,
+                        official_split=cfg.data.split == "official")
+    scores.splits[VAL].log_loss, scores.splits[TEST].log_loss = val["loss"], test["loss"]
+    scores.splits = {TRAIN: SplitMetrics(accuracy=train_row.get("train_acc"),
+                                         loss=train_row.get("train_loss")), **scores.splits}
+    scores.train_time_seconds = round(tr.train_seconds, 1)
+    scores.train_img_per_s = round(float(np.median(rates)), 1) if rates else None
+    scores.device = str(tr.dev)
+    final = RunMetrics(
+        name=cfg.name, model=cfg.model.name, classes=list(data.classes),
+        input_size=model.input_spec.size, trainable_params=count_params(tr.model),
+        **scores.to_dict(),
+        best_epoch=tr.monitor.best_epoch, epochs_run=tr.epoch,
+        epochs_planned=cfg.train.epochs, weights_used=which,
+        epochs_configured=tr.configured_epochs or cfg.train.epochs,
+        stop_reason=stop_reason, resumable=stop_reason == "time_budget",
+        counts=data.counts, data_notes=data.notes,
+        precision=tr.place.precision, bf16_used=tr.place.precision == "bf16",
+        world_size=tr.ctx.world_size,
+        distilled_from=list(cfg.train.distill.teachers) if cfg.train.distill else [],
+        pretrained=getattr(model, "pretrained", False),
+        init=getattr(model, "init", "scratch"), protocol=cfg.data.protocol)
+    if final.collapsed:
+        log.warning(final.collapse["message"])
+    write_json(tr.run_dir / FINAL_NAME, final.to_dict())
     # The selected weights alone (no optimiser state): what teachers and archives use.
     ckpt.save(tr.run_dir / FINAL_WEIGHTS, {"model": _cpu(model.state_dict()),
                                            "config": cfg.to_dict(),
                                            "classes": list(data.classes), "weights": which})
+    bundle_metrics = Metrics(splits={k: final.splits[k] for k in (VAL, TEST)})
     export_bundle(model.cpu(), tr.run_dir / BUNDLE_DIR, name=cfg.name, classes=data.classes,
                   training={"config": cfg.to_dict(), "run": str(tr.run_dir),
                             "epochs": tr.epoch, "best_epoch": tr.monitor.best_epoch,
-                            "train_time_seconds": final["train_time_seconds"],
-                            "weights": which, "device": final["device"]},
-                  metrics={"val_accuracy": val["acc"], "test_accuracy": test["acc"],
-                           "test_loss": test["loss"], "test_by_source": by_source})
+                            "train_time_seconds": final.train_time_seconds,
+                            "weights": which, "device": final.device},
+                  metrics=bundle_metrics.to_dict())
     log.info("final (%s weights): val acc %.4f loss %.4f | test acc %.4f loss %.4f | %s in %.0fs",
              which, val["acc"], val["loss"], test["acc"], test["loss"], stop_reason,
              tr.train_seconds)
@@ -603,7 +599,7 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
         ctx.barrier()
         if ctx.is_main:
             final = _finish(tr, reason)
-            env["train_img_per_s"] = final["train_img_per_s"]
+            env["train_img_per_s"] = final.train_img_per_s
             write_json(run_dir / ENV_NAME, env)
     finally:
         if handler is not None:

@@ -13,6 +13,7 @@ import json
 import logging
 from pathlib import Path
 
+from ekspresi.metrics_schema import load_metrics
 from ekspresi.runs import FINAL_NAME, last_checkpoint
 from ekspresi.train.config import apply_overrides, expand_grid, parse_config, read_config_file
 
@@ -80,7 +81,8 @@ def comparison_text(run_dirs: list[Path]) -> str:
     lines = ["| run | model | epochs | val acc | test acc | time (s) |",
              "|---|---|---|---|---|---|"]
     for d in run_dirs:
-        f = json.loads((d / FINAL_NAME).read_text())
-        lines.append(f"| {d.name} | {f['model']} | {f['epochs_run']} | {f['val_acc']:.4f} | "
-                     f"{f['test_acc']:.4f} | {f['train_time_seconds']:.0f} |")
+        f = load_metrics(d / FINAL_NAME)
+        lines.append(f"| {d.name} | {f.model} | {f.epochs_run} | "
+                     f"{f.split('val').accuracy:.4f} | {f.test.accuracy:.4f} | "
+                     f"{f.train_time_seconds:.0f} |")
     return "\n".join(lines)

@@ -20,6 +20,7 @@ from fastapi import HTTPException
 
 from ekspresi.errors import EkspresiError
 from ekspresi.infer.bundle import Bundle
+from ekspresi.metrics_schema import read_metrics
 from ekspresi.web.settings import WebSettings
 
 log = logging.getLogger("ekspresi.web")
@@ -86,10 +87,8 @@ class Engine:
 
 
 def _summary_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """Headline numbers per test set (the full dict, with confusion matrices, is on the
+    """Headline numbers per test set (the full blocks, with confusion matrices, are on the
     About page)."""
-    keys = ("accuracy", "accuracy_ci95", "balanced_accuracy", "macro_f1", "n_samples")
-    if "accuracy" in metrics:
-        return {k: metrics[k] for k in keys if k in metrics}
-    return {name: {k: m[k] for k in keys if k in m} for name, m in metrics.items()
-            if isinstance(m, dict) and "accuracy" in m}
+    keys = {"accuracy", "accuracy_ci95", "balanced_accuracy", "macro_f1", "n_samples"}
+    return {name: m.model_dump(include=keys, exclude_none=True)
+            for name, m in read_metrics(metrics, "model.json").test_sets.items()}

@@ -10,13 +10,14 @@ only when their resolved path (symlinks followed) stays inside that run's direct
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ekspresi.errors import BadInputError
+from ekspresi.metrics_schema import RunMetrics, load_metrics
 from ekspresi.runs import FINAL_NAME, is_run_dir
 
 log = logging.getLogger("ekspresi.web")
@@ -28,7 +29,8 @@ SERVABLE_SUFFIXES = {".html", ".png", ".svg", ".jpg", ".jpeg", ".webp", ".json",
                      ".txt", ".log", ".yaml", ".yml", ".css"}
 #: Run names we accept in URLs: what ``ekspresi train`` writes, nothing path-like.
 RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+=-]{0,199}$")
-#: Headline metrics shown in the runs table when ``compare_runs`` is unavailable.
+#: Headline metrics of a run's test split shown in the runs table (when ``compare_runs`` is
+#: unavailable).
 HEADLINE_KEYS = ("accuracy", "balanced_accuracy", "macro_f1", "macro_precision",
                  "macro_recall", "log_loss", "ece", "n_samples")
 
@@ -38,26 +40,15 @@ class Run:
     name: str
     path: Path
     report: str | None  # path of the HTML report relative to the run, if any
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: RunMetrics = field(default_factory=RunMetrics)
     error: str | None = None
 
     @property
     def headline(self) -> dict[str, Any]:
-        return headline_metrics(self.metrics)
-
-
-def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
-    """The scalar metrics worth a column: top level, or under a ``test``/first test set."""
-    source = metrics
-    if "accuracy" not in source:
-        for key in ("test", "metrics"):
-            if isinstance(metrics.get(key), dict):
-                source = metrics[key]
-                break
-        else:
-            nested = [v for v in metrics.values() if isinstance(v, dict) and "accuracy" in v]
-            source = nested[0] if nested else metrics
-    return {k: source[k] for k in HEADLINE_KEYS if isinstance(source.get(k), (int, float))}
+        """The test split's scalar scores worth a column."""
+        test = self.metrics.test.model_dump()
+        return {k: test[k] for k in HEADLINE_KEYS
+                if isinstance(test.get(k), (int, float)) and not isinstance(test[k], bool)}
 
 
 def list_runs(runs_dir: Path | None) -> list[Run]:
@@ -72,18 +63,11 @@ def list_runs(runs_dir: Path | None) -> list[Run]:
         if report is None and not is_run_dir(child):
             continue
         run = Run(name=child.name, path=child, report=report)
-        metrics_file = child / FINAL_NAME
-        if metrics_file.is_file():
+        if (child / FINAL_NAME).is_file():
             try:
-                metrics = json.loads(metrics_file.read_text())
-            except (OSError, ValueError, RecursionError) as exc:
-                run.error = f"{FINAL_NAME} unreadable ({exc.__class__.__name__})"
-            else:
-                if isinstance(metrics, dict):
-                    run.metrics = metrics
-                else:  # valid JSON, but a list/number/string: nothing to show
-                    run.error = (f"{FINAL_NAME} unreadable (a JSON "
-                                 f"{type(metrics).__name__}, not an object)")
+                run.metrics = load_metrics(child / FINAL_NAME)
+            except BadInputError as exc:
+                run.error = f"{FINAL_NAME} unreadable ({exc.problem})"
         runs.append(run)
     runs.sort(key=lambda r: r.path.stat().st_mtime, reverse=True)
     return runs

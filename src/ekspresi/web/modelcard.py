@@ -1,18 +1,19 @@
 """The About page's model card, built from a bundle's metadata (``model.json``).
 
 Bundles written by ``ekspresi export`` carry ``training`` (data, split, config) and
-``metrics`` (one ``ekspresi.metrics/1`` dict, or one per test set). The card shows what is
-there and says plainly what is not, instead of inventing numbers.
+``metrics`` (:class:`ekspresi.metrics_schema.Metrics`: a block per split or test set). The
+card shows what is there and says plainly what is not, instead of inventing numbers.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ekspresi.infer.bundle import CARD_PLOTS, Bundle
+from ekspresi.errors import BadInputError
+from ekspresi.infer.bundle import CARD_PLOTS, META_NAME, Bundle
+from ekspresi.metrics_schema import Metrics, load_metrics, read_metrics
 from ekspresi.runs import FINAL_NAME
 
 #: Images a bundle folder may ship next to model.json that the About page shows (written by
@@ -81,7 +82,7 @@ PLOT_TEXT = {name: (f"plot.{name[:-4]}.title", f"plot.{name[:-4]}.caption")
 @dataclass
 class TestSet:
     name: str
-    metrics: dict[str, Any]
+    metrics: dict[str, Any]   # a SplitMetrics block as JSON (the template reads its keys)
 
     @property
     def classes(self) -> list[str]:
@@ -119,9 +120,6 @@ class ModelCard:
     onnx_bytes: int | None
     training: dict[str, Any]
     test_sets: list[TestSet]
-    #: Scalar metrics recorded in another shape (e.g. ``test_accuracy``), shown as a table
-    #: when no full test-set metrics exist.
-    other_metrics: list[tuple[str, Any]]
     images: list[str]
     limitations: list[str]
     intended_use: str | None
@@ -151,10 +149,9 @@ class ModelCard:
         """The models an ensemble bundle averages (empty for a single model)."""
         out = []
         for m in (self.training.get("ensemble") or {}).get("members") or []:
-            acc = (m.get("metrics") or {}).get("test_accuracy")
+            acc = read_metrics(m.get("metrics") or {}, "model.json: ensemble member").test
             out.append(MemberCard(str(m.get("name", "?")), float(m.get("weight", 1.0)),
-                                  _summary(m.get("training") or {}),
-                                  acc if isinstance(acc, (int, float)) else None))
+                                  _summary(m.get("training") or {}), acc.accuracy))
         return out
 
 
@@ -237,29 +234,9 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     return out
 
 
-def _test_sets(metrics: dict[str, Any]) -> list[TestSet]:
-    if not metrics:
-        return []
-    if "accuracy" in metrics:
-        name = str(metrics.get("dataset") or metrics.get("test_set") or "test")
-        return [TestSet(name, metrics)]
-    return [TestSet(str(k), v) for k, v in metrics.items()
-            if isinstance(v, dict) and "accuracy" in v]
-
-
-def _scalars(metrics: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [(k, v) for k, v in _flatten_raw(metrics)
-            if isinstance(v, (int, float)) and not isinstance(v, bool)][:60]
-
-
-def _flatten_raw(d: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    out: list[tuple[str, Any]] = []
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.extend(_flatten_raw(v, f"{prefix}{k}."))
-        else:
-            out.append((f"{prefix}{k}", v))
-    return out
+def _test_sets(metrics: Metrics) -> list[TestSet]:
+    return [TestSet(name, m.model_dump(exclude_none=True))
+            for name, m in metrics.test_sets.items()]
 
 
 def build_card(bundle: Bundle) -> ModelCard:
@@ -267,14 +244,12 @@ def build_card(bundle: Bundle) -> ModelCard:
     limitations = meta.get("limitations")
     if isinstance(limitations, str):
         limitations = [limitations]
-    metrics = bundle.metrics or {}
-    test_sets = _test_sets(metrics)
+    test_sets = _test_sets(read_metrics(bundle.metrics, str(bundle.path / META_NAME)))
     final = Path(bundle.path) / FINAL_NAME  # copied in by `ekspresi export`
     if not test_sets and final.is_file():
         try:
-            metrics = json.loads(final.read_text()) or metrics
-            test_sets = _test_sets(metrics) if isinstance(metrics, dict) else []
-        except (OSError, ValueError):
+            test_sets = _test_sets(load_metrics(final))
+        except BadInputError:   # the card says it has no metrics rather than failing
             pass
     images = [n for n in CARD_IMAGES if (Path(bundle.path) / n).is_file()]
     return ModelCard(
@@ -282,7 +257,6 @@ def build_card(bundle: Bundle) -> ModelCard:
         input_size=bundle.input_spec.size, created=meta.get("created"),
         sha256=bundle.sha256, onnx_bytes=(meta.get("onnx") or {}).get("bytes"),
         training=meta.get("training") or {}, test_sets=test_sets,
-        other_metrics=[] if test_sets or not isinstance(metrics, dict) else _scalars(metrics),
         images=images, limitations=list(limitations or []),
         intended_use=meta.get("intended_use"),
     )
