@@ -223,3 +223,12 @@ def test_load_many_combines_and_keeps_sources(tmp_path):
     from ekspresi.data.cache import faces_array
     faces = faces_array(ss, 48)
     assert faces.shape == (len(ss), 48, 48) and faces.dtype == np.uint8
+
+
+def test_readme_data_section_describes_every_layout():
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    data = readme[readme.index("## Data\n"):readme.index("### Datasets\n")]
+    for name in LAYOUTS:
+        assert f"| `{name}` |" in data, f"README 'Data' has no row for layout {name!r}"
+    # only the CI note may point outside the repository
+    assert data.count("../shared") == 2 and "../shared" not in readme.replace(data, "")
