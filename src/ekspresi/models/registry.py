@@ -141,9 +141,9 @@ def build_model(name: str, num_classes: int = 7, *, input_size: int | None = Non
             log.warning("model %s: %s offline; training from random initialisation (the run "
                         "is labelled 'scratch'; pass --set model.weights=PATH to use them)",
                         name, missing.split(": ", 1)[1])
-    model = info.load_builder()(num_classes=num_classes, input_size=int(input_size or
-                                                                        info.input_size),
-                                weights=path, **options)
+    size = int(input_size or info.input_size)
+    model = info.load_builder()(num_classes=num_classes, input_size=size, weights=path,
+                                **options)
     model.pretrained = path is not None
     if path is not None:
         model.init = "imagenet" + (f" ({weights})" if weights else f" ({info.weights_file})")
