@@ -135,7 +135,7 @@ def test_bad_model_names_and_options_are_model_errors():
         build_model("mobilenetv2", 7, head="z")
     with pytest.raises(ModelError, match="divisible by 16"):
         build_model("paper-cnn", 7, input_size=40)
-    with pytest.raises(ModelError, match="same length"):
+    with pytest.raises(ModelError, match="as many widths as depths"):
         build_model("fer-resnet", 7, widths=[8, 16], depths=[1])
     with pytest.raises(ConfigError, match="no pre-trained weights"):
         build_model("paper-cnn", 7, pretrained=True)

@@ -26,11 +26,11 @@ from ekspresi.labels import ALL_CLASSES, parse_classes
 
 log = logging.getLogger(__name__)
 
-#: Every layout, in detection order: the first whose ``detect`` accepts a path wins (FER+
-#: and the FER2013 export before generic class folders, file-name schemes last).
+#: Every layout, in detection order: the first whose ``detect`` accepts a path wins (the
+#: FER2013 export and FER+ before generic class folders, file-name schemes after them).
 LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
-    ferplus.LAYOUT, folders.FER2013_FOLDER, folders.FOLDERS, coded.JAFFE, coded.KDEF,
-    fer2013_csv.LAYOUT, pack.LAYOUT)}
+    folders.FER2013_FOLDER, fer2013_csv.LAYOUT, ferplus.LAYOUT, folders.FOLDERS, coded.JAFFE,
+    coded.KDEF, pack.LAYOUT)}
 
 
 def parse_spec(spec: str | Path) -> tuple[str | None, Path]:

@@ -67,7 +67,8 @@ def build_fer_resnet(num_classes: int, input_size: int, weights: Path | None,
                      depths: Sequence[int] = (1, 2, 2, 1), stem_stride: int = 2,
                      dropout: float = 0.2) -> FERModel:
     if len(widths) != len(depths):
-        raise ModelError("fer-resnet: widths and depths must have the same length")
+        raise ModelError(f"model.options: fer-resnet needs as many widths as depths, got "
+                         f"{len(widths)} widths and {len(depths)} depths")
     stem = nn.Sequential(conv_bn_relu(1, widths[0] // 2), conv_bn_relu(widths[0] // 2, widths[0],
                                                                        stride=stem_stride))
     stages, cin = [stem], widths[0]

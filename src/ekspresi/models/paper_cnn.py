@@ -37,7 +37,8 @@ def _dense_block(fin: int, fout: int, dropout: float) -> nn.Sequential:
 def build_paper_cnn(num_classes: int, input_size: int, weights: Path | None,
                     dropout: float = 0.25, init: str = "torch") -> FERModel:
     if input_size % 16:
-        raise ModelError(f"paper-cnn needs an input size divisible by 16, got {input_size}")
+        raise ModelError(f"model.input_size: paper-cnn needs a size divisible by 16, got "
+                         f"{input_size}")
     if init not in ("torch", "glorot"):
         raise ModelError(f"model.options.init must be 'torch' or 'glorot', got {init!r}")
     backbone = nn.Sequential(_conv_block(1, 64, 3, dropout), _conv_block(64, 128, 5, dropout),
