@@ -21,13 +21,13 @@ Reader = Callable[..., SampleSet]
 
 @dataclass(frozen=True)
 class Layout:
-    """A dataset layout: ``read`` loads it, ``detect`` recognises it (``None`` = it must be
-    named explicitly as ``LAYOUT:PATH``), ``splits`` are the official splits it can carry
-    (``()`` = none: ekspresi makes its own), ``source`` is the origin and licence line."""
+    """A dataset layout: ``read`` loads it, ``detect`` recognises it on disk (cheaply: a
+    few names, never a decode), ``splits`` are the official splits it can carry (``()`` =
+    none: ekspresi makes its own), ``source`` is the origin and licence line."""
 
     name: str
     read: Reader
-    detect: Callable[[Path], bool] | None
+    detect: Callable[[Path], bool]
     splits: tuple[str, ...]
     source: str
     example: str   # what it looks like on disk, for error messages and docs

@@ -47,13 +47,13 @@ def detect_layout(path: Path) -> str:
     if not path.exists():
         raise BadInputError(str(path), "no such file or folder")
     for layout in LAYOUTS.values():
-        if layout.detect is not None and layout.detect(path):
+        if layout.detect(path):
             return layout.name
     if path.is_file():
         raise BadInputError(str(path), f"a dataset file must be a FER2013 .csv or a "
                                        f"{pack.SUFFIX} pack; image datasets are given as "
                                        "folders")
-    seen = "; ".join(f"{x.name}: {x.example}" for x in LAYOUTS.values() if x.detect)
+    seen = "; ".join(f"{x.name}: {x.example}" for x in LAYOUTS.values())
     raise BadInputError(str(path), f"cannot tell the dataset layout (expected one of {seen}); "
                                    "name it explicitly as LAYOUT:PATH with LAYOUT one of "
                                    f"{', '.join(LAYOUTS)}")
