@@ -100,6 +100,40 @@ def test_validation_errors_name_the_key(tmp_path, text, match):
         load_config(write(tmp_path, text))
 
 
+def test_errors_name_the_file_and_every_bad_key(tmp_path):
+    p = write(tmp_path, BASE + "train: {epochs: ten, optimizer: {lr: true}}\n"
+                               "model: {pretrained: 1}")
+    with pytest.raises(ConfigError) as err:
+        load_config(p)
+    msg = str(err.value)
+    assert msg.startswith(f"{p}: ")
+    for key in ("train.epochs: expected an integer, got 'ten'",
+                "train.optimizer.lr: expected a number, got True",
+                "model.pretrained: expected true or false or 'if-available', got 1"):
+        assert key in msg
+    with pytest.raises(ConfigError, match=r"a\.yaml: unknown config key\(s\) augment\.zom; "
+                                          r"valid keys here: brightness"):
+        load_config(write(tmp_path, BASE + "augment: {zom: 0.1}", "a.yaml"))
+    with pytest.raises(ConfigError, match=r"c\.yaml: train\.epochs: must be > 0"):
+        load_config(p, ["train.epochs=0", "train.optimizer.lr=1", "model.pretrained=false"])
+
+
+@pytest.mark.parametrize("path", CONFIGS + [ROOT / "src/ekspresi/assets/models/default/"
+                                                    "config.resolved.yaml"],
+                         ids=lambda p: p.name)
+def test_resolved_config_round_trips(path):
+    """config.resolved.yaml (what a run folder keeps, and resumes from) reads back to the same
+    config, including one written before newer keys existed (the bundled model's)."""
+    import yaml
+
+    from ekspresi.train.config import dump_yaml
+
+    for _, data in expand_grid(read_config_file(path)):
+        text = dump_yaml(parse_config(data))
+        again = dump_yaml(parse_config(yaml.safe_load(text)))
+        assert again == text
+
+
 def test_toml_and_overrides(tmp_path):
     p = write(tmp_path, 'name = "t"\n[data]\nsources = ["data/x"]\n[train]\nepochs = 3\n',
               "c.toml")

@@ -3,6 +3,7 @@ one preprocessing path for face arrays."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -21,11 +22,11 @@ FIX = Path(__file__).parent / "fixtures" / "datasets"
 def count_reads(monkeypatch) -> list[str]:
     """Records every real (uncached) read."""
     calls: list[str] = []
-    for name, reader in list(loading.LAYOUTS.items()):
-        def wrapped(p, *, strict, _r=reader, _n=name):
+    for name, layout in list(loading.LAYOUTS.items()):
+        def wrapped(p, *, strict, _r=layout.read, _n=name):
             calls.append(_n)
             return _r(p, strict=strict)
-        monkeypatch.setitem(loading.LAYOUTS, name, wrapped)
+        monkeypatch.setitem(loading.LAYOUTS, name, dataclasses.replace(layout, read=wrapped))
     return calls
 
 

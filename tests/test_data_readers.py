@@ -1,5 +1,5 @@
-"""Every dataset reader on committed fixtures (real FER2013/FER+/CK+/JAFFE files) or on
-synthetic files in the real layouts (fer2013.csv, KDEF)."""
+"""Every registered dataset layout on its committed fixture (real FER2013/FER+/CK+ files,
+synthetic JAFFE/KDEF names), then each reader's particulars."""
 
 from __future__ import annotations
 
@@ -10,16 +10,57 @@ import pytest
 
 from ekspresi.data import load, load_many
 from ekspresi.data.ferplus import DROP_NOT_FACE, DROP_TIE, DROP_UNKNOWN, vote_label
-from ekspresi.data.loading import detect_layout, parse_spec
+from ekspresi.data.loading import LAYOUTS, detect_layout, parse_spec
 from ekspresi.data.synthetic import write_class_folders, write_fer2013_csv, write_kdef
 from ekspresi.errors import BadInputError, LabelError
 from ekspresi.labels import ALL_CLASSES, CLASSES
 
 FIX = Path(__file__).parent / "fixtures" / "datasets"
 
+#: layout -> its tiny fixture (tests/fixtures/datasets/README.md); every layout needs one.
+FIXTURES = {
+    "fer2013-folder": FIX / "fer2013",
+    "fer2013-csv": FIX / "fer2013.csv",
+    "ferplus": FIX / "ferplus",
+    "folders": FIX / "ckplus48",
+    "jaffe": FIX / "jaffe",
+    "kdef": FIX / "kdef",
+    "pack": FIX / "ckplus48.ekpack",
+}
+
 
 def idx(name: str) -> int:
     return ALL_CLASSES.index(name)
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_every_registered_layout_reads_and_recognises_its_fixture(name):
+    layout = LAYOUTS[name]
+    assert name in FIXTURES, f"layout {name!r} has no fixture under {FIX}"
+    path = FIXTURES[name]
+    assert path.exists(), path
+    assert layout.source and layout.example
+    assert detect_layout(path) == name
+    ss = load(f"{name}:{path}", cache=False)
+    assert len(ss) > 0 and ss.images.dtype == np.uint8
+    assert set(ss.splits) - {""} <= set(layout.splits)
+    assert len(ss) == len(ss.labels) == len(ss.paths)
+
+
+def test_detection_recognises_no_fixture_as_another_layout():
+    """Each detector accepts its own fixture only, so the detection order cannot hide a
+    layout (the generic class folders also accept the FER2013 export, which comes first)."""
+    for name, layout in LAYOUTS.items():
+        claimed = {other for other, path in FIXTURES.items() if layout.detect(path)}
+        expected = {name, "fer2013-folder"} if name == "folders" else {name}
+        assert claimed == expected, name
+
+
+def test_pack_fixture_holds_exactly_its_source():
+    packed, source = load(FIXTURES["pack"], cache=False), load(FIX / "ckplus48", cache=False)
+    assert np.array_equal(packed.images, source.images)
+    assert packed.labels.tolist() == source.labels.tolist()
+    assert packed.subjects.tolist() == source.subjects.tolist()
 
 
 def test_fer2013_folders_official_splits():
@@ -38,6 +79,14 @@ def test_fer2013_folders_official_splits():
         assert s.split == want[name.split("_")[0]]
         assert ALL_CLASSES[s.label] == Path(s.path).parent.name
     assert ss.soft is None and set(ss.subjects) == {""}
+
+
+def test_fer2013_csv_fixture_rows_are_the_folder_faces():
+    ss, faces = load(FIXTURES["fer2013-csv"], cache=False), load(FIX / "fer2013", cache=False)
+    assert ss.splits.tolist() == ["train", "val", "test"]
+    assert [ALL_CLASSES[i] for i in ss.labels] == ["angry", "happy", "surprise"]
+    for image in ss.images:
+        assert any(np.array_equal(image, f) for f in faces.images)
 
 
 def test_fer2013_csv(tmp_path):
@@ -172,3 +221,12 @@ def test_load_many_combines_and_keeps_sources(tmp_path):
     from ekspresi.data.cache import faces_array
     faces = faces_array(ss, 48)
     assert faces.shape == (len(ss), 48, 48) and faces.dtype == np.uint8
+
+
+def test_readme_data_section_describes_every_layout():
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    data = readme[readme.index("## Data\n"):readme.index("### Datasets\n")]
+    for name in LAYOUTS:
+        assert f"| `{name}` |" in data, f"README 'Data' has no row for layout {name!r}"
+    # only the CI note may point outside the repository
+    assert data.count("../shared") == 2 and "../shared" not in readme.replace(data, "")

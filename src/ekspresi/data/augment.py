@@ -39,6 +39,10 @@ class AugmentConfig:
     erasing: float = 0.0         # probability of erasing one random rectangle per image
     erasing_area: tuple[float, float] = (0.02, 0.2)  # erased fraction of the image
 
+    #: Read by pydantic when the training config validates its ``augment:`` section: an
+    #: unknown key there is an error, not a silent default.
+    __pydantic_config__ = {"extra": "forbid"}
+
     def __post_init__(self) -> None:
         for f in fields(self):
             v = getattr(self, f.name)

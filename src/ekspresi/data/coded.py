@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from ekspresi.data.layout import Layout
 from ekspresi.data.listing import Listing, iter_files
 from ekspresi.data.records import SampleSet
 from ekspresi.errors import LabelError
@@ -52,6 +53,22 @@ def read_kdef(root: Path, *, strict: bool) -> SampleSet:
     return _read_coded(root, "kdef", parse_kdef, "SGNNEEV.JPG, e.g. AF01ANS.JPG", strict)
 
 
+def _mostly_named(root: Path, parse: Parser) -> bool:
+    """True when most of the first 200 files follow the naming scheme."""
+    if not root.is_dir():
+        return False
+    names = [f.name for _, f in zip(range(200), iter_files(root))]
+    return bool(names) and sum(parse(n) is not None for n in names) > len(names) / 2
+
+
+def looks_like_jaffe(root: Path) -> bool:
+    return _mostly_named(root, parse_jaffe)
+
+
+def looks_like_kdef(root: Path) -> bool:
+    return _mostly_named(root, parse_kdef)
+
+
 def _read_coded(root: Path, source: str, parse: Parser, scheme: str, strict: bool) -> SampleSet:
     listing = Listing(source, strict=strict)
     for f in iter_files(root):
@@ -62,3 +79,14 @@ def _read_coded(root: Path, source: str, parse: Parser, scheme: str, strict: boo
         cls, subject = parsed
         listing.add(f, ALL_CLASSES.index(cls), "", subject)
     return listing.decode()
+
+
+JAFFE = Layout(
+    "jaffe", read_jaffe, looks_like_jaffe, (),
+    source="JAFFE (Lyons, Kamachi, Gyoba; Zenodo 3451524), on request, non-commercial "
+           "scientific research only",
+    example="KA.AN1.39.tiff (file-name coded)")
+KDEF = Layout(
+    "kdef", read_kdef, looks_like_kdef, (),
+    source="KDEF (Karolinska Institutet, kdef.se), non-commercial research under its terms",
+    example="AF01/AF01ANS.JPG (file-name coded)")

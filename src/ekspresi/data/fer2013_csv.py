@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ekspresi.data.layout import Layout
 from ekspresi.data.listing import Listing
 from ekspresi.data.records import SampleSet
 from ekspresi.errors import BadInputError
@@ -75,3 +76,14 @@ def _parse_row(row: list[str], ie: int, ip: int, iu: int | None
         if split is None:
             raise ValueError(f"Usage {usage!r} is not one of Training, PublicTest, PrivateTest")
     return int(emotion), pixels.astype(np.uint8).reshape(SIDE, SIDE), split
+
+
+def looks_like_fer2013_csv(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() == ".csv"
+
+
+LAYOUT = Layout(
+    "fer2013-csv", read_fer2013_csv, looks_like_fer2013_csv, ("train", "val", "test"),
+    source="FER2013 challenge file (Kaggle, Goodfellow et al. 2013); Kaggle competition rules, "
+           "research use",
+    example="fer2013.csv (emotion,pixels[,Usage])")

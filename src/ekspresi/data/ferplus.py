@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ekspresi.data.layout import Layout
 from ekspresi.data.listing import Listing
 from ekspresi.data.records import SampleSet
 from ekspresi.labels import ALL_CLASSES, FERPLUS_VOTE_COLUMNS, canonical
@@ -40,7 +41,7 @@ DROP_TIE = "ferplus vote rule: tie for the most votes"
 
 
 def is_ferplus(root: Path) -> bool:
-    return any((root / name).is_dir() for name in FOLDER_SPLITS)
+    return root.is_dir() and any((root / name).is_dir() for name in FOLDER_SPLITS)
 
 
 def vote_label(votes: np.ndarray) -> tuple[int | None, str | None]:
@@ -118,3 +119,9 @@ def _parse_row(row: list[str]) -> tuple[str, np.ndarray]:
     if votes.sum() == 0:
         raise ValueError("row has no votes")
     return row[0].strip(), votes
+
+
+LAYOUT = Layout(
+    "ferplus", read_ferplus, is_ferplus, ("train", "val", "test"),
+    source="FER+ labels (Microsoft FERPlus, MIT licence) on the FER2013 images (their terms)",
+    example="FER2013{Train,Valid,Test}/label.csv + PNGs")

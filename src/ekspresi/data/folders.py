@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from ekspresi.data.layout import Layout
 from ekspresi.data.listing import Listing, iter_files, subdirs
 from ekspresi.data.records import SampleSet
 from ekspresi.labels import ALL_CLASSES, canonical, is_known
@@ -33,11 +34,26 @@ CKPLUS_SUBJECT = re.compile(r"^(S\d{3})_\d{3}_")
 
 
 def has_split_folders(root: Path) -> bool:
-    return any(d.name.lower() in SPLIT_FOLDERS for d in subdirs(root))
+    return root.is_dir() and any(d.name.lower() in SPLIT_FOLDERS for d in subdirs(root))
 
 
 def has_class_folders(root: Path) -> bool:
-    return any(is_known(d.name) for d in subdirs(root))
+    return root.is_dir() and any(is_known(d.name) for d in subdirs(root))
+
+
+def looks_like_fer2013_folders(root: Path) -> bool:
+    """Split folders whose first image has a FER2013 split prefix (``Training_``...)."""
+    if not has_split_folders(root):
+        return False
+    for split_dir in subdirs(root):
+        for class_dir in subdirs(split_dir):
+            for f in iter_files(class_dir):
+                return f.name.startswith(tuple(FER2013_PREFIXES))
+    return False
+
+
+def looks_like_folders(root: Path) -> bool:
+    return has_split_folders(root) or has_class_folders(root)
 
 
 def read_folders(root: Path, *, strict: bool, source: str | None = None) -> SampleSet:
@@ -58,6 +74,11 @@ def read_folders(root: Path, *, strict: bool, source: str | None = None) -> Samp
     else:
         _read_class_folders(root, "", listing)
     return listing.decode()
+
+
+def read_fer2013_folders(root: Path, *, strict: bool) -> SampleSet:
+    """The Kaggle FER2013 image export: split folders, source always ``fer2013``."""
+    return read_folders(root, strict=strict, source="fer2013")
 
 
 def _read_class_folders(root: Path, split: str, listing: Listing) -> None:
@@ -85,3 +106,14 @@ def _file_split(name: str, split: str) -> str:
             if name.startswith(prefix):
                 return official
     return split
+
+
+FER2013_FOLDER = Layout(
+    "fer2013-folder", read_fer2013_folders, looks_like_fer2013_folders, ("train", "val", "test"),
+    source="FER2013 image-folder export (Kaggle); Kaggle competition rules, research use",
+    example="train/<class>/Training_*.jpg, test/<class>/{PublicTest,PrivateTest}_*.jpg")
+FOLDERS = Layout(
+    "folders", read_folders, looks_like_folders, ("train", "val", "test"),
+    source="any class-per-folder set: CK+/CK+48 (Pittsburgh, on request, non-commercial "
+           "research), your own data",
+    example="<class>/<image>, optionally under {train,val,test}/")

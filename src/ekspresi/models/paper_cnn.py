@@ -12,11 +12,12 @@ torch's.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from torch import nn
 
-from ekspresi.errors import ConfigError
+from ekspresi.errors import ModelError
 from ekspresi.models.base import FERModel, glorot_uniform_
-from ekspresi.models.registry import register
 from ekspresi.preprocess import InputSpec
 
 _KERAS_BN = {"eps": 1e-3, "momentum": 0.01}
@@ -33,15 +34,13 @@ def _dense_block(fin: int, fout: int, dropout: float) -> nn.Sequential:
                          nn.ReLU(inplace=True), nn.Dropout(dropout))
 
 
-@register("paper-cnn", summary="UII thesis CNN: 4 conv blocks + 2 dense blocks (paper 3)",
-          input_size=48, channels=1)
-def build_paper_cnn(num_classes: int, input_size: int, pretrained: bool, weights: str | None,
+def build_paper_cnn(num_classes: int, input_size: int, weights: Path | None,
                     dropout: float = 0.25, init: str = "torch") -> FERModel:
     if input_size % 16:
-        raise ConfigError(f"model.input_size: paper-cnn needs a size divisible by 16, got "
-                          f"{input_size}")
+        raise ModelError(f"model.input_size: paper-cnn needs a size divisible by 16, got "
+                         f"{input_size}")
     if init not in ("torch", "glorot"):
-        raise ConfigError(f"model.options.init must be 'torch' or 'glorot', got {init!r}")
+        raise ModelError(f"model.options.init must be 'torch' or 'glorot', got {init!r}")
     backbone = nn.Sequential(_conv_block(1, 64, 3, dropout), _conv_block(64, 128, 5, dropout),
                              _conv_block(128, 512, 3, dropout), _conv_block(512, 512, 3, dropout))
     side = input_size // 16

@@ -27,20 +27,16 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from pathlib import Path
 
 import torchvision
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
-from ekspresi.errors import ConfigError
+from ekspresi.errors import ModelError
 from ekspresi.models.base import FERModel, classifier
-from ekspresi.models.registry import register
-from ekspresi.models.weights import load_state_dict, resolve_weights
+from ekspresi.models.weights import load_state_dict
 from ekspresi.preprocess import IMAGENET_MEAN, IMAGENET_STD, InputSpec
-
-MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
-RESNET50_FILE = "resnet50-0676ba61.pth"
-VGG19_FILE = "vgg19-dcbb9e9d.pth"
 
 
 def _input_spec(size: int, normalization: str) -> InputSpec:
@@ -50,20 +46,17 @@ def _input_spec(size: int, normalization: str) -> InputSpec:
         return InputSpec(size=size, channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     if normalization == "unit":
         return InputSpec(size=size, channels=3, mean=(0.0,), std=(1.0,))
-    raise ConfigError(f"model.options.normalization must be 'imagenet' or 'unit', "
+    raise ModelError(f"model.options.normalization must be 'imagenet' or 'unit', "
                       f"got {normalization!r}")
 
 
-def _torchvision(ctor, file_name: str, pretrained: bool, weights: str | None) -> nn.Module:
+def _torchvision(ctor, weights: Path | None) -> nn.Module:
     net = ctor(weights=None)
-    if pretrained:
-        path = resolve_weights(file_name, weights)
+    if weights is not None:
         try:
-            net.load_state_dict(load_state_dict(path))
+            net.load_state_dict(load_state_dict(weights))
         except RuntimeError as exc:
-            from ekspresi.errors import ModelError
-
-            raise ModelError(f"{path}: does not match torchvision's {ctor.__name__} "
+            raise ModelError(f"{weights}: does not match torchvision's {ctor.__name__} "
                              f"({str(exc).splitlines()[0]})") from None
     return net
 
@@ -100,13 +93,10 @@ def keras_layer_blocks(backbone: nn.Sequential, prefix: str = "backbone") -> lis
     return names
 
 
-@register("mobilenetv2", summary="torchvision MobileNetV2 (ImageNet) with paper heads a/b/c or gap",
-          input_size=48, channels=3, weights_file=MOBILENET_FILE)
-def build_mobilenetv2(num_classes: int, input_size: int, pretrained: bool, weights: str | None,
+def build_mobilenetv2(num_classes: int, input_size: int, weights: Path | None,
                       head: str = "gap", dropout: float = 0.2,
                       normalization: str = "imagenet", freeze_units: str = "blocks") -> FERModel:
-    feats = _torchvision(torchvision.models.mobilenet_v2, MOBILENET_FILE, pretrained,
-                         weights).features
+    feats = _torchvision(torchvision.models.mobilenet_v2, weights).features
     spec = _input_spec(input_size, normalization)
     if head == "a":
         tap = feats[16].conv[:3]  # expand, depthwise, projection conv: Keras block_15_project
@@ -122,13 +112,13 @@ def build_mobilenetv2(num_classes: int, input_size: int, pretrained: bool, weigh
         backbone = feats
         top = classifier(1280, num_classes, dropout if head == "gap" else 0.0)
     else:
-        raise ConfigError(f"model.options.head must be a, b, c or gap, got {head!r}")
+        raise ModelError(f"model.options.head must be a, b, c or gap, got {head!r}")
     if freeze_units == "blocks":
         blocks = [f"backbone.{i}" for i in range(len(backbone))]
     elif freeze_units == "keras":
         blocks = keras_layer_blocks(backbone)
     else:
-        raise ConfigError(f"model.options.freeze_units must be 'blocks' or 'keras', "
+        raise ModelError(f"model.options.freeze_units must be 'blocks' or 'keras', "
                           f"got {freeze_units!r}")
     model = FERModel("mobilenetv2", spec, backbone, top, blocks=blocks, num_classes=num_classes)
     if head == "c":
@@ -136,11 +126,8 @@ def build_mobilenetv2(num_classes: int, input_size: int, pretrained: bool, weigh
     return model
 
 
-@register("resnet50", summary="torchvision ResNet50 (ImageNet), GAP -> Dense(n) (paper 2)",
-          input_size=48, channels=3, weights_file=RESNET50_FILE)
-def build_resnet50(num_classes: int, input_size: int, pretrained: bool,
-                   weights: str | None) -> FERModel:
-    net = _torchvision(torchvision.models.resnet50, RESNET50_FILE, pretrained, weights)
+def build_resnet50(num_classes: int, input_size: int, weights: Path | None) -> FERModel:
+    net = _torchvision(torchvision.models.resnet50, weights)
     backbone = nn.Sequential(OrderedDict(
         stem=nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool),
         layer1=net.layer1, layer2=net.layer2, layer3=net.layer3, layer4=net.layer4))
@@ -151,13 +138,10 @@ def build_resnet50(num_classes: int, input_size: int, pretrained: bool,
                     num_classes=num_classes)
 
 
-@register("vgg19", summary="torchvision VGG19 (ImageNet), GAP -> Dense(n) (paper 2)",
-          input_size=48, channels=3, weights_file=VGG19_FILE)
-def build_vgg19(num_classes: int, input_size: int, pretrained: bool,
-                weights: str | None) -> FERModel:
+def build_vgg19(num_classes: int, input_size: int, weights: Path | None) -> FERModel:
     if input_size < 32:
-        raise ConfigError(f"vgg19 needs inputs of at least 32 px, got {input_size}")
-    feats = _torchvision(torchvision.models.vgg19, VGG19_FILE, pretrained, weights).features
+        raise ModelError(f"vgg19 needs inputs of at least 32 px, got {input_size}")
+    feats = _torchvision(torchvision.models.vgg19, weights).features
     return FERModel("vgg19", _input_spec(input_size, "imagenet"), feats,
                     classifier(512, num_classes),
                     blocks=[f"backbone.{i}" for i in range(len(feats))], num_classes=num_classes)

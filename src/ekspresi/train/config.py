@@ -1,10 +1,11 @@
 """Experiment configuration: schema, YAML/TOML loading, ``--set`` overrides, grids.
 
-A config is plain data (YAML or TOML) checked against the dataclasses below before anything
-runs: an unknown key, a wrong type or a bad value is a :class:`ConfigError` naming the key
-(``train.optimizer.lr: expected a number, got 'fast'``), so a typo never silently falls
-back to a default. The resolved config (defaults filled in) is written into every run
-directory, which is what makes a run reproducible from its folder alone.
+A config is plain data (YAML or TOML) checked against the pydantic models below before
+anything runs: an unknown key, a wrong type or a bad value is a :class:`ConfigError` naming
+the file and the key (``c.yaml: train.optimizer.lr: expected a number, got 'fast'``), so a
+typo never silently falls back to a default. The resolved config (defaults filled in) is
+written into every run directory, which is what makes a run reproducible from its folder
+alone.
 
 A top-level ``grid:`` maps dotted keys to lists of values; ``ekspresi sweep`` expands it
 into one run per combination.
@@ -13,277 +14,267 @@ into one run per combination.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import re
-import types
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import tomllib
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from ekspresi.data.augment import AugmentConfig
 from ekspresi.errors import ConfigError
 from ekspresi.train.devices import DEVICE_CHOICES
 
 
-def _choice(*options: Any, default: Any) -> Any:
-    return field(default=default, metadata={"choices": options})
+def _number(value: Any) -> Any:
+    """A YAML number: ints count (stored as floats), booleans do not; YAML 1.1 reads
+    ``1e-3`` (no dot) as a string, which pydantic then parses."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {value!r}")
+    return value
 
 
-@dataclass
-class DataConfig:
-    sources: list[str] = field(default_factory=list)  # dataset specs ("LAYOUT:PATH" or PATH)
-    classes: str | list[str] | None = None  # None = the 7 FER2013 classes; "three"; a list
-    use_splits: list[str] | None = None  # keep only these official splits before splitting
-    split: str = _choice("official", "stratified", "kfold", "group", default="official")
-    ratios: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])
-    val_fraction: float = 0.1            # val carved from train when the split has none
-    split_seed: int = 42
-    k: int = 5                           # kfold: number of folds, and which one is test
-    fold: int = 0
-    balance: str | None = _choice(None, "none", "oversample", "undersample", default=None)
-    per_class: int | None = None         # balancing target per class (train only)
-    val_per_class: int | None = None     # cap on validation images per class (paper 5)
-    class_weights: bool = False          # weight the loss by inverse class frequency
-    skip_bad: bool = False
-    test_by_source: bool = True          # report test accuracy per dataset source too
+# Types as a config means them: no "3" for 3, no 1 for true; 1 is a valid float.
+Int = StrictInt
+Bool = StrictBool
+Str = StrictStr
+Float = Annotated[float, BeforeValidator(_number)]
+
+
+class _Section(BaseModel):
+    """Every section rejects unknown keys (a typo must not fall back to a default)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(_Section):
+    sources: list[Str] = Field(default_factory=list)  # dataset specs ("LAYOUT:PATH" or PATH)
+    classes: Str | list[Str] | None = None  # None = the 7 FER2013 classes; "three"; a list
+    use_splits: list[Str] | None = None  # keep only these official splits before splitting
+    split: Literal["official", "stratified", "kfold", "group"] = "official"
+    ratios: list[Float] = Field(default_factory=lambda: [0.8, 0.1, 0.1])
+    val_fraction: Float = 0.1            # val carved from train when the split has none
+    split_seed: Int = 42
+    k: Int = 5                           # kfold: number of folds, and which one is test
+    fold: Int = 0
+    balance: Literal[None, "none", "oversample", "undersample"] = None
+    per_class: Int | None = None         # balancing target per class (train only)
+    val_per_class: Int | None = None     # cap on validation images per class (paper 5)
+    class_weights: Bool = False          # weight the loss by inverse class frequency
+    skip_bad: Bool = False
+    test_by_source: Bool = True          # report test accuracy per dataset source too
     # -- paper protocols (ekspresi.data.protocol), applied before class selection/splitting
-    optional_sources: list[str] = field(default_factory=list)  # used when the path exists
+    optional_sources: list[Str] = Field(default_factory=list)  # used when the path exists
     #                                      (e.g. KDEF), else noted in final_metrics.json
-    relabel: dict = field(default_factory=dict)  # class -> class, e.g. {contempt: neutral}
-    frames_per_sequence: int | None = None  # CK+: keep the last N frames of each sequence
-    kdef_views: list[str] | None = None  # KDEF views to keep (S = straight/frontal)
-    kdef_sessions: list[str] | None = None  # KDEF sessions to keep (A, B)
-    balance_scope: str = _choice("train", "pooled", default="train")  # pooled: balance all
+    relabel: dict = Field(default_factory=dict)  # class -> class, e.g. {contempt: neutral}
+    frames_per_sequence: Int | None = None  # CK+: keep the last N frames of each sequence
+    kdef_views: list[Str] | None = None  # KDEF views to keep (S = straight/frontal)
+    kdef_sessions: list[Str] | None = None  # KDEF sessions to keep (A, B)
+    balance_scope: Literal["train", "pooled"] = "train"  # pooled: balance all
     #                                      data before the split (paper 3), so val/test too
-    protocol: str = ""                   # "paper: ..." or "ours: ..." (which protocol and why)
+    protocol: Str = ""                   # "paper: ..." or "ours: ..." (which protocol and why)
 
 
-@dataclass
-class ModelConfig:
-    name: str = "fer-resnet"
-    input_size: int | None = None        # default: the model's own size
+class ModelConfig(_Section):
+    name: Str = "fer-resnet"
+    input_size: Int | None = None        # default: the model's own size
     # true: ImageNet weights (an error names the file when it is not found offline);
     # "if-available": use them when found, else train from scratch, labelled "scratch" in
     # final_metrics.json, reports and `ekspresi compare`
-    pretrained: bool | str = _choice(False, True, "if-available", default=False)
-    weights: str | None = None           # explicit ImageNet weight file (implies pretrained)
-    options: dict = field(default_factory=dict)  # builder options (see `ekspresi models`)
-    freeze_first: int = 0                # freeze the first N backbone blocks
-    freeze_backbone: bool = False
-    unfreeze_after: int | None = None    # epochs after which everything is trainable
+    pretrained: Bool | Literal["if-available"] = False
+    weights: Str | None = None           # explicit ImageNet weight file (implies pretrained)
+    options: dict = Field(default_factory=dict)  # builder options (see `ekspresi models`)
+    freeze_first: Int = 0                # freeze the first N backbone blocks
+    freeze_backbone: Bool = False
+    unfreeze_after: Int | None = None    # epochs after which everything is trainable
 
 
-@dataclass
-class OptimizerConfig:
-    name: str = _choice("adam", "adamw", "sgd", "rmsprop", default="adam")
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9                # sgd, rmsprop
-    nesterov: bool = False               # sgd
-    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
-    rho: float = 0.99                    # rmsprop's squared-gradient decay (torch alpha;
+class OptimizerConfig(_Section):
+    name: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    lr: Float = 1e-3
+    weight_decay: Float = 0.0
+    momentum: Float = 0.9                # sgd, rmsprop
+    nesterov: Bool = False               # sgd
+    betas: list[Float] = Field(default_factory=lambda: [0.9, 0.999])
+    rho: Float = 0.99                    # rmsprop's squared-gradient decay (torch alpha;
     #                                      Keras' default is 0.9)
-    eps: float | None = None             # adam/adamw/rmsprop; None = torch's 1e-8 (Keras 1e-7)
+    eps: Float | None = None             # adam/adamw/rmsprop; None = torch's 1e-8 (Keras 1e-7)
 
 
-@dataclass
-class SchedulerConfig:
-    name: str = _choice("none", "plateau", "cosine", "onecycle", default="none")
+class SchedulerConfig(_Section):
+    name: Literal["none", "plateau", "cosine", "onecycle"] = "none"
     # plateau = Keras' ReduceLROnPlateau: after `patience` epochs in a row without an
     # improvement of the monitor by more than `min_delta` (absolute), lr *= factor (not
     # below min_lr), then `cooldown` epochs without counting.
-    monitor: str = _choice("val_loss", "val_acc", default="val_loss")  # plateau
-    factor: float = 0.1                  # plateau
-    patience: int = 5                    # plateau
-    min_delta: float = 1e-4              # plateau (Keras' default)
-    cooldown: int = 0                    # plateau
-    min_lr: float = 0.0
-    warmup_epochs: float = 0.0           # cosine
-    pct_start: float = 0.3               # onecycle
+    monitor: Literal["val_loss", "val_acc"] = "val_loss"  # plateau
+    factor: Float = 0.1                  # plateau
+    patience: Int = 5                    # plateau
+    min_delta: Float = 1e-4              # plateau (Keras' default)
+    cooldown: Int = 0                    # plateau
+    min_lr: Float = 0.0
+    warmup_epochs: Float = 0.0           # cosine
+    pct_start: Float = 0.3               # onecycle
 
 
-@dataclass
-class EarlyStoppingConfig:
-    patience: int | None = None          # None = off
-    monitor: str = _choice("val_acc", "val_loss", default="val_acc")
-    min_delta: float = 0.0
-    restore_best: bool = True
+class EarlyStoppingConfig(_Section):
+    patience: Int | None = None          # None = off
+    monitor: Literal["val_acc", "val_loss"] = "val_acc"
+    min_delta: Float = 0.0
+    restore_best: Bool = True
 
 
-@dataclass
-class DistillConfig:
+class DistillConfig(_Section):
     """Knowledge distillation: the loss mixes ``alpha`` x KL(teacher || student) at
     ``temperature`` (scaled by T^2, Hinton et al.) with ``1 - alpha`` x the label loss."""
-    teachers: list[str] = field(default_factory=list)  # run folders or ONNX bundle folders
-    temperature: float = 4.0
-    alpha: float = 0.9
-    flip: bool = True                    # average each teacher over the view and its mirror
+    teachers: list[Str] = Field(default_factory=list)  # run folders or ONNX bundle folders
+    temperature: Float = 4.0
+    alpha: Float = 0.9
+    flip: Bool = True                    # average each teacher over the view and its mirror
 
 
-@dataclass
-class SwaConfig:
+class SwaConfig(_Section):
     """Stochastic weight averaging (Izmailov et al.): the equal-weight mean of the weights
     at the end of each epoch from ``start`` on becomes the final model (BatchNorm statistics
     recomputed on the training set). ``start`` < 1 is a fraction of the epochs."""
-    start: float = 0.75
-    lr: float | None = None              # constant SWA learning rate from `start` (SWALR)
-    anneal_epochs: int = 2
+    start: Float = 0.75
+    lr: Float | None = None              # constant SWA learning rate from `start` (SWALR)
+    anneal_epochs: Int = 2
 
 
-@dataclass
-class TrainSection:
-    epochs: int = 30
-    batch_size: int = 64
-    eval_batch_size: int = 256
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
-    early_stopping: EarlyStoppingConfig = field(default_factory=EarlyStoppingConfig)
-    label_smoothing: float = 0.0
-    mixup: float = 0.0                   # Beta(alpha, alpha); 0 = off
-    cutmix: float = 0.0                  # Beta(alpha, alpha); 0 = off
-    mix_prob: float = 1.0                # fraction of batches that get mixup/cutmix
-    ema: float | None = None             # EMA decay of the weights (e.g. 0.999); None = off
-    grad_clip: float | None = None       # max gradient norm
-    select: str = _choice("best", "last", default="best")  # which weights are tested/exported
-    threads: int | None = None           # torch.set_num_threads; None = leave as is
-    device: str = "auto"                 # auto | cpu | cuda | cuda:N (auto = CUDA if usable)
-    precision: str = _choice("auto", "fp32", "bf16", "fp16", default="auto")  # auto: bf16
+class TrainSection(_Section):
+    epochs: Int = 30
+    batch_size: Int = 64
+    eval_batch_size: Int = 256
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    label_smoothing: Float = 0.0
+    mixup: Float = 0.0                   # Beta(alpha, alpha); 0 = off
+    cutmix: Float = 0.0                  # Beta(alpha, alpha); 0 = off
+    mix_prob: Float = 1.0                # fraction of batches that get mixup/cutmix
+    ema: Float | None = None             # EMA decay of the weights (e.g. 0.999); None = off
+    grad_clip: Float | None = None       # max gradient norm
+    select: Literal["best", "last"] = "best"  # which weights are tested/exported
+    threads: Int | None = None           # torch.set_num_threads; None = leave as is
+    device: Str = "auto"                 # auto | cpu | cuda | cuda:N (auto = CUDA if usable)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16
     #                                      on GPUs that have it, else fp16 + GradScaler; on
     #                                      the CPU fp32, or bf16 when `bf16` says so
-    channels_last: bool | None = None    # None = on for CUDA, off on the CPU
-    bf16: bool = False                   # CPU: bfloat16 autocast; ignored (with a warning)
+    channels_last: Bool | None = None    # None = on for CUDA, off on the CPU
+    bf16: Bool = False                   # CPU: bfloat16 autocast; ignored (with a warning)
     #                                      on CPUs without native bf16 (~15x slower there)
-    compile: bool = False                # torch.compile the model (worth it on GPUs)
-    sync_bn: bool = False                # SyncBatchNorm across torchrun processes (CUDA)
+    compile: Bool = False                # torch.compile the model (worth it on GPUs)
+    sync_bn: Bool = False                # SyncBatchNorm across torchrun processes (CUDA)
     distill: DistillConfig | None = None
     swa: SwaConfig | None = None
-    fit_to_budget: bool = False          # with a time budget: after the first epoch, cut
+    fit_to_budget: Bool = False          # with a time budget: after the first epoch, cut
     #                                      `epochs` to what fits and re-plan the LR schedule
     #                                      (a one-cycle/cosine run then still anneals)
 
 
-@dataclass
-class TrainConfig:
-    name: str = "run"
-    seed: int = 0
-    notes: str = ""
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    train: TrainSection = field(default_factory=TrainSection)
+class TrainConfig(_Section):
+    name: Str = "run"
+    seed: Int = 0
+    notes: Str = ""
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    train: TrainSection = Field(default_factory=TrainSection)
 
     def to_dict(self) -> dict:
-        return to_plain(self)
+        """Plain data (lists, not tuples): what ``config.resolved.yaml`` holds."""
+        return self.model_dump(mode="json")
 
 
-# -- validation --------------------------------------------------------------------------
-def to_plain(obj: Any) -> Any:
-    if is_dataclass(obj):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_plain(v) for k, v in obj.items()}
-    return obj
+# -- pydantic's errors as one line per key -------------------------------------------------
+_EXPECTED = {"int_type": "an integer", "int_from_float": "an integer", "float_type": "a number",
+             "float_parsing": "a number", "bool_type": "true or false",
+             "string_type": "a string", "list_type": "a list", "tuple_type": "a list",
+             "dict_type": "a mapping", "model_type": "a mapping", "dataclass_type": "a mapping",
+             "model_attributes_type": "a mapping", "none_required": "null"}
 
 
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp)).replace("NoneType", "null")
+def _fields(tp: Any) -> dict[str, Any]:
+    """Field name -> annotation of a config section (pydantic model or dataclass)."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return {n: f.annotation for n, f in tp.model_fields.items()}
+    if dataclasses.is_dataclass(tp):
+        return typing.get_type_hints(tp)
+    return {}
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Check ``value`` against the annotation ``tp`` (ints are accepted as floats)."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in typing.get_args(tp):
-            return None  # an optional section left null stays off
-        errors = []
-        for alt in typing.get_args(tp):
-            try:
-                return _coerce(value, alt, key)
-            except ConfigError as exc:
-                errors.append(exc)
-        names = " or ".join(_type_name(a) for a in typing.get_args(tp))
-        raise ConfigError(f"{key}: expected {names}, got {value!r}")
-    if tp is type(None):
-        if value is None:
-            return None
-        raise ConfigError(f"{key}: expected null, got {value!r}")
-    if is_dataclass(tp):
-        return from_dict(tp, value, key)
-    if origin in (list, tuple):
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        args = typing.get_args(tp)
-        if origin is tuple and args and args[-1] is not Ellipsis:
-            if len(value) != len(args):
-                raise ConfigError(f"{key}: expected {len(args)} values, got {value!r}")
-            return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-        item = args[0] if args else Any
-        out = [_coerce(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
-        return tuple(out) if origin is tuple else out
-    if tp is dict or origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{key}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{key}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{key}: expected a string, got {value!r}")
-    return value
+def _section(tp: Any) -> Any:
+    """The section type inside ``X | None`` (or ``tp`` itself)."""
+    for alt in typing.get_args(tp) or (tp,):
+        if _fields(alt):
+            return alt
+    return tp
 
 
-def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and bad values."""
-    where = prefix or "config"
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        dotted = ", ".join(f"{prefix}.{u}" if prefix else u for u in unknown)
-        raise ConfigError(f"unknown config key(s) {dotted}; valid keys here: "
-                          f"{', '.join(sorted(names))}")
-    kwargs = {}
-    for f in fields(cls):
-        key = f"{prefix}.{f.name}" if prefix else f.name
-        if f.name not in data:
+def _where(loc: tuple) -> tuple[str, list[str]]:
+    """Dotted key of an error location (union member tags skipped) and the keys valid in
+    the section that holds it."""
+    parts: list[str] = []
+    tp: Any = TrainConfig
+    valid: list[str] = list(_fields(tp))
+    for item in loc:
+        fields = _fields(tp)
+        if isinstance(item, int) and parts:
+            parts[-1] += f"[{item}]"
+        elif isinstance(item, str) and item in fields:
+            parts.append(item)
+            valid = list(fields)
+            tp = _section(fields[item])
+        elif isinstance(item, str) and not fields and not parts:
+            parts.append(item)
+        elif isinstance(item, str) and fields:  # unknown key at this level
+            parts.append(item)
+            valid = list(fields)
+    return ".".join(parts), sorted(valid)
+
+
+def _explain(exc: ValidationError) -> str:
+    unknown: dict[str, list[str]] = {}
+    by_key: dict[str, list[dict]] = {}
+    for err in exc.errors():
+        key, valid = _where(err["loc"])
+        if err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+            unknown.setdefault(", ".join(valid), []).append(key)
+        else:
+            by_key.setdefault(key, []).append(err)
+    lines = [f"unknown config key(s) {', '.join(keys)}; valid keys here: {valid}"
+             for valid, keys in unknown.items()]
+    for key, errs in by_key.items():
+        where = key or "config"
+        value = errs[0].get("input")
+        values = [e for e in errs if e["type"] == "value_error"]
+        if values:
+            msg = str(values[0]["ctx"]["error"])
+            lines.append(msg if msg.startswith(where) else f"{where}: {msg}")
             continue
-        value = _coerce(data[f.name], hints[f.name], key)
-        choices = f.metadata.get("choices")
-        if choices is not None and value not in choices:
-            raise ConfigError(f"{key}: {value!r} is not one of "
-                              f"{', '.join(str(c) for c in choices)}")
-        kwargs[f.name] = value
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+        literals = [e["ctx"]["expected"] for e in errs if e["type"] == "literal_error"]
+        nouns = list(dict.fromkeys(_EXPECTED.get(e["type"], e["msg"]) for e in errs
+                                   if e["type"] != "literal_error"))
+        if literals and not nouns:
+            lines.append(f"{where}: {value!r} is not one of {literals[0]}")
+        else:
+            nouns += literals
+            lines.append(f"{where}: expected {' or '.join(nouns)}, got {value!r}")
+    return "; ".join(lines)
 
 
 def _check(cfg: TrainConfig) -> TrainConfig:
@@ -341,8 +332,9 @@ def _check(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
-def parse_config(data: dict | TrainConfig) -> TrainConfig:
-    """Validated :class:`TrainConfig` from a mapping (``grid`` must be expanded first)."""
+def parse_config(data: dict | TrainConfig, source: str | Path | None = None) -> TrainConfig:
+    """Validated :class:`TrainConfig` from a mapping (``grid`` must be expanded first);
+    errors name ``source`` (the config file) when given."""
     if isinstance(data, TrainConfig):
         return _check(data)
     data = copy.deepcopy(data)
@@ -351,7 +343,17 @@ def parse_config(data: dict | TrainConfig) -> TrainConfig:
                           "combination with --set grid=null --set KEY=VALUE)")
     if isinstance(data, dict):
         data.pop("grid", None)
-    return _check(from_dict(TrainConfig, data))
+    prefix = f"{source}: " if source else ""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix}config: expected a mapping, got {data!r}")
+    try:
+        cfg = TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(prefix + _explain(exc)) from None
+    try:
+        return _check(cfg)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}{exc}") from None
 
 
 # -- files and overrides -----------------------------------------------------------------
@@ -443,7 +445,7 @@ def expand_grid(data: dict) -> list[tuple[str, dict]]:
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
-    return parse_config(apply_overrides(read_config_file(path), overrides))
+    return parse_config(apply_overrides(read_config_file(path), overrides), source=path)
 
 
 def dump_yaml(cfg: TrainConfig) -> str:
