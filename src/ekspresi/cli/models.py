@@ -1,4 +1,4 @@
-"""`ekspresi models [--json]`: the model registry with input sizes and parameter counts."""
+"""`ekspresi models [--format json]`: the model registry with input sizes and parameter counts."""
 
 from __future__ import annotations
 

@@ -48,7 +48,7 @@ class ModelInfo:
         return getattr(importlib.import_module(module), func)
 
     def to_dict(self) -> dict:
-        """What ``ekspresi models --json`` prints for this model."""
+        """What ``ekspresi models --format json`` prints for this model."""
         return {"name": self.name, "summary": self.summary, "paper": self.paper,
                 "input_size": self.input_size, "channels": self.channels,
                 "trainable_params": self.params, "imagenet_weights": self.weights_file,
