@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_web_support import LiveServer, face_photo_path, png_bytes
+from web_support import LiveServer, face_photo_path, png_bytes
 
 from ekspresi.labels import CLASSES
 

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import cv2
 import numpy as np
 import pytest
-from test_infer_support import collage, in_face_region, no_face_image, photo_bgr
+from infer_support import collage, in_face_region, no_face_image, photo_bgr
 
 from ekspresi.detect import (
     BACKENDS,

@@ -10,7 +10,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from test_infer_support import HEAD, photo_bgr
+from infer_support import HEAD, photo_bgr
 
 from ekspresi.cli import main
 from ekspresi.detect import get_detector, reading_order

@@ -15,8 +15,7 @@ from pathlib import Path
 import cv2
 import pandas as pd
 import pytest
-from test_infer_support import PHOTO, collage, no_face_image
-from test_predict_cli import write_clip
+from infer_support import PHOTO, collage, no_face_image, write_clip
 
 from ekspresi.cli import main
 

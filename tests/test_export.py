@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from test_infer_support import FIXTURES, PHOTO
-from test_predict_cli import run_cli
+from infer_support import FIXTURES, PHOTO, run_cli
 
 from ekspresi.infer.bundle import load_bundle
 

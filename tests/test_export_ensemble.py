@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 from bundles import conv_onnx
-from test_predict_cli import run_cli
 
 from ekspresi.errors import BadInputError, ModelError
 from ekspresi.export.ensemble import build_ensemble
@@ -81,7 +80,7 @@ def test_incompatible_members_are_refused(members, make_bundle, tmp_path):
 
 
 def test_cli_writes_a_bundle_the_recognizer_uses(capsys, members, tmp_path):
-    from test_infer_support import PHOTO
+    from infer_support import PHOTO, run_cli
 
     from ekspresi.infer import Recognizer
 

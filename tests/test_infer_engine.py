@@ -13,8 +13,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 from bundles import conv_onnx, region_onnx
+from infer_support import FIXTURES, PHOTO, collage, in_face_region, no_face_image, photo_bgr
 from PIL import Image
-from test_infer_support import FIXTURES, PHOTO, collage, in_face_region, no_face_image, photo_bgr
 
 from ekspresi.errors import BadInputError, ModelError
 from ekspresi.infer import Classifier, Recognizer

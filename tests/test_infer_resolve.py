@@ -8,8 +8,7 @@ import json
 import shutil
 
 import pytest
-from test_infer_support import PHOTO
-from test_predict_cli import run_cli
+from infer_support import PHOTO, run_cli
 
 import ekspresi.infer.resolve as resolve
 from ekspresi.errors import ModelError

@@ -13,9 +13,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_infer_support import PHOTO, collage, in_face_region, no_face_image, photo_bgr
+from infer_support import (
+    PHOTO,
+    collage,
+    in_face_region,
+    no_face_image,
+    run_cli,
+    write_clip,
+)
 
-from ekspresi.cli import main
 from ekspresi.labels import CLASSES
 
 
@@ -29,12 +35,6 @@ def inputs(tmp_path):
     (d / "corrupt.jpg").write_bytes(PHOTO.read_bytes()[:400])
     (d / "notes.txt").write_text("not an image, and not looked at in folders")
     return d
-
-
-def run_cli(capsys, *argv) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_json_output_and_exit_code_with_a_corrupt_file(capsys, conv_bundle, inputs):
@@ -119,18 +119,6 @@ def test_annotate_draws_on_the_image(capsys, conv_bundle, inputs, tmp_path):
                                                        "noface.annotated.png"]
 
 
-def write_clip(path: Path, frames: int = 12, size=(320, 240)) -> None:
-    """A short MP4: the face photo moving slowly across a grey background."""
-    w, h = size
-    face = cv2.resize(photo_bgr()[10:250, 120:330], (150, 170), interpolation=cv2.INTER_AREA)
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
-    assert vw.isOpened()
-    for i in range(frames):
-        frame = np.full((h, w, 3), 100, np.uint8)
-        x = 40 + 4 * i
-        frame[30:200, x:x + 150] = face
-        vw.write(frame)
-    vw.release()
 
 
 def test_video_timeline_tracks_and_annotated_mp4(capsys, conv_bundle, tmp_path):

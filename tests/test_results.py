@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from test_infer_support import PHOTO, collage, in_face_region, no_face_image, photo_bgr
+from infer_support import PHOTO, collage, in_face_region, no_face_image, photo_bgr
 
 from ekspresi.errors import BadInputError
 from ekspresi.infer.draw import COLOURS, colour_of, hex_to_bgr

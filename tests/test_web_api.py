@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pytest
 from PIL import Image
-from test_web_support import face_jpeg, png_bytes
+from web_support import face_jpeg, png_bytes
 
 from ekspresi.web.app import create_app
 from ekspresi.web.settings import WebSettings

@@ -17,7 +17,7 @@ import tracemalloc
 import numpy as np
 import pytest
 from PIL import Image
-from test_web_support import LiveServer, face_jpeg, png_bytes
+from web_support import LiveServer, face_jpeg, png_bytes
 
 from ekspresi.errors import BadInputError
 from ekspresi.imaging import MAX_PIXELS, NOT_AN_IMAGE, read_image

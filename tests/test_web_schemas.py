@@ -8,7 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from test_infer_support import photo_bgr
+from infer_support import photo_bgr
 
 from ekspresi.web import schemas
 from ekspresi.web.app import create_app

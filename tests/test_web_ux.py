@@ -111,7 +111,7 @@ def test_about_summary_uses_words_not_config_keys(make_bundle, tmp_path):
 
 
 def test_about_plots_have_headings_and_captions_not_file_names(make_bundle, tmp_path):
-    from test_web_support import png_bytes
+    from web_support import png_bytes
 
     bundle = make_bundle("dense", tmp_path / "b")
     for name in ("confusion_matrix.png", "learning_curves.png", "reliability.png"):
@@ -196,7 +196,7 @@ def write_face_clip(path, frames: int = 20, size=(320, 240), fps: float = 10.0):
     """A short clip of the face photo drifting right on grey (MPEG-4 Part 2, as cameras and
     phones hand them over is not the point: any container OpenCV reads will do)."""
     import cv2
-    from test_web_support import face_photo_path
+    from web_support import face_photo_path
 
     w, h = size
     face = cv2.resize(cv2.imread(str(face_photo_path())), (170, 170))

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_web_support import LiveServer
+from web_support import LiveServer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 WITHOUT_EXTRA = ("import sys\n"

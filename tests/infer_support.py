@@ -1,6 +1,6 @@
 """Shared pieces of the detector/inference/predict tests: face images built from the
 committed public-domain photo (test bundles: ``tests/bundles.py`` and the ``make_bundle``
-fixture). No tests here; imported by test_detect*.py, test_infer*.py and test_predict_cli*.py."""
+fixture). No tests here; imported by the detection, inference, CLI, results and batch tests."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from ekspresi.cli import main
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PHOTO = FIXTURES / "photos" / "astronaut.jpg"
@@ -49,3 +51,23 @@ def in_face_region(box, region=FACE_REGION) -> bool:
     x, y, w, h = box
     cx, cy = x + w / 2, y + h / 2
     return region[0] <= cx <= region[2] and region[1] <= cy <= region[3]
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def write_clip(path: Path, frames: int = 12, size=(320, 240)) -> None:
+    """A short MP4: the face photo moving slowly across a grey background."""
+    w, h = size
+    face = cv2.resize(photo_bgr()[10:250, 120:330], (150, 170), interpolation=cv2.INTER_AREA)
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
+    assert vw.isOpened()
+    for i in range(frames):
+        frame = np.full((h, w, 3), 100, np.uint8)
+        x = 40 + 4 * i
+        frame[30:200, x:x + 150] = face
+        vw.write(frame)
+    vw.release()
