@@ -127,6 +127,49 @@ class RunMetrics(Metrics):
 
 M = TypeVar("M", bound=Metrics)
 
+#: Flat keys of the files ekspresi wrote before this vocabulary (``final_metrics.json`` up
+#: to 0.x: ``val_acc``...; bundle ``metrics``: ``test_accuracy``...) -> (split, field).
+_LEGACY_KEYS = {
+    "train_acc": (TRAIN, "accuracy"), "train_loss": (TRAIN, "loss"),
+    "val_acc": (VAL, "accuracy"), "val_loss": (VAL, "log_loss"),
+    "val_macro_recall": (VAL, "macro_recall"),
+    "test_acc": (TEST, "accuracy"), "test_loss": (TEST, "log_loss"),
+    "test_macro_recall": (TEST, "macro_recall"), "test_confusion": (TEST, "confusion_matrix"),
+    "val_accuracy": (VAL, "accuracy"), "test_accuracy": (TEST, "accuracy"),
+    "fp32_test_accuracy": (TEST, "fp32_accuracy"),
+}
+_LEGACY_BLOCK = {"n": "n_samples", "acc": "accuracy", "confusion": "confusion_matrix"}
+
+
+def _legacy_block(block: dict[str, Any]) -> dict[str, Any]:
+    return {_LEGACY_BLOCK.get(k, k): v for k, v in block.items()}
+
+
+def upgrade_legacy(data: dict[str, Any]) -> dict[str, Any]:
+    """A document in the flat vocabulary of earlier versions, rewritten into ``splits``
+    (a current document is returned as it is). The one place old key names are read, so
+    runs and bundles made by earlier versions still show their scores everywhere."""
+    if "splits" in data:
+        return data
+    out = dict(data)
+    splits: dict[str, dict[str, Any]] = {}
+    for key, (split, field) in _LEGACY_KEYS.items():
+        value = out.pop(key, None)
+        if value is not None:
+            splits.setdefault(split, {})[field] = value
+    by_source = out.pop("test_by_source", None)
+    if isinstance(by_source, dict) and by_source:
+        splits.setdefault(TEST, {})["by_source"] = {
+            src: _legacy_block(b) for src, b in by_source.items() if isinstance(b, dict)}
+    pooled = out.pop("val_plus_test", None)
+    if isinstance(pooled, dict):
+        splits[VAL_PLUS_TEST] = _legacy_block(pooled)
+    for key, value in list(out.items()):  # evaluated test sets folded into bundle metrics
+        if isinstance(value, dict) and "accuracy" in value:
+            splits[key] = out.pop(key)
+    out["splits"] = splits
+    return out
+
 
 def read_metrics(data: Any, where: str, kind: type[M] = Metrics) -> M:
     """Parse a bundle's ``metrics`` (or with ``kind=RunMetrics`` a ``final_metrics.json``);
@@ -134,7 +177,7 @@ def read_metrics(data: Any, where: str, kind: type[M] = Metrics) -> M:
     if not isinstance(data, dict):
         raise BadInputError(where, f"a JSON {type(data).__name__}, not an object")
     try:
-        return kind.model_validate(data)
+        return kind.model_validate(upgrade_legacy(data))
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
