@@ -97,7 +97,7 @@ def main() -> int:
     ap.add_argument("--chunk-frames", type=int, default=50)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--note", default="", help="free text stored in the JSON (e.g. load)")
-    ap.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" / "batch.json"))
+    ap.add_argument("-o", "--out", default=str(ROOT / "benchmarks" / "results" / "batch.json"))
     args = ap.parse_args()
 
     import ray
@@ -166,8 +166,8 @@ def main() -> int:
         "runs": runs,
         "ray_rows_equal_local": equal,
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return 0
 

@@ -422,7 +422,7 @@ def main(argv=None) -> int:
                    help="instead: crop framing of each detector vs N FER2013 test faces")
     p.add_argument("--picture", metavar="OUT.jpg",
                    help="instead: write docs' group picture with the default detector")
-    p.add_argument("-o", "--output", default=str(ROOT / "benchmarks" / "results" /
+    p.add_argument("-o", "--out", default=str(ROOT / "benchmarks" / "results" /
                                                  "detection.json"))
     args = p.parse_args(argv)
     names = (list(BACKENDS) + [f"{DEFAULT_DETECTOR}@low", f"{DEFAULT_DETECTOR}@high"]
@@ -474,8 +474,8 @@ def main(argv=None) -> int:
     out["machine"]["load_average_end"] = _load()
     out["machine"]["peak_rss_mb"] = round(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(out, indent=2) + "\n")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(table(out))
     return 0
 
