@@ -66,6 +66,31 @@ def test_cli_annotation_draws_in_the_palette_colour():
     assert tuple(int(v) for v in draw_faces(image, [other])[100, 50]) == hex_to_bgr(OTHER)
 
 
+def test_probability_panels_hide_no_face_tag_or_other_panel_in_a_crowd():
+    """Two rows of three faces in a small picture: every panel drawn lies inside the
+    picture and clear of every face box, tag and other panel; the top row gets its panels
+    below, the bottom row has no free place and gets none; a lone face in a large picture
+    always gets its panel."""
+    from ekspresi.infer.draw import _overlaps, _tag_rect, panel_size, place_panel
+
+    W, H = 400, 330
+    canvas = np.zeros((H, W, 3), np.uint8)
+    boxes = [(10 + 130 * c, 20 + 180 * r, 80, 80) for r in range(2) for c in range(3)]
+    taken = list(boxes) + [_tag_rect(canvas, "9. surprise 100%", x, y) for x, y, _, _ in boxes]
+    fixed, placed = len(taken), []
+    for box in boxes:
+        rect = place_panel(box, panel_size(7, 0.35)[:2], (W, H), taken)
+        if rect is not None:
+            x, y, w, h = rect
+            assert x >= 0 and y >= 0 and x + w <= W and y + h <= H
+            assert not any(_overlaps(rect, t) for t in taken)
+            taken.append(rect)
+            placed.append(rect)
+    assert [r[1] for r in placed] == [104, 104, 104] and len(taken) == fixed + 3
+    assert place_panel((100, 100, 80, 80), panel_size(7, 1.0)[:2], (1200, 900),
+                       [(100, 100, 80, 80)]) is not None
+
+
 def test_step_page_candidates_are_drawn_with_the_same_function_and_palette():
     image = np.full((200, 200, 3), 255, np.uint8)
     kept, dropped = Detection((20, 40, 50, 50), 0.9), Detection((120, 40, 50, 50), 0.2)

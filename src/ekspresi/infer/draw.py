@@ -121,24 +121,38 @@ def _text(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour
     cv2.putText(img, text, org, FONT, scale, colour, max(1, int(scale)), cv2.LINE_AA)
 
 
-def _bars(out: np.ndarray, face: Face, box, scale: float, taken: list) -> None:
-    """One bar per class on a dark panel below, above, right or left of the box: the first
-    place inside the image that covers no other face and no other panel."""
-    H, W = out.shape[:2]
-    x, y, w, h = box
+def panel_size(n_classes: int, scale: float) -> tuple[int, int, int, int]:
+    """(width, height, row height, label width) of a probability panel of ``n_classes``."""
     row = max(9, int(14 * scale))
     label_w = int(62 * scale) + 8
     bar_w = max(40, int(80 * scale))
-    pw, ph = label_w + bar_w + 4, row * len(face.scores) + 4
-    places = [(x, y + h + 4), (x, y - ph - int(24 * scale) - 4), (x + w + 6, y),
-              (x - pw - 6, y)]
-    inside = [(px, py) for px, py in places if px >= 0 and py >= 0 and px + pw <= W
-              and py + ph <= H]
-    free = [(px, py) for px, py in inside
-            if not any(_overlaps((px, py, pw, ph), t) for t in taken)]
-    px, py = (free or inside or [(min(max(x, 0), max(W - pw, 0)),
-                                  min(max(y, 0), max(H - ph, 0)))])[0]
-    taken.append((px, py, pw, ph))
+    return label_w + bar_w + 4, row * n_classes + 4, row, label_w
+
+
+def place_panel(box: tuple[int, int, int, int], size: tuple[int, int],
+                image_size: tuple[int, int], taken: list[tuple[int, int, int, int]]
+                ) -> tuple[int, int, int, int] | None:
+    """Where a face's panel goes: the first of below, above (clear of the tag), right and
+    left of ``box`` that lies inside the image and covers nothing in ``taken`` (faces,
+    their tags, earlier panels), or None: in a crowded picture a panel that would hide
+    another face or panel is left out (the tag still names the top class)."""
+    x, y, w, h = box
+    pw, ph = size
+    W, H = image_size
+    places = [(x, y + h + 4), (x, y - ph - 4), (x + w + 6, y), (x - pw - 6, y)]
+    for px, py in places:
+        rect = (px, py, pw, ph)
+        if (px >= 0 and py >= 0 and px + pw <= W and py + ph <= H
+                and not any(_overlaps(rect, t) for t in taken)):
+            return rect
+    return None
+
+
+def _bars(out: np.ndarray, face: Face, rect: tuple[int, int, int, int], scale: float) -> None:
+    """One bar per class, most likely first, on a dark panel at ``rect``."""
+    px, py, pw, ph = rect
+    _, _, row, label_w = panel_size(len(face.scores), scale)
+    bar_w = pw - label_w - 4
     panel = out[py:py + ph, px:px + pw]
     panel[:] = (panel * 0.35).astype(np.uint8)
     by = py + 2
@@ -151,17 +165,32 @@ def _bars(out: np.ndarray, face: Face, box, scale: float, taken: list) -> None:
         by += row
 
 
+def _tag_rect(canvas: np.ndarray, text: str, x: int, y: int) -> tuple[int, int, int, int]:
+    """The rectangle ``draw_boxes`` fills for the tag ``text`` above (x, y)."""
+    _, scale = _style(canvas)
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, max(1, round(scale * 2)))
+    y_top = max(0, y - th - base - 4)
+    return x, y_top, tw + 6, th + base + 4
+
+
 def draw_faces(image: np.ndarray, faces: Sequence[Face], *, bars: bool = True) -> np.ndarray:
     """A BGR copy of ``image`` with each face's box and tag in its emotion's colour, its
-    eyes, and, when ``bars``, one bar per class showing its probability."""
-    out = draw_boxes(image, [f.box for f in faces], [face_tag(f) for f in faces],
+    eyes, and, when ``bars``, one bar per class showing its probability, on a panel placed
+    where it hides no face, tag or other panel (left out where there is no such place)."""
+    tags = [face_tag(f) for f in faces]
+    out = draw_boxes(image, [f.box for f in faces], tags,
                      [colour_of(f.label) for f in faces], [f.landmarks[:2] for f in faces])
     if bars:
         H, W = out.shape[:2]
         scale = max(0.35, min(1.0, max(H, W) / 1200))
-        taken = [f.box for f in faces]   # panels must not cover faces
+        taken = [tuple(int(v) for v in f.box) for f in faces]
+        taken += [_tag_rect(out, t, int(f.box[0]), int(f.box[1])) for f, t in zip(faces, tags)]
         for face in faces:
-            _bars(out, face, face.box, scale, taken)
+            pw, ph, _, _ = panel_size(len(face.scores), scale)
+            rect = place_panel(tuple(int(v) for v in face.box), (pw, ph), (W, H), taken)
+            if rect is not None:
+                taken.append(rect)
+                _bars(out, face, rect, scale)
     return out
 
 
