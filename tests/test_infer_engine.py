@@ -118,6 +118,23 @@ def test_all_faces_of_a_frame_go_through_one_batched_call(conv_bundle):
     assert counter.batches == [4]
 
 
+def test_a_large_array_runs_in_bounded_chunks_with_the_same_answer(conv_bundle):
+    """``ekspresi evaluate`` hands a whole test set to the classifier: it goes through
+    ONNX Runtime in chunks of MAX_BATCH (bounded memory), and the logits equal the
+    face-by-face ones."""
+    from ekspresi.infer.classifier import MAX_BATCH, Classifier
+
+    clf = Classifier(conv_bundle)
+    faces = np.random.default_rng(0).integers(0, 256, (2 * MAX_BATCH + 3, 48, 48), np.uint8)
+    counter = CountingSession(clf.session)
+    clf.session = counter
+    logits = clf.logits(faces)
+    assert counter.batches == [MAX_BATCH, MAX_BATCH, 3]
+    picks = [0, MAX_BATCH - 1, MAX_BATCH, len(faces) - 1]     # both sides of a chunk edge
+    one_by_one = np.concatenate([clf.logits(faces[i:i + 1]) for i in picks])
+    np.testing.assert_allclose(logits[picks], one_by_one, rtol=1e-5, atol=1e-5)
+
+
 def test_train_serve_preprocessing_identity(conv_bundle):
     """What the Recognizer feeds ONNX for a face is exactly what the training cache
     (``faces_array`` over the same crop) holds, and the probabilities are those of that
