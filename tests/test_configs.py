@@ -92,6 +92,8 @@ BASE = "data: {sources: [data/x]}\n"
     (BASE + "augment: {zoom: 3}", "augment.zoom"),
     ("train: {epochs: 1}", "data.sources"),
     (BASE + "data: {split: random}", "data.split"),
+    (BASE + "model: {name: resnet-5000}",   # when the config is read, before any data
+     r"model\.name: unknown model 'resnet-5000'; registered: .*fer-vgg"),
 ])
 def test_validation_errors_name_the_key(tmp_path, text, match):
     if text.count("data:") > 1:  # merge two data sections

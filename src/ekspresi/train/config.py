@@ -37,6 +37,7 @@ from pydantic import (
 
 from ekspresi.data.augment import AugmentConfig
 from ekspresi.errors import ConfigError
+from ekspresi.models.registry import model_names
 from ekspresi.train.devices import DEVICE_CHOICES
 
 
@@ -280,6 +281,9 @@ def _explain(exc: ValidationError) -> str:
 def _check(cfg: TrainConfig) -> TrainConfig:
     """Cross-field rules that types alone cannot express."""
     t, d = cfg.train, cfg.data
+    if cfg.model.name not in model_names():   # the registry is data: no network is built
+        raise ConfigError(f"model.name: unknown model {cfg.model.name!r}; registered: "
+                          f"{', '.join(model_names())} (see `ekspresi models`)")
     positive = {"train.epochs": t.epochs, "train.batch_size": t.batch_size,
                 "train.eval_batch_size": t.eval_batch_size,
                 "train.optimizer.lr": t.optimizer.lr}
