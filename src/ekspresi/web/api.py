@@ -6,7 +6,6 @@ import logging
 import re
 import time
 from typing import Any
-from urllib.parse import urlparse
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
@@ -18,7 +17,7 @@ from ekspresi.imaging import read_image
 from ekspresi.infer.stream import PushedFrames
 from ekspresi.infer.stream import stream as stream_frames
 from ekspresi.web.engine import Engine
-from ekspresi.web.middleware import Busy
+from ekspresi.web.middleware import Busy, same_origin
 from ekspresi.web.render import preview
 from ekspresi.web.schemas import (
     AnalyzeOut,
@@ -212,10 +211,6 @@ def _decode_frame(data: bytes, max_pixels: int) -> np.ndarray:
     return read_image(data, name="frame", max_pixels=max_pixels, max_side=WEB_MAX_SIDE)
 
 
-def _allowed_origin(origin: str, host: str, extra: tuple[str, ...]) -> bool:
-    return urlparse(origin).netloc.lower() == host.lower() or origin in extra
-
-
 @router.websocket("/api/v1/stream")
 async def stream(ws: WebSocket) -> None:
     """Real-time analysis: the client sends one encoded frame (binary JPEG/PNG) and waits
@@ -225,7 +220,8 @@ async def stream(ws: WebSocket) -> None:
     engine = engine_of(ws)
     settings = ws.app.state.settings
     origin = ws.headers.get("origin")
-    if origin and not _allowed_origin(origin, ws.headers.get("host", ""), settings.cors_origins):
+    if origin and origin not in settings.cors_origins \
+            and not same_origin(origin, ws.headers.get("host")):
         # Browsers let any web site open a WebSocket to localhost; only our own pages (and
         # --cors-origin ones) may use this server's CPU.
         await ws.close(code=1008)
