@@ -19,9 +19,7 @@ import ipaddress
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -29,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
+from server import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_IMAGE = ROOT / "tests" / "fixtures" / "photos" / "astronaut.jpg"
@@ -43,45 +42,6 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(model: str | None, detector: str, threads: int | None
-                 ) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "ekspresi", "serve", "--host", "127.0.0.1",
-           "--port", str(port), "--detector", detector]
-    if model:
-        cmd += ["--model", model]
-    if threads:
-        cmd += ["--threads", str(threads)]
-    # The server logs one line per request: into a file, never an unread pipe (a full pipe
-    # blocked the server after ~1,200 requests and hung the 8 x 200 run).
-    import tempfile
-
-    log = tempfile.TemporaryFile(mode="w+")
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
-    url = f"http://127.0.0.1:{port}"
-    import httpx
-
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            log.seek(0)
-            raise SystemExit(f"server exited: {log.read()[-4000:]}")
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become healthy within 60 s")
 
 
 def percentiles(ms: list[float]) -> dict[str, float]:
@@ -202,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     proc = None
     url = args.url.rstrip("/") if args.url else None
     if url is None:
-        proc, url = start_server(args.model, args.detector, args.threads)
+        extra = ["--detector", args.detector, *(["--model", args.model] if args.model else []),
+                 *(["--threads", str(args.threads)] if args.threads else [])]
+        proc, url = start_server(extra)
     try:
         import httpx
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -26,15 +25,10 @@ from pathlib import Path
 
 import numpy as np
 from machine import machine_info
+from server import start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_CLIENTS = 32
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_mb(pid: int) -> dict[str, float]:
@@ -45,28 +39,6 @@ def rss_mb(pid: int) -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             out[key] = round(int(value.split()[0]) / 1024, 1)
     return out
-
-
-def start_server(extra: list[str]) -> tuple[subprocess.Popen, str]:
-    import httpx
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "ekspresi", "serve", "--host", "127.0.0.1",
-           "--port", str(port), *extra]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited: {proc.stderr.read()}")
-        try:
-            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("server did not become healthy within 90 s")
 
 
 def encode(array: np.ndarray, fmt: str, **save) -> bytes:
@@ -130,7 +102,7 @@ def upload(url: str, name: str, data: bytes, clients: int) -> dict:
 def measure(case: str, name: str, data: bytes, clients: int, extra: list[str]) -> dict:
     import httpx
 
-    proc, url = start_server(extra)
+    proc, url = start_server(extra, timeout_s=90)
     try:
         base = rss_mb(proc.pid)
         result = upload(url, name, data, clients)
