@@ -39,6 +39,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from machine import cpu_model
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -481,14 +482,13 @@ def main(argv=None) -> int:
 
 
 def _cpu() -> str:
+    """The CPU model, marked "(AVX2)" when it has those instructions (the detectors'
+    speed depends on them)."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                flags = Path("/proc/cpuinfo").read_text()
-                return line.split(":", 1)[1].strip() + (" (AVX2)" if " avx2" in flags else "")
+        avx2 = " avx2" in Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    return platform.processor()
+        avx2 = False
+    return cpu_model() + (" (AVX2)" if avx2 else "")
 
 
 def _load() -> list[float]:
