@@ -313,6 +313,11 @@ const Ekspresi = (() => {
     });
   }
 
+  /* A download name's base from an uploaded file's name: no folders, no extension. */
+  function stem(name, fallback) {
+    return (name || fallback).replace(/^.*[\\/]/, "").replace(/\.[^.]+$/, "");
+  }
+
   /* Save a Blob under a file name (an <a download> click). */
   function download(blob, name) {
     const a = el("a", { href: URL.createObjectURL(blob), download: name });
@@ -336,7 +341,7 @@ const Ekspresi = (() => {
   }
 
   return { COLORS, color, t, label, tag, pct, el, renderBars, drawFaces, lineChart, layoutLabels, ink, canvasPxPerCssPx,
-    showMessage, postImage, setupDropzone, busy, download, csvText };
+    showMessage, postImage, setupDropzone, busy, stem, download, csvText };
 })();
 
 /* Tables wider than their box scroll inside it; mark those (.overflowing) so the page can

@@ -24,7 +24,7 @@
   let highlight = -1;  // face under the pointer
   let runId = 0;       // a new batch cancels the rest of the previous one
 
-  const stem = (name) => (name || "image").replace(/^.*[\\/]/, "").replace(/\.[^.]+$/, "");
+  const stem = (name) => E.stem(name, "image");
 
   function redraw() {
     const item = items[current];

@@ -16,7 +16,7 @@
   let last = null;
   let charts = [];  // {canvas, points, classes}
 
-  const stem = (name) => (name || "video").replace(/^.*[\\/]/, "").replace(/\.[^.]+$/, "");
+  const stem = (name) => E.stem(name, "video");
 
   /* The analysed frames of one track: {x: seconds, scores}, with a gap wherever an analysed
      frame did not have that face. */
