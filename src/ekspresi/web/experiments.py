@@ -118,12 +118,9 @@ def comparison_table(runs: list[Run]) -> tuple[tuple[list[str], list[list[str]]]
         return None, None
     try:
         from ekspresi.evaluate.compare import compare_runs
-    except ImportError as exc:
-        return None, (f"the full comparison table needs `pip install ekspresi[train]` "
-                      f"({exc.name or exc} is not installed)")
-    try:
+
         table = compare_runs([r.path for r in runs if r.error is None and is_run_dir(r.path)])
-    except ImportError as exc:
+    except ImportError as exc:  # the module, or a library compare_runs imports when called
         return None, (f"the full comparison table needs `pip install ekspresi[train]` "
                       f"({exc.name or exc} is not installed)")
     except Exception as exc:  # a broken run must not take the page down
