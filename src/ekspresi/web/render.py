@@ -4,6 +4,7 @@ palette as CSS (what is drawn, and in which colours, is :mod:`ekspresi.infer.dra
 from __future__ import annotations
 
 import base64
+import functools
 
 import cv2
 import numpy as np
@@ -48,10 +49,12 @@ def upscale_nearest(image: np.ndarray, target: int = 240) -> np.ndarray:
     return cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST)
 
 
+@functools.cache
 def palette_css() -> str:
     """The emotion palette as CSS custom properties (``--happy`` and its text colour
     ``--happy-ink``), put in every page's <head> so CSS, JavaScript and the pictures drawn
-    on the server all use one set of colours."""
+    on the server all use one set of colours. The palette is a constant: built once, not
+    on every page view."""
     rules = [f"--{name}: {colour}; --{name}-ink: {ink(colour)};"
              for name, colour in PALETTE.items()]
     return ":root { " + " ".join(rules) + f" --other: {OTHER}; }}"
