@@ -33,8 +33,9 @@ from ekspresi.runs import (
     read_predictions,
 )
 
-__all__ = ["RunInfo", "Predictions", "is_run_dir", "load_run", "read_history",
-           "read_predictions"]
+#: Predictions, is_run_dir and read_predictions are ekspresi.runs' (the run contract): import
+#: them from there, not through this module.
+__all__ = ["RunInfo", "load_run", "read_history"]
 
 
 @dataclass
