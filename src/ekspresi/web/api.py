@@ -176,9 +176,8 @@ async def video(request: Request,
         raise HTTPException(422, f"{name}: {exc.problem}") from None
     out.update(model=engine.model_name, elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
                csv_url=f"/api/v1/video/{out['id']}/timeline.csv")
-    item = store.get(out["id"])
-    if item is not None and item.clip is not None:
-        out.update(clip_url=f"/api/v1/video/{out['id']}/clip", clip_type=item.clip_type)
+    if "clip_type" in out:   # an annotated clip was written
+        out["clip_url"] = f"/api/v1/video/{out['id']}/clip"
     return out
 
 

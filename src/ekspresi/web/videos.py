@@ -72,7 +72,8 @@ class VideoStore:
 def analyze_upload(recognizer, store: VideoStore, data: bytes, name: str,
                    every: int | None) -> dict[str, Any]:
     """Write the upload to the store's folder, analyse it, keep the annotated clip and the
-    timeline CSV; returns the JSON answer (without the URLs, which the route adds)."""
+    timeline CSV; returns the JSON answer (with ``clip_type`` when a clip was written;
+    without the URLs, which the route adds)."""
     vid, folder = store.new_dir()
     suffix = Path(name).suffix.lower()
     source = folder / ("input" + (suffix if suffix in VIDEO_EXTENSIONS else ".bin"))
@@ -90,8 +91,11 @@ def analyze_upload(recognizer, store: VideoStore, data: bytes, name: str,
     finally:
         source.unlink(missing_ok=True)
     result.file = name
-    store.put(vid, StoredVideo(result.annotated, output.to_csv([result]), name))
+    item = StoredVideo(result.annotated, output.to_csv([result]), name)
+    store.put(vid, item)
     out = result.to_dict()
     out.update(id=vid, every=every, duration_s=round(result.frames_read / (result.fps or 25.0), 3),
                tracks=out.pop("faces"))
+    if item.clip is not None:
+        out["clip_type"] = item.clip_type
     return out
