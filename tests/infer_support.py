@@ -59,11 +59,13 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out.out, out.err
 
 
-def write_clip(path: Path, frames: int = 12, size=(320, 240)) -> None:
-    """A short MP4: the face photo moving slowly across a grey background."""
+def write_clip(path: Path, frames: int = 12, size=(320, 240), fps: float = 10.0,
+               fourcc: str = "mp4v") -> Path:
+    """A short clip (MPEG-4 Part 2 by default): the face photo moving slowly right across
+    a grey background, so one face is tracked through every frame."""
     w, h = size
     face = cv2.resize(photo_bgr()[10:250, 120:330], (150, 170), interpolation=cv2.INTER_AREA)
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (w, h))
+    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
     assert vw.isOpened()
     for i in range(frames):
         frame = np.full((h, w, 3), 100, np.uint8)
@@ -71,3 +73,4 @@ def write_clip(path: Path, frames: int = 12, size=(320, 240)) -> None:
         frame[30:200, x:x + 150] = face
         vw.write(frame)
     vw.release()
+    return path

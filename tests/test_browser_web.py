@@ -485,9 +485,9 @@ def test_video_page_with_a_real_clip(page, tmp_path):
     import csv
     import io
 
-    from test_web_ux import write_face_clip
+    from infer_support import write_clip
 
-    clip = write_face_clip(tmp_path / "walk.mp4", frames=30)
+    clip = write_clip(tmp_path / "walk.mp4", frames=30)
     page.goto(page.base + "/video")
     page.select_option("#every", "5")
     page.set_input_files("#file-input", str(clip))

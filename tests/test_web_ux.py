@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 import pytest
+from infer_support import write_clip
 
 from ekspresi.detect.types import Detection
 from ekspresi.infer.draw import (
@@ -217,32 +218,13 @@ def test_reports_link_back_to_the_app(web_engine, runs_dir):
 
 # -- Video ---------------------------------------------------------------------------------
 
-def write_face_clip(path, frames: int = 20, size=(320, 240), fps: float = 10.0):
-    """A short clip of the face photo drifting right on grey (MPEG-4 Part 2, as cameras and
-    phones hand them over is not the point: any container OpenCV reads will do)."""
-    import cv2
-    from web_support import face_photo_path
-
-    w, h = size
-    face = cv2.resize(cv2.imread(str(face_photo_path())), (170, 170))
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    assert vw.isOpened()
-    for i in range(frames):
-        frame = np.full((h, w, 3), 100, np.uint8)
-        x = 30 + 3 * i
-        frame[35:205, x:x + 170] = face
-        vw.write(frame)
-    vw.release()
-    return path
-
-
 def test_video_api_timeline_tracks_clip_and_csv(client, tmp_path):
     import csv
     import io
 
     import cv2
 
-    clip = write_face_clip(tmp_path / "clip.mp4")
+    clip = write_clip(tmp_path / "clip.mp4", frames=20)
     r = client.post("/api/v1/video", params={"every": 2},
                     files={"file": ("my clip.mp4", clip.read_bytes(), "video/mp4")})
     assert r.status_code == 200, r.text
@@ -285,6 +267,6 @@ def test_video_api_refuses_overlong_clips(client, tmp_path, monkeypatch):
     from ekspresi.web import videos
 
     monkeypatch.setattr(videos, "MAX_VIDEO_FRAMES", 5)
-    clip = write_face_clip(tmp_path / "clip.mp4", frames=8)
+    clip = write_clip(tmp_path / "clip.mp4", frames=8)
     r = client.post("/api/v1/video", files={"file": ("c.mp4", clip.read_bytes(), "video/mp4")})
     assert r.status_code == 422 and "longer than 5 frames" in r.json()["detail"]
