@@ -144,11 +144,18 @@ class Recognizer:
     def _result(self, image: np.ndarray, det: Detector, detections: list[Detection],
                 proba: np.ndarray, angles: list[float], name: str | None,
                 clock: _Clock) -> ImageResult:
-        faces = [self._face(d, p, a, n) for n, (d, p, a)
-                 in enumerate(zip(detections, proba, angles), start=1)]
         h, w = image.shape[:2]
-        return ImageResult(faces, width=int(w), height=int(h), file=name,
-                           min_face_px=det.min_face_px(w, h), timings_ms=clock.ms, image=image)
+        return ImageResult(self.make_faces(detections, proba, angles), width=int(w),
+                           height=int(h), file=name, min_face_px=det.min_face_px(w, h),
+                           timings_ms=clock.ms, image=image)
+
+    def make_faces(self, detections: list[Detection], proba: np.ndarray,
+                   angles: list[float]) -> list[Face]:
+        """:class:`Face` objects numbered from 1 for ``detections`` (in reading order), their
+        class probabilities and rotations: what :meth:`analyze` returns, and what the Ray
+        engine builds from its batched classifier call."""
+        return [self._face(d, p, a, n) for n, (d, p, a)
+                in enumerate(zip(detections, proba, angles), start=1)]
 
     def _face(self, det: Detection, p: np.ndarray, angle: float, number: int) -> Face:
         extra = {"rotation": round(angle, 2)} if angle else {}
