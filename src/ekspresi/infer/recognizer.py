@@ -15,7 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ekspresi.detect import DEFAULT_DETECTOR, Detector, align_crop, get_detector, reading_order
+from ekspresi.detect import (
+    Detector,
+    align_crop,
+    canonical_detector,
+    get_detector,
+    reading_order,
+)
 from ekspresi.detect.types import Detection
 from ekspresi.imaging import ImageSource, read_image
 from ekspresi.infer.bundle import Bundle
@@ -56,7 +62,7 @@ class Recognizer:
         else:
             self.detector = get_detector(detector, sensitivity=sensitivity,
                                          **self._detector_opts)
-        self._detector_name = _canonical(detector) if isinstance(detector, str) else None
+        self._detector_name = canonical_detector(detector) if isinstance(detector, str) else None
         self._others: dict[tuple[str, str], Detector] = {}
         self._others_lock = threading.Lock()
         self.align = align
@@ -66,7 +72,7 @@ class Recognizer:
         """The recogniser's detector, or (cached) another backend and/or sensitivity with
         the same other options. Unknown names raise :class:`ConfigError`, unknown
         sensitivities :class:`ValueError`."""
-        detector = None if detector is None else _canonical(detector)
+        detector = None if detector is None else canonical_detector(detector)
         same_name = detector is None or detector == self._detector_name
         same_level = sensitivity is None or sensitivity == self.detector.sensitivity
         if same_name and same_level:
@@ -210,11 +216,6 @@ class _Clock:
         now = time.perf_counter()
         self.ms[stage] = round((now - self._t) * 1000, 3)
         self._t = now
-
-
-def _canonical(name: str) -> str:
-    name = name.strip().lower()
-    return DEFAULT_DETECTOR if name == "default" else name
 
 
 def in_reading_order(detections: list[Detection]) -> list[Detection]:
