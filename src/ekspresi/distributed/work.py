@@ -164,7 +164,7 @@ def assemble(source: str, kind: str, parts: list[UnitResult], every: int) -> Sou
                             error="no frames could be decoded (corrupt or empty video)")
     video = parts[0].video
     fps = video.get("fps", 0.0)
-    tracker = IouTracker(max_age=max(2, int(round((fps or 25) / every))))
+    tracker = IouTracker.for_video(fps, every)
     entries = [(i, t, tracker.update(faces)) for r in parts for i, t, faces in r.entries]
     info = {"frames_read": frames_read, "frames_analyzed": len(entries), **video}
     return SourceResult(source, kind, entries=entries, info=info)
