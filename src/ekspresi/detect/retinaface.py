@@ -259,14 +259,10 @@ class RetinaFaceDetector(Detector):
             side = (boxes[i, 2] - boxes[i, 0] + boxes[i, 3] - boxes[i, 1]) / 2
             cx = (boxes[i, 0] + boxes[i, 2]) / 2
             cy = (boxes[i, 1] + boxes[i, 3]) / 2 - self.shift_up * side
-            x0, y0 = max(cx - side / 2, 0.0), max(cy - side / 2, 0.0)
-            x1, y1 = min(cx + side / 2, w), min(cy + side / 2, h)
-            if x1 - x0 < 1 or y1 - y0 < 1:
-                continue
-            pts = points[i].reshape(5, 2)
-            found.append(Detection(
-                box=(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))),
-                score=float(scores[i]), landmarks=tuple((float(x), float(y)) for x, y in pts)))
+            d = Detection.clipped(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2,
+                                  w, h, scores[i], points[i].reshape(5, 2))
+            if d is not None:
+                found.append(d)
         return found
 
 
