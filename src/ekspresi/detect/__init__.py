@@ -102,11 +102,18 @@ def available_detectors() -> list[str]:
     return ["default", *BACKENDS]
 
 
+def canonical_detector(name: str) -> str:
+    """The backend a ``--detector`` name means (case and spaces ignored, ``default``
+    resolved): what ``get_detector`` builds, and the key callers cache detectors by."""
+    name = name.strip().lower()
+    return DEFAULT_DETECTOR if name == "default" else name
+
+
 def get_detector(name: str = "default", **opts) -> Detector:
     """A new detector. Options: ``min_face_size`` (pixels), ``score_threshold`` (backend's
     scale; ``None`` = its default for the sensitivity), ``max_faces``, ``margin`` (crop
     margin, fraction), ``sensitivity`` (``low``, ``normal``, ``high``)."""
-    key = DEFAULT_DETECTOR if name == "default" else name.strip().lower()
+    key = canonical_detector(name)
     if key not in BACKENDS:
         raise ConfigError(f"unknown face detector {name!r}; choose one of "
                          f"{', '.join(available_detectors())}")
@@ -114,4 +121,5 @@ def get_detector(name: str = "default", **opts) -> Detector:
 
 
 __all__ = ["BACKENDS", "DEFAULT_DETECTOR", "SENSITIVITIES", "Detector", "align_crop",
-           "align_face", "available_detectors", "eye_angle", "get_detector", "reading_order"]
+           "align_face", "available_detectors", "canonical_detector", "eye_angle",
+           "get_detector", "reading_order"]

@@ -183,11 +183,7 @@ class BlazeFaceDetector(Detector):
             # From the letterboxed unit square back to image pixels.
             box = box * side - np.array([left, top, left, top])
             pts = pts.reshape(6, 2) * side - np.array([left, top])
-            x0, y0 = max(box[0], 0.0), max(box[1], 0.0)
-            x1, y1 = min(box[2], w), min(box[3], h)
-            if x1 - x0 < 1 or y1 - y0 < 1:
-                continue
-            found.append(Detection(
-                box=(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))),
-                score=score, landmarks=tuple((float(x), float(y)) for x, y in pts)))
+            d = Detection.clipped(*box, w, h, score, pts)
+            if d is not None:
+                found.append(d)
         return found

@@ -77,6 +77,28 @@ def _threads() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def _resized(bgr: np.ndarray, scale: float) -> np.ndarray:
+    """``bgr`` resized by ``scale`` (area filter when shrinking); itself when the size holds."""
+    h, w = bgr.shape[:2]
+    sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
+    if (sw, sh) == (w, h):
+        return bgr
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    return cv2.resize(bgr, (sw, sh), interpolation=interp)
+
+
+def _decode(anchors: np.ndarray, loc: np.ndarray, landm: np.ndarray
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (x0, y0, x1, y1) and landmarks (N, 10) in input pixels from anchors
+    (cx, cy, w, h) and the network's regressions (the reference decoding)."""
+    v0, v1 = VARIANCES
+    centre = anchors[:, :2] + loc[:, :2] * v0 * anchors[:, 2:]
+    size = anchors[:, 2:] * np.exp(loc[:, 2:] * v1)
+    boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+    points = np.tile(anchors[:, :2], 5) + landm * v0 * np.tile(anchors[:, 2:], 5)
+    return boxes, points
+
+
 class RetinaFaceDetector(Detector):
     """RetinaFace. Landmarks: the person's right eye (image left), left eye, nose tip, right
     and left mouth corners. The network's boxes (mid-forehead to chin, taller than wide) are
@@ -150,10 +172,8 @@ class RetinaFaceDetector(Detector):
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Boxes (x0, y0, x1, y1) and landmarks (N, 10) in image pixels, and scores, of every
         anchor above the candidate floor, with the image resized by ``scale``."""
-        h, w = bgr.shape[:2]
-        sw, sh = max(1, round(w * scale)), max(1, round(h * scale))
-        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        small = bgr if (sw, sh) == (w, h) else cv2.resize(bgr, (sw, sh), interpolation=interp)
+        small = _resized(bgr, scale)
+        sh, sw = small.shape[:2]
         # pad to multiples of 32 (the feature pyramid's coarsest stride) with the mean
         # colour, which the network sees as zero
         ph, pw = max(32, math.ceil(sh / 32) * 32), max(32, math.ceil(sw / 32) * 32)
@@ -164,14 +184,8 @@ class RetinaFaceDetector(Detector):
         scores = conf[0, :, 1]
         keep = np.flatnonzero(scores >= min(VERIFY_FLOOR, self.score_threshold))
         anchors = self._anchors(ph, pw)[keep]
-        loc, landm, scores = loc[0, keep], landm[0, keep], scores[keep]
-        v0, v1 = VARIANCES
-        centre = anchors[:, :2] + loc[:, :2] * v0 * anchors[:, 2:]
-        size = anchors[:, 2:] * np.exp(loc[:, 2:] * v1)
-        boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)
-        points = (np.tile(anchors[:, :2], 5)
-                  + landm * v0 * np.tile(anchors[:, 2:], 5))
-        return boxes / scale, points / scale, scores
+        boxes, points = _decode(anchors, loc[0, keep], landm[0, keep])
+        return boxes / scale, points / scale, scores[keep]
 
     def _verify(self, bgr: np.ndarray, boxes: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -196,31 +210,26 @@ class RetinaFaceDetector(Detector):
         batch -= MEAN_BGR
         loc, conf, landm = self._session.run(None, {"input": batch.transpose(0, 3, 1, 2)})
         anchors = self._anchors(size, size)
-        v0, v1 = VARIANCES
         out_b, out_p, out_s = np.zeros((n, 4)), np.zeros((n, 10)), np.zeros(n)
         for k in range(n):
             sc = conf[k, :, 1]
-            centre = anchors[:, :2] + loc[k, :, :2] * v0 * anchors[:, 2:]
+            centre = anchors[:, :2] + loc[k, :, :2] * VARIANCES[0] * anchors[:, 2:]
             near = np.all(np.abs(centre - size / 2) < size / VERIFY_CONTEXT / 2, axis=1)
             if not near.any():
                 continue
             i = int(np.flatnonzero(near)[np.argmax(sc[near])])
-            wh = anchors[i, 2:] * np.exp(loc[k, i, 2:] * v1)
+            box, pts = _decode(anchors[i:i + 1], loc[k, i:i + 1], landm[k, i:i + 1])
             ox, oy, scale = geo[k]
-            box = np.concatenate([centre[i] - wh / 2, centre[i] + wh / 2]) / scale
-            out_b[k] = box + (ox, oy, ox, oy)
-            pts = (np.tile(anchors[i, :2], 5) + landm[k, i] * v0 * np.tile(anchors[i, 2:], 5))
-            out_p[k] = pts / scale + np.tile((ox, oy), 5)
+            out_b[k] = box[0] / scale + (ox, oy, ox, oy)
+            out_p[k] = pts[0] / scale + np.tile((ox, oy), 5)
             out_s[k] = sc[i]
         return out_b, out_p, out_s
 
     def _pass(self, bgr: np.ndarray, p: Pass) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        h, w = bgr.shape[:2]
         if p.tile is None:
             return self._run(bgr, p.scale)
-        sw, sh = max(1, round(w * p.scale)), max(1, round(h * p.scale))
-        interp = cv2.INTER_AREA if p.scale < 1 else cv2.INTER_LINEAR
-        small = bgr if (sw, sh) == (w, h) else cv2.resize(bgr, (sw, sh), interpolation=interp)
+        small = _resized(bgr, p.scale)
+        sh, sw = small.shape[:2]
         parts = []
         for x, y, tw, th in tiles(sw, sh, p.tile, p.overlap):
             b, pts, sc = self._run(small[y:y + th, x:x + tw], 1.0)
@@ -250,14 +259,10 @@ class RetinaFaceDetector(Detector):
             side = (boxes[i, 2] - boxes[i, 0] + boxes[i, 3] - boxes[i, 1]) / 2
             cx = (boxes[i, 0] + boxes[i, 2]) / 2
             cy = (boxes[i, 1] + boxes[i, 3]) / 2 - self.shift_up * side
-            x0, y0 = max(cx - side / 2, 0.0), max(cy - side / 2, 0.0)
-            x1, y1 = min(cx + side / 2, w), min(cy + side / 2, h)
-            if x1 - x0 < 1 or y1 - y0 < 1:
-                continue
-            pts = points[i].reshape(5, 2)
-            found.append(Detection(
-                box=(int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0))),
-                score=float(scores[i]), landmarks=tuple((float(x), float(y)) for x, y in pts)))
+            d = Detection.clipped(cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2,
+                                  w, h, scores[i], points[i].reshape(5, 2))
+            if d is not None:
+                found.append(d)
         return found
 
 

@@ -19,7 +19,7 @@ import math
 import numpy as np
 
 from ekspresi.detect.base import Detector
-from ekspresi.detect.scales import nms
+from ekspresi.detect.scales import nms, tiles
 from ekspresi.detect.types import Detection
 
 #: Each level's tiles are this many times larger than the previous level's.
@@ -66,8 +66,6 @@ class TiledDetector(Detector):
         return max(self.min_face_size, int(math.ceil(first * self.face_range[0])))
 
     def _candidates(self, image: np.ndarray) -> list[Detection]:
-        from ekspresi.detect.scales import tiles
-
         h, w = image.shape[:2]
         found: list[Detection] = []
         for tile, overlap in self.levels(w, h):

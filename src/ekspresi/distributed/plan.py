@@ -9,7 +9,6 @@ must see the sources (as every worker must: on a cluster they live on shared sto
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +72,6 @@ class Unit:
     end: int | None = None
     work: int = 1                   # images + video frames to read (progress bar)
     error: str | None = None        # known before any work (missing file, empty folder)
-
-    @property
-    def uid(self) -> str:
-        return hashlib.sha1(f"{self.source}\0{self.start}\0{self.end}".encode()).hexdigest()[:16]
 
 
 def video_frame_count(path: str) -> int:

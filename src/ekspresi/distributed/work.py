@@ -139,18 +139,10 @@ def process_task(recognizer, units: list[Unit], every: int) -> list[UnitResult]:
             del pending[mark_pending:], crops[mark_crops:]
             res.error = error_text(exc, unit)
     proba = recognizer.classifier.predict_proba(np.stack(crops)) if crops else np.zeros((0, 0))
-    classes = recognizer.classes
     row = 0
     for res, index, t, detections, angles in pending:
-        faces = []
-        for number, (det, angle) in enumerate(zip(detections, angles), start=1):
-            p = proba[row]
-            row += 1
-            faces.append(Face(box=tuple(int(v) for v in det.box),
-                              detection_score=float(det.score),
-                              scores={c: float(v) for c, v in zip(classes, p)},
-                              landmarks=det.landmarks, number=number,
-                              extra={"rotation": round(angle, 2)} if angle else {}))
+        faces = recognizer.make_faces(detections, proba[row:row + len(detections)], angles)
+        row += len(detections)
         res.entries.append((index, t, faces))
     return results
 
@@ -172,7 +164,7 @@ def assemble(source: str, kind: str, parts: list[UnitResult], every: int) -> Sou
                             error="no frames could be decoded (corrupt or empty video)")
     video = parts[0].video
     fps = video.get("fps", 0.0)
-    tracker = IouTracker(max_age=max(2, int(round((fps or 25) / every))))
+    tracker = IouTracker.for_video(fps, every)
     entries = [(i, t, tracker.update(faces)) for r in parts for i, t, faces in r.entries]
     info = {"frames_read": frames_read, "frames_analyzed": len(entries), **video}
     return SourceResult(source, kind, entries=entries, info=info)

@@ -15,7 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ekspresi.detect import DEFAULT_DETECTOR, Detector, align_crop, get_detector, reading_order
+from ekspresi.detect import (
+    Detector,
+    align_crop,
+    canonical_detector,
+    get_detector,
+    reading_order,
+)
 from ekspresi.detect.types import Detection
 from ekspresi.imaging import ImageSource, read_image
 from ekspresi.infer.bundle import Bundle
@@ -56,7 +62,7 @@ class Recognizer:
         else:
             self.detector = get_detector(detector, sensitivity=sensitivity,
                                          **self._detector_opts)
-        self._detector_name = _canonical(detector) if isinstance(detector, str) else None
+        self._detector_name = canonical_detector(detector) if isinstance(detector, str) else None
         self._others: dict[tuple[str, str], Detector] = {}
         self._others_lock = threading.Lock()
         self.align = align
@@ -66,7 +72,7 @@ class Recognizer:
         """The recogniser's detector, or (cached) another backend and/or sensitivity with
         the same other options. Unknown names raise :class:`ConfigError`, unknown
         sensitivities :class:`ValueError`."""
-        detector = None if detector is None else _canonical(detector)
+        detector = None if detector is None else canonical_detector(detector)
         same_name = detector is None or detector == self._detector_name
         same_level = sensitivity is None or sensitivity == self.detector.sensitivity
         if same_name and same_level:
@@ -144,11 +150,18 @@ class Recognizer:
     def _result(self, image: np.ndarray, det: Detector, detections: list[Detection],
                 proba: np.ndarray, angles: list[float], name: str | None,
                 clock: _Clock) -> ImageResult:
-        faces = [self._face(d, p, a, n) for n, (d, p, a)
-                 in enumerate(zip(detections, proba, angles), start=1)]
         h, w = image.shape[:2]
-        return ImageResult(faces, width=int(w), height=int(h), file=name,
-                           min_face_px=det.min_face_px(w, h), timings_ms=clock.ms, image=image)
+        return ImageResult(self.make_faces(detections, proba, angles), width=int(w),
+                           height=int(h), file=name, min_face_px=det.min_face_px(w, h),
+                           timings_ms=clock.ms, image=image)
+
+    def make_faces(self, detections: list[Detection], proba: np.ndarray,
+                   angles: list[float]) -> list[Face]:
+        """:class:`Face` objects numbered from 1 for ``detections`` (in reading order), their
+        class probabilities and rotations: what :meth:`analyze` returns, and what the Ray
+        engine builds from its batched classifier call."""
+        return [self._face(d, p, a, n) for n, (d, p, a)
+                in enumerate(zip(detections, proba, angles), start=1)]
 
     def _face(self, det: Detection, p: np.ndarray, angle: float, number: int) -> Face:
         extra = {"rotation": round(angle, 2)} if angle else {}
@@ -203,11 +216,6 @@ class _Clock:
         now = time.perf_counter()
         self.ms[stage] = round((now - self._t) * 1000, 3)
         self._t = now
-
-
-def _canonical(name: str) -> str:
-    name = name.strip().lower()
-    return DEFAULT_DETECTOR if name == "default" else name
 
 
 def in_reading_order(detections: list[Detection]) -> list[Detection]:

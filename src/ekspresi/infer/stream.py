@@ -100,7 +100,7 @@ def stream(recognizer, source: Source, *, every: int = 1, track: bool = True,
         frames, fps = open_capture(source)
     else:
         frames, fps = iter(source), 0.0
-    tracker = IouTracker(max_age=max(2, int(round((fps or 25) / every)))) if track else None
+    tracker = IouTracker.for_video(fps, every) if track else None
     result: ImageResult | None = None
     for index, frame in enumerate(frames):
         if max_frames is not None and index >= max_frames:

@@ -127,6 +127,13 @@ class IouTracker:
         self._tracks: dict[int, tuple[tuple[int, int, int, int], int]] = {}  # id -> (box, age)
         self._next = 1
 
+    @classmethod
+    def for_video(cls, fps: float, every: int) -> IouTracker:
+        """The tracker every video path uses (``stream`` and the Ray engine's assembly, so
+        both give the same track ids): a track unseen for about one second of video ends
+        (``fps`` 0 = unknown counts as 25), after at least two analysed frames."""
+        return cls(max_age=max(2, int(round((fps or 25) / every))))
+
     def update(self, faces: list[Face]) -> list[Face]:
         pairs = sorted(((iou(f.box, box), i, tid) for i, f in enumerate(faces)
                         for tid, (box, _) in self._tracks.items()), reverse=True)
