@@ -4,31 +4,17 @@ and save themselves; ``stream()`` over an image, a synthetic video and pushed fr
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from infer_support import PHOTO, collage, in_face_region, no_face_image, photo_bgr
+from infer_support import PHOTO, collage, in_face_region, no_face_image, photo_bgr, write_clip
 
 from ekspresi.errors import BadInputError
 from ekspresi.infer.draw import COLOURS, colour_of, hex_to_bgr
 from ekspresi.infer.results import ImageResult, Trace, VideoResult
 from ekspresi.infer.schema import ImageResultModel, TraceModel, VideoResultModel
 from ekspresi.infer.stream import PushedFrames, analyze_video, stream
-
-
-def write_clip(path: Path, frames: int = 9, size=(320, 240), fps: float = 10.0) -> None:
-    """A short clip: the face photo moving right across a grey background."""
-    w, h = size
-    face = cv2.resize(photo_bgr()[10:250, 120:330], (150, 170), interpolation=cv2.INTER_AREA)
-    vw = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (w, h))
-    assert vw.isOpened()
-    for i in range(frames):
-        frame = np.full((h, w, 3), 100, np.uint8)
-        frame[30:200, 40 + 4 * i:190 + 4 * i] = face
-        vw.write(frame)
-    vw.release()
 
 
 def test_image_result_is_a_face_sequence_with_the_schema_json(recognizer):
@@ -84,7 +70,7 @@ def test_stream_over_an_image_file_yields_it_once(recognizer):
 
 def test_stream_over_a_video_tracks_faces_and_carries_results_between(recognizer, tmp_path):
     clip = tmp_path / "clip.avi"
-    write_clip(clip)
+    write_clip(clip, frames=9, fourcc="MJPG")
     items = list(stream(recognizer, clip, every=3))
     assert len(items) == 9
     results = [r for _, r in items]
@@ -100,7 +86,7 @@ def test_stream_over_a_video_tracks_faces_and_carries_results_between(recognizer
 
 def test_analyze_video_gives_a_video_result(recognizer, tmp_path):
     clip = tmp_path / "clip.avi"
-    write_clip(clip)
+    write_clip(clip, frames=9, fourcc="MJPG")
     video = analyze_video(recognizer, clip, every=4)
     assert isinstance(video, VideoResult)
     assert (video.frames_read, video.frames_analyzed) == (9, 3)

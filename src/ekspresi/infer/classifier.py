@@ -3,7 +3,7 @@
 All faces of a frame go through ONE batched ``session.run`` call: per-call overhead, not
 arithmetic, dominates for 48x48 inputs. Large arrays (a whole test set in ``ekspresi
 evaluate``) go in chunks of :data:`MAX_BATCH`, so memory stays bounded: one call on 3,589
-faces held 11 GB of activations for a ResNet-18-sized ensemble. ONNX Runtime sessions may
+faces held 10.9 GiB for a ResNet-18-sized flip ensemble. ONNX Runtime sessions may
 be ``run`` from several threads at once, so one :class:`Classifier` serves a whole web
 server.
 """
