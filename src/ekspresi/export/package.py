@@ -121,17 +121,20 @@ def load_run_test_faces(run: Path, bundle: Bundle) -> EvalSet:
     return EvalSet(np.stack(faces)[keep], mapped, f"{pred_path} ({int(keep.sum())} test images)")
 
 
-def _accuracy(onnx_path: Path, bundle: Bundle, faces: np.ndarray, threads: int = 2
-              ) -> np.ndarray:
-    """Predicted class per face for the graph at ``onnx_path`` (batches of 256)."""
+def _predictions(onnx_path: Path, bundle: Bundle, faces: np.ndarray, threads: int = 2
+                 ) -> np.ndarray:
+    """Predicted class per face for the graph at ``onnx_path`` (a temporary graph, not the
+    bundle's own file, so not through :class:`Classifier`; chunks as large as its)."""
+    from ekspresi.infer.classifier import MAX_BATCH
     from ekspresi.onnxrt import open_session
     from ekspresi.preprocess import to_model_input
 
     sess = open_session(onnx_path, threads=threads)
     name = bundle.metadata["onnx"].get("input", "input")
     out = []
-    for i in range(0, len(faces), 256):
-        out.append(np.argmax(sess.run(None, {name: to_model_input(faces[i:i + 256])})[0], 1))
+    for i in range(0, len(faces), MAX_BATCH):
+        batch = to_model_input(faces[i:i + MAX_BATCH])
+        out.append(np.argmax(sess.run(None, {name: batch})[0], 1))
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
@@ -246,8 +249,8 @@ def export(source: str | Path, out_dir: str | Path | None = None, *, int8: bool 
         method = quantize_int8(float_src, tmp, [to_model_input(f[None]) for f in
                                                  calib.faces[pick]],
                                meta["onnx"].get("input", "input"))
-        fp32 = _accuracy(float_src, bundle, evalset.faces)
-        q8 = _accuracy(tmp, bundle, evalset.faces)
+        fp32 = _predictions(float_src, bundle, evalset.faces)
+        q8 = _predictions(tmp, bundle, evalset.faces)
         acc32 = float((fp32 == evalset.labels).mean())
         acc8 = float((q8 == evalset.labels).mean())
         extra["quantization"] = {
