@@ -314,7 +314,7 @@ class _Trainer:
 
     def _swa_epoch_end(self) -> None:
         """After an epoch at or past the SWA start: add the weights to the average."""
-        if self.swa is None or self.epoch < self.swa_start:
+        if not self._swa_active():
             return
         self.swa.update_parameters(self.model)
         if self.swa_sched is not None:
