@@ -109,13 +109,13 @@ class _Trainer:
 
             self.teachers = TeacherEnsemble(t.distill, data.classes, self.dev, place.amp_dtype)
         self.augment = BatchAugment(cfg.augment)
-        weights = None
+        self.class_weights = None
         if cfg.data.class_weights:
             from ekspresi.data.balance import class_weights
 
-            weights = torch.tensor(class_weights(data.splits["train"].labels,
-                                                 len(data.classes)), dtype=torch.float32)
-        self.class_weights = None if weights is None else weights.to(self.dev)
+            self.class_weights = torch.tensor(
+                class_weights(data.splits["train"].labels, len(data.classes)),
+                dtype=torch.float32, device=self.dev)
         es = t.early_stopping
         self.monitor = Monitor(es.monitor, es.min_delta)
         self.history: list[dict[str, Any]] = []
