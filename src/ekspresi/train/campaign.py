@@ -57,6 +57,7 @@ from ekspresi.runs import (
     bundle_dir,
     last_checkpoint,
 )
+from ekspresi.train.runfiles import write_json
 
 log = logging.getLogger("ekspresi.campaign")
 
@@ -232,7 +233,7 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
         outcome[run.name] = entry["status"]
         summary["runs"].append(entry)
         summary["elapsed_minutes"] = round((time.perf_counter() - started) / 60.0, 2)
-        (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(out / SUMMARY, summary)
         log.info("%s: %s%s", run.name, entry["status"],
                  f" (val {fin.split(VAL).accuracy:.4f}, test {fin.test.accuracy:.4f})"
                  if fin is not None else "")
@@ -242,7 +243,7 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
                             limit_mb=archive_mb, max_files=max_archives)
     summary["archives"] = archives
     summary["elapsed_minutes"] = round((time.perf_counter() - started) / 60.0, 2)
-    (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / SUMMARY, summary)
     return summary
 
 
