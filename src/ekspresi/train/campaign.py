@@ -132,8 +132,6 @@ def _config_for(run: CampaignRun, camp: Campaign, out: Path, extra: list[str]):
 
     sets = [s.replace("{out}", str(out)) for s in [*camp.overrides, *run.overrides, *extra]]
     data = apply_overrides(read_config_file(run.config), sets)
-    if not data.get("grid"):
-        data.pop("grid", None)
     data["name"] = run.name
     data.setdefault("train", {}).setdefault("fit_to_budget", True)
     sources = data.setdefault("data", {}).get("sources", [])
