@@ -56,9 +56,8 @@ from ekspresi.train.optim import build_optimizer, build_scheduler
 from ekspresi.train.runfiles import environment, write_history, write_json, write_text
 
 log = logging.getLogger("ekspresi.train")
-CONFIG_FILE = CONFIG_NAME  # kept importable: train.commands and campaigns used it
 
-__all__ = ["run_training", "make_model", "apply_freeze", "CONFIG_FILE"]
+__all__ = ["run_training", "make_model", "apply_freeze"]
 
 
 class _Trainer:
