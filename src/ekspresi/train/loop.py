@@ -106,7 +106,7 @@ class _Trainer:
         if t.distill is not None:
             from ekspresi.train.distill import TeacherEnsemble
 
-            self.teachers = TeacherEnsemble(t.distill, data.classes, self.dev, place.amp_dtype)
+            self.teachers = TeacherEnsemble(t.distill, data.classes, place)
         self.augment = BatchAugment(cfg.augment)
         self.class_weights = None
         if cfg.data.class_weights:
