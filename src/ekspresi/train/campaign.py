@@ -249,10 +249,12 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
 def _fp16_weights(run_dir: Path) -> bytes | None:
     import torch
 
+    from ekspresi.train import checkpoint
+
     f = run_dir / FINAL_WEIGHTS
     if not f.is_file():
         return None
-    state = torch.load(f, map_location="cpu", weights_only=False)
+    state = checkpoint.load(f)
     state["model"] = {k: v.half() if torch.is_tensor(v) and v.is_floating_point() else v
                       for k, v in state["model"].items()}
     state["dtype"] = "float16 (cast from the float32 weights the bundle was exported from)"

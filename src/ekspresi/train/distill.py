@@ -94,10 +94,11 @@ def load_teacher(spec: str, place: Placement) -> Teacher:
 
 
 def _torch_teacher(path: Path, place: Placement) -> TorchTeacher:
+    from ekspresi.train import checkpoint
     from ekspresi.train.config import parse_config
     from ekspresi.train.modeling import make_model
 
-    state = torch.load(path / FINAL_WEIGHTS, map_location="cpu", weights_only=False)
+    state = checkpoint.load(path / FINAL_WEIGHTS)
     cfg = parse_config(state["config"])
     cfg.model.pretrained, cfg.model.weights = False, None  # the state replaces any weights
     classes = tuple(state["classes"])
