@@ -340,15 +340,14 @@ def parse_config(data: dict | TrainConfig, source: str | Path | None = None) -> 
     errors name ``source`` (the config file) when given."""
     if isinstance(data, TrainConfig):
         return _check(data)
-    data = copy.deepcopy(data)
-    if isinstance(data, dict) and data.get("grid"):
-        raise ConfigError("this config has a grid: run it with `ekspresi sweep` (or pick one "
-                          "combination with --set grid=null --set KEY=VALUE)")
-    if isinstance(data, dict):
-        data.pop("grid", None)
     prefix = f"{source}: " if source else ""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix}config: expected a mapping, got {data!r}")
+    if data.get("grid"):
+        raise ConfigError("this config has a grid: run it with `ekspresi sweep` (or pick one "
+                          "combination with --set grid=null --set KEY=VALUE)")
+    data = copy.deepcopy(data)
+    data.pop("grid", None)
     try:
         cfg = TrainConfig.model_validate(data)
     except ValidationError as exc:
