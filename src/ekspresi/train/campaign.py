@@ -57,6 +57,7 @@ from ekspresi.runs import (
     bundle_dir,
     last_checkpoint,
 )
+from ekspresi.train.runfiles import write_json
 
 log = logging.getLogger("ekspresi.campaign")
 
@@ -131,8 +132,6 @@ def _config_for(run: CampaignRun, camp: Campaign, out: Path, extra: list[str]):
 
     sets = [s.replace("{out}", str(out)) for s in [*camp.overrides, *run.overrides, *extra]]
     data = apply_overrides(read_config_file(run.config), sets)
-    if not data.get("grid"):
-        data.pop("grid", None)
     data["name"] = run.name
     data.setdefault("train", {}).setdefault("fit_to_budget", True)
     sources = data.setdefault("data", {}).get("sources", [])
@@ -232,7 +231,7 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
         outcome[run.name] = entry["status"]
         summary["runs"].append(entry)
         summary["elapsed_minutes"] = round((time.perf_counter() - started) / 60.0, 2)
-        (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(out / SUMMARY, summary)
         log.info("%s: %s%s", run.name, entry["status"],
                  f" (val {fin.split(VAL).accuracy:.4f}, test {fin.test.accuracy:.4f})"
                  if fin is not None else "")
@@ -242,7 +241,7 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
                             limit_mb=archive_mb, max_files=max_archives)
     summary["archives"] = archives
     summary["elapsed_minutes"] = round((time.perf_counter() - started) / 60.0, 2)
-    (out / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(out / SUMMARY, summary)
     return summary
 
 
@@ -250,10 +249,12 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
 def _fp16_weights(run_dir: Path) -> bytes | None:
     import torch
 
+    from ekspresi.train import checkpoint
+
     f = run_dir / FINAL_WEIGHTS
     if not f.is_file():
         return None
-    state = torch.load(f, map_location="cpu", weights_only=False)
+    state = checkpoint.load(f)
     state["model"] = {k: v.half() if torch.is_tensor(v) and v.is_floating_point() else v
                       for k, v in state["model"].items()}
     state["dtype"] = "float16 (cast from the float32 weights the bundle was exported from)"

@@ -17,7 +17,6 @@ import copy
 import dataclasses
 import itertools
 import json
-import re
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -38,7 +37,7 @@ from pydantic import (
 from ekspresi.data.augment import AugmentConfig
 from ekspresi.errors import ConfigError
 from ekspresi.models.registry import model_names
-from ekspresi.train.devices import DEVICE_CHOICES
+from ekspresi.train.devices import DEVICE_CHOICES, is_device_spec
 
 
 def _number(value: Any) -> Any:
@@ -305,7 +304,7 @@ def _check(cfg: TrainConfig) -> TrainConfig:
                                                    t.swa.start > t.epochs)):
         raise ConfigError(f"train.swa.start: a fraction in (0, 1) or an epoch <= train.epochs "
                           f"({t.epochs}), got {t.swa.start}")
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", t.device.strip().lower()):
+    if not is_device_spec(t.device):
         raise ConfigError(f"train.device: unknown device {t.device!r}; use one of "
                           f"{', '.join(DEVICE_CHOICES)}")
     if t.grad_clip is not None and t.grad_clip <= 0:
@@ -341,15 +340,14 @@ def parse_config(data: dict | TrainConfig, source: str | Path | None = None) -> 
     errors name ``source`` (the config file) when given."""
     if isinstance(data, TrainConfig):
         return _check(data)
-    data = copy.deepcopy(data)
-    if isinstance(data, dict) and data.get("grid"):
-        raise ConfigError("this config has a grid: run it with `ekspresi sweep` (or pick one "
-                          "combination with --set grid=null --set KEY=VALUE)")
-    if isinstance(data, dict):
-        data.pop("grid", None)
     prefix = f"{source}: " if source else ""
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix}config: expected a mapping, got {data!r}")
+    if data.get("grid"):
+        raise ConfigError("this config has a grid: run it with `ekspresi sweep` (or pick one "
+                          "combination with --set grid=null --set KEY=VALUE)")
+    data = copy.deepcopy(data)
+    data.pop("grid", None)
     try:
         cfg = TrainConfig.model_validate(data)
     except ValidationError as exc:

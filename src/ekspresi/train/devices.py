@@ -26,6 +26,12 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+def is_device_spec(spec: str) -> bool:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (any case, spaces around ignored): what the
+    config accepts when read and what :func:`resolve_device` accepts at start-up."""
+    return re.fullmatch(r"auto|cpu|cuda(:\d+)?", spec.strip().lower()) is not None
+
+
 def native_bf16() -> bool:
     """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX). Elsewhere autocast
     emulates it: benchmarks/train_throughput.py measured fer-vgg at 9 img/s with bf16 vs
@@ -40,7 +46,7 @@ def resolve_device(spec: str | None, local_rank: int | None = None) -> torch.dev
     (``cuda:N`` is then rejected: the launcher, not the config, places processes).
     """
     spec = (spec or "auto").strip().lower()
-    if spec not in ("auto", "cpu", "cuda") and not re.fullmatch(r"cuda:\d+", spec):
+    if not is_device_spec(spec):
         raise ConfigError(f"unknown device {spec!r}; use one of {', '.join(DEVICE_CHOICES)}")
     if spec == "cpu":
         return torch.device("cpu")

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from ekspresi.errors import ConfigError, ModelError
 from ekspresi.runs import FINAL_WEIGHTS
 from ekspresi.train.config import DistillConfig
+from ekspresi.train.devices import Placement
 
 log = logging.getLogger("ekspresi.train")
 
@@ -39,20 +40,16 @@ class Teacher(Protocol):
 
 class TorchTeacher:
     def __init__(self, name: str, model: torch.nn.Module, classes: tuple[str, ...], size: int,
-                 device: torch.device, amp: torch.dtype | None):
-        self.name, self.classes, self.size, self.amp = name, classes, size, amp
-        self.model = model.to(device).eval()
+                 place: Placement):
+        self.name, self.classes, self.size, self.place = name, classes, size, place
+        self.model = model.to(place.device).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
-        self.device = device
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        x = _resize(x, self.size)
-        if self.amp is not None:
-            with torch.autocast(self.device.type, dtype=self.amp):
-                return self.model(x).float()
-        return self.model(x).float()
+        with self.place.autocast():  # the student's precision
+            return self.model(_resize(x, self.size)).float()
 
 
 class OnnxTeacher:
@@ -79,13 +76,13 @@ def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
                          antialias=x.shape[-1] > size)
 
 
-def load_teacher(spec: str, device: torch.device, amp: torch.dtype | None) -> Teacher:
+def load_teacher(spec: str, place: Placement) -> Teacher:
     """A run folder with ``final_weights.pt`` (run in PyTorch), else any MODEL argument
     (:func:`ekspresi.infer.resolve.resolve_model`: a bundle, a run's ``bundle/``, a
     bundled model's name) run by ONNX Runtime."""
     path = Path(spec).expanduser()
     if (path / FINAL_WEIGHTS).is_file():
-        return _torch_teacher(path, device, amp)
+        return _torch_teacher(path, place)
     from ekspresi.infer.resolve import resolve_model
 
     try:
@@ -93,38 +90,38 @@ def load_teacher(spec: str, device: torch.device, amp: torch.dtype | None) -> Te
     except ModelError as exc:
         raise ModelError(f"{path}: not a teacher: expected a finished run folder (with "
                          f"{FINAL_WEIGHTS}) or a model ({exc})") from None
-    return OnnxTeacher(str(path), resolved.bundle_dir, device)
+    return OnnxTeacher(str(path), resolved.bundle_dir, place.device)
 
 
-def _torch_teacher(path: Path, device: torch.device, amp: torch.dtype | None) -> TorchTeacher:
+def _torch_teacher(path: Path, place: Placement) -> TorchTeacher:
+    from ekspresi.train import checkpoint
     from ekspresi.train.config import parse_config
     from ekspresi.train.modeling import make_model
 
-    state = torch.load(path / FINAL_WEIGHTS, map_location="cpu", weights_only=False)
+    state = checkpoint.load(path / FINAL_WEIGHTS)
     cfg = parse_config(state["config"])
     cfg.model.pretrained, cfg.model.weights = False, None  # the state replaces any weights
     classes = tuple(state["classes"])
     model = make_model(cfg, len(classes))
     model.load_state_dict({k: v.float() for k, v in state["model"].items()})
-    return TorchTeacher(str(path), model, classes, model.input_spec.size, device, amp)
+    return TorchTeacher(str(path), model, classes, model.input_spec.size, place)
 
 
 class TeacherEnsemble:
     """The averaged, temperature-softened class distribution of one or more teachers."""
 
-    def __init__(self, cfg: DistillConfig, classes: tuple[str, ...], device: torch.device,
-                 amp: torch.dtype | None = None):
+    def __init__(self, cfg: DistillConfig, classes: tuple[str, ...], place: Placement):
         self.cfg = cfg
         self.teachers: list[Teacher] = []
         self.orders: list[torch.Tensor] = []
         for spec in cfg.teachers:
-            t = load_teacher(spec, device, amp)
+            t = load_teacher(spec, place)
             if set(t.classes) != set(classes):
                 raise ConfigError(f"teacher {t.name} predicts classes {list(t.classes)} but "
                                   f"the student is trained on {list(classes)}; distillation "
                                   "needs the same classes")
             self.orders.append(torch.tensor([t.classes.index(c) for c in classes],
-                                            device=device))
+                                            device=place.device))
             self.teachers.append(t)
         log.info("distilling from %d teacher(s) (T=%g, alpha=%g, flip=%s): %s",
                  len(self.teachers), cfg.temperature, cfg.alpha, cfg.flip,

@@ -56,9 +56,8 @@ from ekspresi.train.optim import build_optimizer, build_scheduler
 from ekspresi.train.runfiles import environment, write_history, write_json, write_text
 
 log = logging.getLogger("ekspresi.train")
-CONFIG_FILE = CONFIG_NAME  # kept importable: train.commands and campaigns used it
 
-__all__ = ["run_training", "make_model", "apply_freeze", "CONFIG_FILE"]
+__all__ = ["run_training", "make_model", "apply_freeze"]
 
 
 class _Trainer:
@@ -107,15 +106,15 @@ class _Trainer:
         if t.distill is not None:
             from ekspresi.train.distill import TeacherEnsemble
 
-            self.teachers = TeacherEnsemble(t.distill, data.classes, self.dev, place.amp_dtype)
+            self.teachers = TeacherEnsemble(t.distill, data.classes, place)
         self.augment = BatchAugment(cfg.augment)
-        weights = None
+        self.class_weights = None
         if cfg.data.class_weights:
             from ekspresi.data.balance import class_weights
 
-            weights = torch.tensor(class_weights(data.splits["train"].labels,
-                                                 len(data.classes)), dtype=torch.float32)
-        self.class_weights = None if weights is None else weights.to(self.dev)
+            self.class_weights = torch.tensor(
+                class_weights(data.splits["train"].labels, len(data.classes)),
+                dtype=torch.float32, device=self.dev)
         es = t.early_stopping
         self.monitor = Monitor(es.monitor, es.min_delta)
         self.history: list[dict[str, Any]] = []
@@ -314,7 +313,7 @@ class _Trainer:
 
     def _swa_epoch_end(self) -> None:
         """After an epoch at or past the SWA start: add the weights to the average."""
-        if self.swa is None or self.epoch < self.swa_start:
+        if not self._swa_active():
             return
         self.swa.update_parameters(self.model)
         if self.swa_sched is not None:

@@ -9,10 +9,10 @@ plain table of final metrics when the evaluation layer is not installed).
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
+from ekspresi.errors import BadInputError
 from ekspresi.metrics_schema import load_metrics
 from ekspresi.runs import FINAL_NAME, last_checkpoint
 from ekspresi.train.config import apply_overrides, expand_grid, parse_config, read_config_file
@@ -42,9 +42,9 @@ def status(run_dir: Path) -> str:
     final = run_dir / FINAL_NAME
     if final.is_file():
         try:
-            if json.loads(final.read_text()).get("stop_reason") != "time_budget":
+            if load_metrics(final).stop_reason != "time_budget":
                 return "done"
-        except json.JSONDecodeError:
+        except BadInputError:  # unreadable: treated as unfinished
             pass
     if last_checkpoint(run_dir).is_file():
         return "resume"
