@@ -103,10 +103,38 @@ def test_failed_run_and_empty_budget_do_not_stop_the_campaign(dataset, tmp_path)
     assert runs["ok"]["status"] == "done"
     assert runs["needs-broken"]["status"] == "skipped"
     out2 = tmp_path / "out2"
-    main(["campaign", str(camp), "--budget-minutes", "0.01", "--out", str(out2),
-          "--only", "ok"])
+    assert main(["campaign", str(camp), "--budget-minutes", "0.01", "--out", str(out2),
+                 "--only", "ok"]) == 0                       # skipped is not failed
     (only,) = json.loads((out2 / "campaign.json").read_text())["runs"]
     assert only["status"] == "skipped" and only["note"] == "no time left in the budget"
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_resumes_on_the_next_call(dataset, tmp_path):
+    """A run stopped by its cap keeps its checkpoint; the same command run again continues
+    it (epoch 2 after epoch 1, not a fresh start) and finishes it."""
+    cfg = tmp_path / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump({"model": {"name": "fer-vgg", "options": {"widths": [8]}},
+                                   "data": {"sources": ["data/placeholder"]}}))
+    camp, out = tmp_path / "c.yaml", tmp_path / "out"
+
+    def call(minutes: float) -> dict:
+        camp.write_text(yaml.safe_dump({"name": "t", "set": tiny_sets(dataset), "runs": [
+            {"name": "r", "config": str(cfg), "minutes": minutes,
+             "set": ["train.fit_to_budget=false"]}]}))   # the cap stops it, not shortens it
+        assert main(["campaign", str(camp), "--budget-minutes", "5", "--out", str(out)]) == 0
+        (entry,) = json.loads((out / "campaign.json").read_text())["runs"]
+        return entry
+
+    first = call(1e-4)                      # the cap ends the run after its first epoch
+    assert (first["status"], first["resumed"]) == ("stopped", False)
+    history = out / "r" / "metrics.jsonl"
+    (epoch1,) = history.read_text().splitlines()
+    second = call(2)
+    assert (second["status"], second["resumed"]) == ("done", True)
+    rows = history.read_text().splitlines()
+    assert rows[0] == epoch1                  # epoch 1 kept as it was (timings included)
+    assert [json.loads(r)["epoch"] for r in rows] == [1, 2]
 
 
 def test_campaign_substitutes_a_pack_when_present(dataset, tmp_path, caplog):
