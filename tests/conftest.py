@@ -76,3 +76,16 @@ def web_engine(tiny_bundle):
     engine = Engine(WebSettings(model=tiny_bundle, threads=1))
     assert engine.available, engine.error
     return engine
+
+
+@pytest.fixture(scope="module")
+def client(web_engine, tiny_bundle):
+    """The web app on the tiny bundle, in FastAPI's test client (a module may define its
+    own ``client`` with other settings)."""
+    testclient = pytest.importorskip("fastapi.testclient")
+    from ekspresi.web.app import create_app
+    from ekspresi.web.settings import WebSettings
+
+    app = create_app(WebSettings(model=tiny_bundle, threads=1), engine=web_engine)
+    with testclient.TestClient(app) as c:
+        yield c

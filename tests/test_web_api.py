@@ -21,13 +21,6 @@ PAGES = {"/": "Facial expressions", "/image": "Image test", "/realtime": "Real-t
          "/steps": "Step by step", "/about": "About ekspresi", "/experiments": "Experiments"}
 
 
-@pytest.fixture(scope="module")
-def client(web_engine, tiny_bundle):
-    app = create_app(WebSettings(model=tiny_bundle, threads=1), engine=web_engine)
-    with TestClient(app) as c:
-        yield c
-
-
 def make_client(engine, **settings) -> TestClient:
     return TestClient(create_app(WebSettings(threads=1, **settings), engine=engine),
                       raise_server_exceptions=False)

@@ -11,18 +11,8 @@ import pytest
 from infer_support import photo_bgr
 
 from ekspresi.web import schemas
-from ekspresi.web.app import create_app
-from ekspresi.web.settings import WebSettings
 
-fastapi_testclient = pytest.importorskip("fastapi.testclient")
-TestClient = fastapi_testclient.TestClient
-
-
-@pytest.fixture(scope="module")
-def client(web_engine, tiny_bundle):
-    app = create_app(WebSettings(model=tiny_bundle, threads=1), engine=web_engine)
-    with TestClient(app) as c:
-        yield c
+pytest.importorskip("fastapi.testclient")
 
 
 def jpeg() -> bytes:

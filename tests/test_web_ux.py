@@ -34,13 +34,6 @@ fastapi_testclient = pytest.importorskip("fastapi.testclient")
 TestClient = fastapi_testclient.TestClient
 
 
-@pytest.fixture(scope="module")
-def client(web_engine, tiny_bundle):
-    app = create_app(WebSettings(model=tiny_bundle, threads=1), engine=web_engine)
-    with TestClient(app) as c:
-        yield c
-
-
 # -- one palette ---------------------------------------------------------------------------
 
 def test_one_palette_for_cli_pictures_server_pictures_and_pages(client):
