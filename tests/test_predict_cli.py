@@ -61,9 +61,9 @@ def test_all_good_inputs_exit_zero_and_no_face_is_not_an_error(capsys, conv_bund
     code, out, err = run_cli(capsys, "predict", inputs / "noface.png", "--model", conv_bundle,
                              "--no-face-ok")
     assert code == 0 and "no face" in out
-    code, _, err = run_cli(capsys, "predict", inputs / "noface.png", "--model", conv_bundle,
-                           "--require-face")
-    assert code == 1 and "no face found" in err
+    code, out, err = run_cli(capsys, "predict", inputs / "noface.png", "--model",
+                             conv_bundle, "--require-face")
+    assert code == 1 and "no face found" in out + err
 
 
 def test_csv_and_table_formats(capsys, conv_bundle, inputs):
@@ -86,6 +86,22 @@ def test_csv_and_table_formats(capsys, conv_bundle, inputs):
     code, out, _ = run_cli(capsys, "predict", inputs, "--model", conv_bundle)
     assert "face.jpg" in out and "no face" in out and "ERROR" in out
     assert "group.png" not in out            # not recursive: sub/ is not searched
+
+
+def test_each_error_is_printed_once(capsys, conv_bundle, inputs):
+    """A table on the terminal names the failed file in its ERROR row, not on stderr as
+    well; JSON keeps the stderr line (the data goes to a program, the line to a person)."""
+    code, out, err = run_cli(capsys, "predict", inputs / "face.jpg", inputs / "corrupt.jpg",
+                             "--model", conv_bundle)
+    assert code == 1
+    assert (out + err).count("corrupt.jpg") == 1 and "ERROR" in out
+    assert "1 of 2 input(s) failed" in err
+    code, out, err = run_cli(capsys, "predict", inputs / "noface.png", "--model",
+                             conv_bundle, "--require-face")
+    assert code == 1 and (out + err).count("no face") == 1
+    code, out, err = run_cli(capsys, "predict", inputs / "corrupt.jpg", "--model",
+                             conv_bundle, "--format", "json")
+    assert err.count("corrupt.jpg") == 1
 
 
 def test_missing_path_and_empty_folder_are_failures(capsys, conv_bundle, tmp_path):

@@ -560,3 +560,21 @@ def test_serve_command_is_registered_and_checks_its_arguments(tmp_path, capsys):
     assert "not a model bundle" in err and "Traceback" not in err
     assert main(["serve", "--runs", str(tmp_path / "nope")]) == 2
     assert main(["serve", "--port", "0"]) == 2
+
+
+def test_serve_reports_a_bad_model_before_a_taken_port(tmp_path, capsys):
+    """The README's order (server on port 8000, then the tests): a wrong --model is
+    reported as the model's problem, not as the port being in use."""
+    import socket
+
+    from ekspresi.cli import main
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        assert main(["serve", "--model", str(tmp_path / "missing"), "--port", port]) == 2
+        err = capsys.readouterr().err
+        assert "not a model bundle" in err and "cannot listen" not in err
+        assert main(["serve", "--port", port, "--model", "default"]) == 2  # the port, then
+        assert "cannot listen" in capsys.readouterr().err

@@ -149,3 +149,14 @@ def test_every_page_text_comes_from_the_catalogue(client, monkeypatch):
                        {"Pseudo", "English", "Bahasa", "Indonesia"})
         assert not stray, f"{path}: text outside the catalogue: {stray}"
     client.cookies.clear()
+
+
+def test_video_frame_choices_use_real_ordinals(client):
+    """"every 2th frame" was English no one writes: ordinals per language."""
+    assert [i18n.ordinal(n, "en") for n in (1, 2, 3, 4, 5, 11, 12, 13, 15, 21, 22, 103)] == [
+        "1st", "2nd", "3rd", "4th", "5th", "11th", "12th", "13th", "15th", "21st", "22nd",
+        "103rd"]
+    en = client.get("/video?lang=en").text
+    assert "every 2nd frame" in en and "every 5th frame" in en and "th frame" not in \
+        en.replace("5th frame", "").replace("15th frame", "")
+    assert "setiap bingkai ke-2" in client.get("/video?lang=id").text

@@ -86,6 +86,13 @@ def run(args: argparse.Namespace) -> int:
     single = len(inputs) == 1
     results: list[output.Result] = []
     failed = 0
+    # A table on stdout already has an ERROR row per failed input: saying it on stderr too
+    # printed every error twice on the terminal. JSON/CSV and -o FILE keep the stderr line.
+    table_shows_errors = args.format == "table" and not args.out
+
+    def report(name: str, problem: str) -> None:
+        if not table_shows_errors:
+            print(f"error: {name}: {problem}", file=sys.stderr)
     bar = tqdm(inputs, desc="predict", unit="file", disable=None if len(inputs) > 1 else True,
                file=sys.stderr)
     for path, problem in bar:
@@ -105,14 +112,14 @@ def run(args: argparse.Namespace) -> int:
                     results[-1].save(target)
             if args.require_face and not output.faces_of(results[-1]):
                 failed += 1
-                print(f"error: {name}: {output.no_face_text(results[-1])}", file=sys.stderr)
+                report(name, output.no_face_text(results[-1]))
         except EkspresiError as exc:
             failed += 1
             # BadInputError names its file; report just the problem next to our file name
             same_file = isinstance(exc, BadInputError) and exc.path == name
             problem_text = exc.problem if same_file else str(exc)
             results.append(FailedInput(name, problem_text))
-            print(f"error: {name}: {problem_text}", file=sys.stderr)
+            report(name, problem_text)
     if args.timeline:
         output.write_timeline(args.timeline, results)
     text = {"json": output.to_json, "csv": output.to_csv, "table": output.to_table}[

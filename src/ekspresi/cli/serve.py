@@ -68,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
         if not valid_host_name(name):
             raise ConfigError(f"--allowed-host {name!r}: give a host name or address "
                               "without scheme or port, e.g. myhost.local or 192.168.1.5")
-    _check_port(args.host, args.port)
     model = Path(args.model) if args.model else None
     settings = WebSettings(model=model, detector=args.detector, runs_dir=args.runs,
                            max_upload_mb=args.max_upload_mb,
@@ -80,6 +79,9 @@ def run(args: argparse.Namespace) -> int:
     if not engine.available and args.model is not None:
         # The user named a model that does not work: say so instead of serving without it.
         raise ConfigError(f"--model {args.model}: {engine.error}")
+    # Only now, with every argument and the model checked: a wrong --model is reported as
+    # such even while another server holds the port (the README's order: serve, then test).
+    _check_port(args.host, args.port)
     app = create_app(settings, engine=engine)
     log.info("ekspresi web app on http://%s:%d (model: %s)", args.host, args.port,
              engine.model_name or "none")

@@ -57,6 +57,15 @@ def choose_language(request: Request) -> str:
     return _accept_language(request.headers.get("accept-language", "")) or DEFAULT
 
 
+def ordinal(n: int, lang: str) -> str:
+    """``n`` as an ordinal word part: 1st, 2nd, 3rd, 4th, 11th, 22nd (English); ke-2
+    (Indonesian). Messages take it as ``{nth}``."""
+    if lang == "id":
+        return f"ke-{n}"
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
 class Translator:
     """``t(key, **params)`` for templates: the message with its placeholders filled in.
     Messages are trusted (they ship with the app) and may hold a little markup; the
@@ -71,6 +80,9 @@ class Translator:
         if text is None:
             return Markup.escape(key)
         return Markup(text).format(**params) if params else Markup(text)
+
+    def ordinal(self, n: int) -> str:
+        return ordinal(n, self.lang)
 
     def has(self, key: str) -> bool:
         return key in self.messages
