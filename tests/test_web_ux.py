@@ -60,6 +60,28 @@ def test_cli_annotation_draws_in_the_palette_colour():
     assert tuple(int(v) for v in draw_faces(image, [other])[100, 50]) == hex_to_bgr(OTHER)
 
 
+@pytest.mark.parametrize("where", ["left", "right", "top", "bottom", "top-right",
+                                   "bottom-left"])
+def test_a_face_at_the_image_edge_keeps_its_whole_label(where):
+    """The tag of a face touching an edge moves inside the image: as many pixels of its
+    text are drawn as for the same face in the middle (the right edge used to cut it)."""
+    W, H, s = 400, 300, 60
+    x = {"left": 0, "right": W - s, "top-right": W - s}.get(where, 170)
+    y = {"top": 0, "top-right": 0, "bottom": H - s, "bottom-left": H - s}.get(where, 120)
+    if where == "bottom-left":
+        x = 0
+    scores = dict.fromkeys(CLASSES, 0.01) | {"happy": 0.94}   # tag ink: black on yellow
+
+    def text_pixels(box):
+        face = Face(box=box, detection_score=0.9, scores=scores, number=3)
+        out = draw_faces(np.full((H, W, 3), 128, np.uint8), [face], bars=False)
+        return int((out.max(2) < 60).sum())
+
+    middle = text_pixels((170, 120, s, s))
+    assert middle > 30
+    assert text_pixels((x, y, s, s)) == middle
+
+
 def test_probability_panels_hide_no_face_tag_or_other_panel_in_a_crowd():
     """Two rows of three faces in a small picture: every panel drawn lies inside the
     picture and clear of every face box, tag and other panel; the top row gets its panels

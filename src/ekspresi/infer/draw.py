@@ -71,13 +71,23 @@ def _style(canvas: np.ndarray) -> tuple[int, float]:
     return max(1, side // 300), max(0.4, min(1.2, side / 1000))
 
 
+def _tag_box(canvas: np.ndarray, text: str, x: int, y: int, scale: float
+             ) -> tuple[int, int, int, int, int]:
+    """(x, y, width, height, text height) of the tag ``text`` above (x, y), moved inside
+    the image: a face at the left, right or top edge keeps its whole label readable."""
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, max(1, round(scale * 2)))
+    H, W = canvas.shape[:2]
+    w, h = tw + 6, th + base + 4
+    x = max(0, min(x, W - w))
+    y_top = max(0, min(y - h, H - h))
+    return x, y_top, w, h, th
+
+
 def _tag(canvas: np.ndarray, text: str, x: int, y: int, colour: str, scale: float) -> None:
     """``text`` on a filled tag of ``colour`` above (x, y), in black or white (``ink``)."""
     thickness = max(1, round(scale * 2))
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, thickness)
-    y_top = max(0, y - th - base - 4)
-    cv2.rectangle(canvas, (x, y_top), (x + tw + 6, y_top + th + base + 4), hex_to_bgr(colour),
-                  -1)
+    x, y_top, w, h, th = _tag_box(canvas, text, x, y, scale)
+    cv2.rectangle(canvas, (x, y_top), (x + w - 1, y_top + h - 1), hex_to_bgr(colour), -1)
     cv2.putText(canvas, text, (x + 3, y_top + th + 2), FONT, scale, hex_to_bgr(ink(colour)),
                 thickness, cv2.LINE_AA)
 
@@ -167,10 +177,7 @@ def _bars(out: np.ndarray, face: Face, rect: tuple[int, int, int, int], scale: f
 
 def _tag_rect(canvas: np.ndarray, text: str, x: int, y: int) -> tuple[int, int, int, int]:
     """The rectangle ``draw_boxes`` fills for the tag ``text`` above (x, y)."""
-    _, scale = _style(canvas)
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, max(1, round(scale * 2)))
-    y_top = max(0, y - th - base - 4)
-    return x, y_top, tw + 6, th + base + 4
+    return _tag_box(canvas, text, x, y, _style(canvas)[1])[:4]
 
 
 def draw_faces(image: np.ndarray, faces: Sequence[Face], *, bars: bool = True) -> np.ndarray:
