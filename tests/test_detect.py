@@ -61,6 +61,24 @@ def test_haar_finds_every_face_of_the_collage(detectors):
     assert tiles == {(0, 0), (0, 1), (1, 0), (1, 1)}
 
 
+@pytest.mark.parametrize("size,x,y", [(50, 300, 300), (57, 300, 300), (50, 500, 200)])
+def test_default_detector_finds_a_face_cut_at_hairline_and_chin(size, x, y):
+    """Issue 22: a clearly visible face cropped at the hairline and chin and pasted into a
+    photo (here onto the fixture photo's dark suit) was missed at `normal` sensitivity:
+    boxed larger than its pixels, it looked too small at the second look. A closer look
+    finds it; the photo's own face is still the only other box."""
+    photo = photo_bgr()
+    crop = photo[78:160, 183:263]                     # hairline to chin, cheek to cheek
+    scene = cv2.resize(photo, (640, 640))[80:560].copy()
+    face = cv2.resize(crop, (size, round(size * 82 / 80)), interpolation=cv2.INTER_AREA)
+    scene[y:y + face.shape[0], x:x + face.shape[1]] = face
+    found = get_detector(DEFAULT_DETECTOR, sensitivity="normal").detect(scene)
+    centres = [(d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2) for d in found]
+    assert any(abs(cx - x - size / 2) < size / 2 and abs(cy - y - size / 2) < size / 2
+               for cx, cy in centres), [d.box for d in found]
+    assert len(found) == 2
+
+
 def test_results_are_sorted_and_return_all_is_a_superset(detectors):
     det = detectors["blazeface"]
     image = collage(4)

@@ -16,7 +16,12 @@ works in three steps (measured in docs/detectors.md):
 2. **Second look.** Candidates above :data:`VERIFY_FLOOR` but below :data:`VERIFY_SURE` are
    cut out of the full-resolution image with context, resized so the face is ~50 px, and
    scored again in one batch: small real faces score higher there, textures lower (on
-   the benchmark's face-free images: 9 false boxes without the veto, 1 with it).
+   the benchmark's face-free images: 9 false boxes without the veto, 1 with it). A
+   likely face that this look would veto gets a closer one first
+   (:data:`VERIFY_CLOSE_CONTEXT`): a face cut at the hairline and chin (a collage, a
+   screenshot) is boxed larger than its pixels, so at VERIFY_CONTEXT it shrinks to ~35 px
+   and scores ~0.05-0.6 (issue 22's missed 57 px face); up close it scores ~0.99. Only
+   candidates the first look accepted and the second would drop get it.
 3. **One suppression** (:func:`ekspresi.detect.scales.nms`) over every pass and tile.
 
 Boxes are made square (side = mean of width and height) and moved up by ``shift_up`` to be
@@ -66,6 +71,9 @@ VERIFY_LIKELY = 0.95
 VERIFY_VETO = 0.5
 VERIFY_SIZE = 128
 VERIFY_CONTEXT = 2.5
+#: Context of the closer look given to a candidate that the first look accepted (score
+#: above the threshold) before the second look drops it (face ~80 px).
+VERIFY_CLOSE_CONTEXT = 1.6
 VERIFY_MAX = 96
 NMS_IOU = 0.4
 
@@ -187,9 +195,9 @@ class RetinaFaceDetector(Detector):
         boxes, points = _decode(anchors, loc[0, keep], landm[0, keep])
         return boxes / scale, points / scale, scores[keep]
 
-    def _verify(self, bgr: np.ndarray, boxes: np.ndarray
+    def _verify(self, bgr: np.ndarray, boxes: np.ndarray, context: float = VERIFY_CONTEXT
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Look again at each candidate: a square of VERIFY_CONTEXT x its side around it,
+        """Look again at each candidate: a square of ``context`` x its side around it,
         from the full-resolution image, resized to VERIFY_SIZE, all run as one batch.
         Returns the best box, landmarks and score found near each candidate's centre
         (score 0 when none)."""
@@ -198,7 +206,7 @@ class RetinaFaceDetector(Detector):
         batch = np.empty((n, size, size, 3), np.float32)
         geo = np.empty((n, 3), np.float64)   # x0, y0, scale of each crop
         for k, (x0, y0, x1, y1) in enumerate(boxes):
-            side = max(x1 - x0, y1 - y0) * VERIFY_CONTEXT
+            side = max(x1 - x0, y1 - y0) * context
             cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
             scale = size / side
             m = np.array([[scale, 0, size / 2 - cx * scale], [0, scale, size / 2 - cy * scale]])
@@ -214,7 +222,7 @@ class RetinaFaceDetector(Detector):
         for k in range(n):
             sc = conf[k, :, 1]
             centre = anchors[:, :2] + loc[k, :, :2] * VARIANCES[0] * anchors[:, 2:]
-            near = np.all(np.abs(centre - size / 2) < size / VERIFY_CONTEXT / 2, axis=1)
+            near = np.all(np.abs(centre - size / 2) < size / context / 2, axis=1)
             if not near.any():
                 continue
             i = int(np.flatnonzero(near)[np.argmax(sc[near])])
@@ -247,6 +255,18 @@ class RetinaFaceDetector(Detector):
             unsure = first[scores[first] < VERIFY_SURE][:VERIFY_MAX]
             if len(unsure):
                 vb, vp, vs = self._verify(bgr, boxes[unsure])
+                # a closer look for a candidate the first look accepted and the second
+                # would drop: tight-cropped faces (hairline to chin) are found up close
+                first_s = scores[unsure]
+                dropped = np.where(first_s >= VERIFY_LIKELY, vs < VERIFY_VETO,
+                                   vs < self.score_threshold)
+                vetoed = np.flatnonzero(dropped & (first_s >= self.score_threshold))
+                if len(vetoed):
+                    cb, cp, cs = self._verify(bgr, boxes[unsure[vetoed]],
+                                              VERIFY_CLOSE_CONTEXT)
+                    better = cs > vs[vetoed]
+                    vb[vetoed[better]], vp[vetoed[better]] = cb[better], cp[better]
+                    vs[vetoed[better]] = cs[better]
                 # confident first looks keep their box and score unless the second look
                 # finds no face there (a veto); the others take the second look's
                 likely = (scores[unsure] >= VERIFY_LIKELY) & (vs >= VERIFY_VETO)
