@@ -558,3 +558,30 @@ def test_indonesian_ui_in_the_browser(page, photo):
     page.click("#start")
     assert page.locator("#rt-status").inner_text() == "Kamera mati."
     page.goto(page.base + "/?lang=en")
+
+
+def test_try_an_example_on_image_video_and_steps(page):
+    """First run (issue 22): one click on "Try an example" analyses a shipped example on
+    the Image, Video and Step-by-step pages, exactly as if it had been uploaded."""
+    page.goto(page.base + "/image")
+    page.click("#try-example")
+    wait_until(page, "document.querySelectorAll('#faces .face-card').length === 3")
+    assert "group.jpg" in page.locator("#result-name").inner_text()
+    shot(page, "image_example")
+    page.goto(page.base + "/steps")
+    page.click("#try-example")
+    page.wait_for_selector("[data-stage=saliency]", timeout=60_000)
+    assert page.locator(".face-section").count() == 3
+    # one numbering: the candidates list names faces 1, 2, 3 in the faces' order
+    listed = page.locator(".cand-list li:not(.rejected)").all_inner_texts()
+    assert [t.split(" ·")[0] for t in listed] == ["face 1", "face 2", "face 3"]
+    heads = page.locator(".face-section h2").all_inner_texts()
+    assert [h.split(":")[0] for h in heads] == ["Face 1", "Face 2", "Face 3"]
+    shot(page, "steps_example")
+    page.goto(page.base + "/video")
+    page.select_option("#every", "5")
+    page.click("#try-example")
+    page.wait_for_selector("#tracks .track-card", timeout=120_000)
+    assert page.locator("#tracks .track-card").count() >= 2
+    wait_until(page, "document.querySelector('#annotated-video').readyState >= 2")
+    shot(page, "video_example")

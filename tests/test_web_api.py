@@ -254,6 +254,31 @@ def test_trace_returns_every_stage(client):
     assert set(out["timings_ms"]) >= {"detect", "classify", "saliency"}
 
 
+def test_trace_numbers_candidates_as_the_faces_and_explains_the_saliency_limit(client):
+    """One numbering on the Step-by-step page (issue 22): accepted candidate k is face k
+    (reading order, not score order); faces after the saliency limit say why they have no
+    map instead of silently lacking one."""
+    from infer_support import collage
+
+    r = client.post("/api/v1/trace", files={"file": ("six.png", png_bytes(collage(6)),
+                                                     "image/png")})
+    assert r.status_code == 200, r.text
+    out = r.json()
+    limit = client.app.state.settings.trace_saliency_faces
+    assert len(out["faces"]) == 6 > limit
+    accepted = [c for c in out["stages"][2]["candidates"] if c["accepted"]]
+    assert [c["number"] for c in accepted] == [1, 2, 3, 4, 5, 6]
+    assert [c["box"] for c in accepted] == [f["box"] for f in out["faces"]]
+    rejected = [c for c in out["stages"][2]["candidates"] if not c["accepted"]]
+    assert all("number" not in c for c in rejected)
+    assert out["stages"][2]["candidates"][:6] == accepted        # accepted ones first
+    for i, face in enumerate(out["faces"]):
+        keys = [s["key"] for s in face["stages"]]
+        assert keys[-1] == ("saliency" if i < limit else "saliency_skipped")
+    skipped = out["faces"][-1]["stages"][-1]
+    assert skipped["params"] == {"max": limit} and f"first {limit} faces" in skipped["caption"]
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 def test_non_image_is_415_with_message(client):

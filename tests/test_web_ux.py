@@ -113,6 +113,14 @@ def test_step_page_candidates_are_drawn_with_the_same_function_and_palette():
     out = draw_candidates(image, [(kept, True), (dropped, False)], scale=1.0)
     assert tuple(int(v) for v in out[65, 20]) == hex_to_bgr(CANDIDATE)
     assert tuple(int(v) for v in out[65, 120]) == hex_to_bgr(REJECTED)
+    # accepted boxes carry their face number (their rank in the order given) before the
+    # score: the tag of the second accepted one is wider than a bare score's
+    second = Detection((120, 120, 50, 50), 0.95)
+    numbered = draw_candidates(image, [(kept, True), (second, True)], scale=1.0)
+    bare = draw_candidates(image, [(kept, True), (second, False)], scale=1.0)
+    tag_row = (numbered[100:120, 120:200].min(2) < 60).sum(), (bare[100:120, 120:200]
+                                                                .min(2) < 60).sum()
+    assert tag_row[0] > tag_row[1]
 
 
 # -- About -------------------------------------------------------------------------------
@@ -285,3 +293,22 @@ def test_video_api_refuses_overlong_clips(client, tmp_path, monkeypatch):
     clip = write_clip(tmp_path / "clip.mp4", frames=8)
     r = client.post("/api/v1/video", files={"file": ("c.mp4", clip.read_bytes(), "video/mp4")})
     assert r.status_code == 422 and "longer than 5 frames" in r.json()["detail"]
+
+
+def test_try_an_example_buttons_and_the_example_files(client):
+    """Image and Step-by-step offer the group picture, Video the clip; the server serves
+    only the shipped examples."""
+    from ekspresi import examples
+
+    for path, name in (("/image", "group"), ("/steps", "group"), ("/video", "clip")):
+        html = client.get(path).text
+        assert f'data-example="{name}"' in html and 'id="try-example"' in html, path
+        assert f'data-example-file="{examples.EXAMPLES[name][0]}"' in html
+    r = client.get("/examples/group")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+    assert r.content == examples.path("group").read_bytes()
+    assert client.get("/examples/clip").headers["content-type"] == "video/mp4"
+    for bad in ("nope", "..%2F..%2Fpyproject.toml", "SOURCES.md"):
+        assert client.get(f"/examples/{bad}").status_code == 404
+    js = client.get("/static/js/common.js").text
+    assert "data-example" in js and "/examples/" in js

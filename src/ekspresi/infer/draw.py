@@ -204,13 +204,20 @@ def draw_faces(image: np.ndarray, faces: Sequence[Face], *, bars: bool = True) -
 def draw_candidates(image: np.ndarray, candidates: Sequence[tuple[Detection, bool]],
                     scale: float = 1.0) -> np.ndarray:
     """Every detector candidate with its score: accepted ones (and their landmarks) in
-    CANDIDATE, rejected ones in REJECTED, drawn on ``image`` shown at ``scale``."""
-    ordered = sorted(candidates, key=lambda c: c[1])   # rejected first, accepted on top
+    CANDIDATE, tagged with their face number (their rank among the accepted ones, in the
+    order given: reading order in a Trace) and score, rejected ones in REJECTED, drawn on
+    ``image`` shown at ``scale``."""
+    numbered, n = [], 0
+    for d, ok in candidates:
+        n += ok
+        numbered.append((d, ok, f"{n}. {d.score:.2f}" if ok else f"{d.score:.2f}"))
+    ordered = sorted(numbered, key=lambda c: c[1])   # rejected first, accepted on top
     return draw_boxes(
-        image, [tuple(int(round(v * scale)) for v in d.box) for d, _ in ordered],
-        [f"{d.score:.2f}" for d, _ in ordered],
-        [CANDIDATE if ok else REJECTED for _, ok in ordered],
-        landmarks=[[(x * scale, y * scale) for x, y in d.landmarks] for d, ok in ordered if ok])
+        image, [tuple(int(round(v * scale)) for v in d.box) for d, _, _ in ordered],
+        [text for _, _, text in ordered],
+        [CANDIDATE if ok else REJECTED for _, ok, _ in ordered],
+        landmarks=[[(x * scale, y * scale) for x, y in d.landmarks] for d, ok, _ in ordered
+                   if ok])
 
 
 def heatmap_overlay(face: np.ndarray, saliency: np.ndarray, alpha: float = 0.45) -> np.ndarray:

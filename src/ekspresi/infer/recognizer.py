@@ -194,8 +194,10 @@ class Recognizer:
         maps = [occlusion_saliency(self.classifier, f) for f in salient] if saliency else []
         clock.lap("saliency")
         accepted = set(detections)
-        return Trace(original=original, gray=gray,
-                     candidates=[(c, c in accepted) for c in candidates], crops=crops,
+        # accepted candidates first, in reading order: candidate k is face k everywhere
+        ordered = [(d, True) for d in detections] + [(c, False) for c in candidates
+                                                     if c not in accepted]
+        return Trace(original=original, gray=gray, candidates=ordered, crops=crops,
                      rotations=angles, model_inputs=batch, probabilities=proba,
                      result=self._result(image, det, detections, proba, angles, name, clock),
                      saliency=maps, classes=self.classes, input_spec=self.classifier.input_spec,

@@ -173,12 +173,23 @@ def summarize_tracks(frames: Sequence[ImageResult]) -> list[Face]:
             for _, a in sorted(acc.items(), key=lambda kv: kv[0] or 0)]
 
 
+def _face_numbers(candidates: list[tuple[Detection, bool]]) -> list[int | None]:
+    """The face number (1-based, in the order given) of each kept candidate, None for the
+    others."""
+    out, n = [], 0
+    for _, kept in candidates:
+        n += bool(kept)
+        out.append(n if kept else None)
+    return out
+
+
 @dataclass
 class Trace:
     """Every intermediate stage of one image, for the web app's step-by-step page.
 
     ``original`` (BGR uint8), ``gray``, ``candidates`` (every detector candidate and whether
-    it was kept), ``crops`` (eye-levelled, source resolution), ``rotations`` (degrees),
+    it was kept; the kept ones first, in reading order, so kept candidate k is face k),
+    ``crops`` (eye-levelled, source resolution), ``rotations`` (degrees),
     ``model_inputs`` (uint8 (N, size, size), exactly what ONNX Runtime receives as float32
     0..255), ``probabilities`` (N, C), ``result`` (the :class:`ImageResult`), ``saliency``
     (float32 (size, size) maps in 0..1, for the first faces), ``classes``, ``input_spec``,
@@ -211,7 +222,9 @@ class Trace:
             width=self.result.width, height=self.result.height, detector=self.detector,
             classes=list(self.classes),
             candidates=[{"box": [int(v) for v in d.box], "score": round(float(d.score), 4),
-                         "accepted": bool(kept)} for d, kept in self.candidates],
+                         "accepted": bool(kept), "number": n}
+                        for (d, kept), n in zip(self.candidates,
+                                                _face_numbers(self.candidates))],
             faces=[f.to_dict() for f in self.faces], min_face_px=self.result.min_face_px or 0,
             timings_ms=self.result.timings_ms).model_dump(exclude_none=True)
 

@@ -78,6 +78,8 @@ class CandidateModel(_Model):
     box: list[int]
     score: float
     accepted: bool = Field(description="passed the score threshold and minimum size")
+    number: int | None = Field(None, description="the face's number (reading order) when "
+                                                 "accepted")
 
 
 class TraceModel(_Model):

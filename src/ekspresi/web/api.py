@@ -118,7 +118,7 @@ async def trace(request: Request) -> dict:
     result = await run_in_threadpool(recognizer.trace, image,
                                      saliency_max=settings.trace_saliency_faces)
     elapsed = (time.perf_counter() - start) * 1000.0
-    view = await run_in_threadpool(trace_view, result)
+    view = await run_in_threadpool(trace_view, result, settings.trace_saliency_faces)
     view.update(model=engine.model_name, elapsed_ms=round(elapsed, 2))
     return view
 

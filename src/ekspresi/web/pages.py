@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from ekspresi import examples
 from ekspresi._version import __version__
 from ekspresi.web.experiments import (
     comparison_table,
@@ -37,6 +38,8 @@ def _emotion_name(name: str, t: Translator) -> str:
 
 
 TEMPLATES.env.filters["emotion_name"] = _emotion_name
+#: The "Try an example" buttons (templates/_macros.html) name the shipped examples' files.
+TEMPLATES.env.globals["examples"] = examples.EXAMPLES
 
 #: (path, message key) of the navigation bar, in the order the papers' app had them.
 NAV = [("/", "nav.home"), ("/image", "nav.image"), ("/realtime", "nav.realtime"),
@@ -89,6 +92,15 @@ def video(request: Request) -> HTMLResponse:
 @router.get("/steps", response_class=HTMLResponse)
 def steps(request: Request) -> HTMLResponse:
     return render(request, "steps.html", "/steps")
+
+
+@router.get("/examples/{name}")
+def example_file(name: str) -> FileResponse:
+    """The pictures and clip shipped in ``ekspresi/assets/examples`` (only their names), for
+    the pages' "Try an example" buttons."""
+    if name not in examples.EXAMPLES:
+        raise HTTPException(404, "no such example")
+    return FileResponse(examples.path(name), headers={"Cache-Control": "max-age=3600"})
 
 
 @router.get("/about", response_class=HTMLResponse)

@@ -27,7 +27,9 @@ def _stage(key: str, title: str, image: np.ndarray, caption: str, *, fmt: str = 
             "pixelated": pixelated, **extra}
 
 
-def trace_view(trace: Trace) -> dict[str, Any]:
+def trace_view(trace: Trace, saliency_max: int | None = None) -> dict[str, Any]:
+    """The page's stages. ``saliency_max``: the number of faces saliency was computed for
+    (the first ones in reading order); a face after them gets a stage that says so."""
     original = trace.original
     h, w = original.shape[:2]
     shown, scale = fit(original, DISPLAY_SIDE)
@@ -49,8 +51,9 @@ def trace_view(trace: Trace) -> dict[str, Any]:
         _stage("detections", "Face detection", det_img,
                f"The {trace.detector or 'face'} detector proposed {len(cand_rows)} "
                f"candidate{'s' if len(cand_rows) != 1 else ''}; {n_acc} passed the score "
-               "threshold and minimum size (yellow, with eye/nose/mouth points); grey ones "
-               "were rejected. Numbers are detector scores.",
+               "threshold and minimum size (yellow, with eye/nose/mouth points), each tagged "
+               "with its face number (reading order: rows top to bottom, left to right) "
+               "and detector score; grey ones were rejected.",
                candidates=cand_rows, params={"detector": trace.detector or "face",
                                              "n": len(cand_rows), "accepted": n_acc}),
     ]
@@ -92,5 +95,12 @@ def trace_view(trace: Trace) -> dict[str, Any]:
                 f"Red = regions whose grey-out lowered the '{face.label}' probability most "
                 "(occlusion sensitivity, computed with ONNX Runtime only).", fmt="png",
                 params={"label": face.label}))
+        elif saliency_max is not None:
+            face_stages.append({
+                "key": "saliency_skipped", "title": "Saliency (occlusion)", "image": None,
+                "caption": f"Not computed for this face: the saliency map is made for the "
+                           f"first {saliency_max} faces only, because each one costs dozens "
+                           "of model runs.",
+                "params": {"max": saliency_max}})
         faces_out.append({**face.to_dict(), "index": i, "stages": face_stages})
     return {**numbers, "stages": stages, "faces": faces_out}

@@ -306,6 +306,18 @@ const Ekspresi = (() => {
         accept(e.dataTransfer.files);
       }
     });
+    /* "Try an example": the server's copy of a shipped example goes through the same path
+       as a file the user chose. */
+    zone.querySelectorAll("[data-example]").forEach((button) => button.addEventListener("click", async () => {
+      try {
+        const response = await fetch(`/examples/${button.dataset.example}`);
+        if (!response.ok) throw new Error(`HTTP ${response.status}`);
+        const blob = await response.blob();
+        accept([new File([blob], button.dataset.exampleFile, { type: blob.type })]);
+      } catch (err) {
+        showMessage(message, t("js.err.example", { error: err.message }), "error");
+      }
+    }));
     document.addEventListener("paste", (e) => {
       const files = [...(e.clipboardData || {}).items || []].filter((it) => it.kind === "file")
         .map((it) => it.getAsFile());

@@ -30,14 +30,16 @@
     if (stage.scores) card.append(E.renderBars(stage.scores));
     if (stage.candidates && stage.candidates.length) {
       const MAX_LISTED = 8;
-      const list = E.el("ol", { class: "cand-list" });
-      stage.candidates.slice(0, MAX_LISTED).forEach((c) => list.append(E.el("li", {
-        class: c.accepted ? "" : "rejected",
+      /* accepted candidates come first, in reading order, named by their face number */
+      const list = E.el("ul", { class: "cand-list" });
+      const accepted = stage.candidates.filter((c) => c.accepted).length;
+      stage.candidates.slice(0, Math.max(MAX_LISTED, accepted)).forEach((c) => list.append(E.el("li", {
+        class: c.accepted ? "" : "rejected", "data-face": c.accepted ? String(c.number) : "",
         text: E.t(c.accepted ? "js.steps.candidate" : "js.steps.candidate_rejected",
-          { score: c.score.toFixed(3), w: c.box[2], h: c.box[3], x: c.box[0], y: c.box[1] }),
+          { n: c.number, score: c.score.toFixed(3), w: c.box[2], h: c.box[3], x: c.box[0], y: c.box[1] }),
       })));
       card.append(list);
-      const more = stage.candidates.length - MAX_LISTED;
+      const more = stage.candidates.length - Math.max(MAX_LISTED, accepted);
       if (more > 0) card.append(E.el("p", { class: "small", text: E.t("js.steps.more", { n: more }) }));
     }
     card.append(E.el("p", { text: stageText(stage, "caption") }));
