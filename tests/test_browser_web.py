@@ -585,3 +585,36 @@ def test_try_an_example_on_image_video_and_steps(page):
     assert page.locator("#tracks .track-card").count() >= 2
     wait_until(page, "document.querySelector('#annotated-video').readyState >= 2")
     shot(page, "video_example")
+
+
+def test_realtime_keeps_a_wide_camera_s_aspect_ratio(browser, server, photo, tmp_path):
+    """A 16:9 camera is used whole (issue 22: asking for 640x480 cropped it to 4:3 and lost
+    faces at its edges), the picture box takes its shape, and the boxes are drawn on the
+    face (the overlay's drawn pixels are centred where the clip's face is)."""
+    clip = write_y4m(tmp_path / "wide.y4m", photo, width=1280, height=720, frames=10)
+    # a second chromium (its fake camera is a launch option), from the same Playwright
+    b = browser.browser_type.launch(executable_path=CHROMIUM, args=[
+        "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={clip}"])
+    try:
+        pg = b.new_page(viewport={"width": 1280, "height": 900})
+        pg.goto(server.url + "/realtime")
+        pg.click("#start")
+        wait_until(pg, "document.querySelector('#face-count').textContent === '1'")
+        size = pg.evaluate("[document.querySelector('#video').videoWidth,"
+                           " document.querySelector('#video').videoHeight]")
+        assert size[0] / size[1] == pytest.approx(16 / 9, abs=0.01), size
+        box = pg.evaluate("""(() => { const r = document.querySelector('#video-wrap')
+            .getBoundingClientRect(); return [r.width, r.height]; })()""")
+        assert box[0] / box[1] == pytest.approx(16 / 9, abs=0.02), box
+        cx, cy = pg.evaluate("""(() => {
+            const c = document.querySelector('#overlay');
+            const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+            let sx = 0, sy = 0, n = 0;
+            for (let i = 3; i < d.length; i += 4) if (d[i] > 0) {
+                const k = (i - 3) / 4; sx += k % c.width; sy += Math.floor(k / c.width); n++; }
+            return [sx / n / c.width, sy / n / c.height]; })()""")
+        assert abs(cx - 0.5) < 0.1 and 0.08 < cy < 0.45, (cx, cy)  # on the face (y ~0.25)
+        shot(pg, "realtime_wide")
+    finally:
+        b.close()

@@ -20,8 +20,10 @@ works in three steps (measured in docs/detectors.md):
    likely face that this look would veto gets a closer one first
    (:data:`VERIFY_CLOSE_CONTEXT`): a face cut at the hairline and chin (a collage, a
    screenshot) is boxed larger than its pixels, so at VERIFY_CONTEXT it shrinks to ~35 px
-   and scores ~0.05-0.6 (issue 22's missed 57 px face); up close it scores ~0.99. Only
-   candidates the first look accepted and the second would drop get it.
+   and scores ~0.05-0.6 (issue 22's missed 57 px face); up close it scores ~0.9-0.99. Only
+   candidates the first look accepted and the second would drop get it, and it keeps
+   them only when it scores above the detector's threshold itself (textures that pass
+   the first look score 0.01-0.7 up close).
 3. **One suppression** (:func:`ekspresi.detect.scales.nms`) over every pass and tile.
 
 Boxes are made square (side = mean of width and height) and moved up by ``shift_up`` to be
@@ -264,7 +266,7 @@ class RetinaFaceDetector(Detector):
                 if len(vetoed):
                     cb, cp, cs = self._verify(bgr, boxes[unsure[vetoed]],
                                               VERIFY_CLOSE_CONTEXT)
-                    better = cs > vs[vetoed]
+                    better = cs >= self.score_threshold   # as sure as a first look
                     vb[vetoed[better]], vp[vetoed[better]] = cb[better], cp[better]
                     vs[vetoed[better]] = cs[better]
                 # confident first looks keep their box and score unless the second look

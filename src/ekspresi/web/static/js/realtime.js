@@ -121,6 +121,13 @@
     if (!paused) setTimeout(pump, 0);
   }
 
+  /* The picture box takes the camera's own shape, so video and boxes fill it exactly. */
+  video.addEventListener("loadedmetadata", () => {
+    if (video.videoWidth && video.videoHeight) {
+      document.getElementById("video-wrap").style.aspectRatio = `${video.videoWidth} / ${video.videoHeight}`;
+    }
+  });
+
   function drawOverlay(faces) {
     overlay.width = video.videoWidth;
     overlay.height = video.videoHeight;
@@ -209,7 +216,10 @@
   }
 
   function openCamera(deviceId) {
-    const video = { width: { ideal: 640 }, height: { ideal: 480 } };
+    /* Only a width is asked for: the camera keeps its own aspect ratio (a 16:9 camera
+       asked for 640x480 was cropped to 4:3 and faces at its edges were lost). Frames are
+       scaled down to MAX_WIDTH before they are sent. */
+    const video = { width: { ideal: 1280 } };
     if (deviceId) video.deviceId = { exact: deviceId };
     return navigator.mediaDevices.getUserMedia({ video, audio: false });
   }
