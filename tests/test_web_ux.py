@@ -168,11 +168,41 @@ def test_about_plots_have_headings_and_captions_not_file_names(make_bundle, tmp_
     html = about_html(bundle)
     plots = html[html.index('id="plots"'):]
     titles = re.findall(r"<h5>(.*?)</h5>", plots)
-    assert titles == ["Confusion matrix (counts)", "Calibration", "Learning curves"]
-    assert plots.count("<figcaption>") == 3
+    # the confusion matrix picture repeats the (translated) table above: left out
+    assert titles == ["Calibration", "Learning curves"]
+    assert plots.count("<figcaption>") == 2
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", plots, re.S)
     assert not any(".png" in c for c in captions)
     assert 'alt="Learning curves"' in plots
+
+
+def test_about_plots_are_translated_svg_in_the_page_colours():
+    """The shipped model's learning curves and per-class scores are inline SVG with the
+    page's words (English or Indonesian) and colours (CSS variables, so dark mode too);
+    the confusion-matrix pictures, which repeat the translated table, are left out; a
+    picture drawn on white (calibration) sits on white paper and, in Indonesian, says its
+    labels are English."""
+    from ekspresi.infer.resolve import resolve_model
+    from ekspresi.web.engine import Engine
+
+    s = WebSettings(model=resolve_model("default").bundle_dir, threads=1)
+    client = TestClient(create_app(s, engine=Engine(s)))
+    for lang, words in (("en", ["training accuracy", "validation accuracy", "Recall",
+                                "Happy"]),
+                        ("id", ["akurasi pelatihan", "akurasi validasi", "Senang"])):
+        html = client.get(f"/about?lang={lang}").text
+        plots = html[html.index('id="plots"'):]
+        svgs = re.findall(r"<svg class=\"plot-svg\".*?</svg>", plots, re.S)
+        assert len(svgs) == 2, lang
+        for word in words:
+            assert any(word.lower() in svg.lower() for svg in svgs), (lang, word)
+        assert "confusion_matrix" not in plots and 'src="/about/learning_curves.png"' \
+            not in plots
+        assert 'class="paper" src="/about/reliability.png"' in plots
+        assert ("labelnya berbahasa Inggris" in plots) == (lang == "id")
+        assert "#fff" not in "".join(svgs) and "fill=\"#" not in "".join(svgs)
+    css = client.get("/static/css/app.css").text
+    assert ".plot-svg text { fill: currentColor; }" in css
 
 
 def _hex_luminance_pair(style: str) -> tuple[str, str]:

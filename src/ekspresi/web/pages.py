@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 
 from ekspresi import examples
 from ekspresi._version import __version__
+from ekspresi.runs import HISTORY_CSV
 from ekspresi.web.experiments import (
     comparison_table,
     find_run,
@@ -25,6 +26,7 @@ from ekspresi.web.modelcard import (
     PAPER_CITATIONS,
     build_card,
 )
+from ekspresi.web.plots import learning_curves_svg, per_class_svg
 from ekspresi.web.render import palette_css
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -107,7 +109,14 @@ def example_file(name: str) -> FileResponse:
 def about(request: Request) -> HTMLResponse:
     bundle = request.app.state.engine.bundle
     card = build_card(bundle) if bundle is not None else None
-    return render(request, "about.html", "/about", card=card,
+    svgs = {}
+    if card is not None:   # plots in the page's language and colours (web/plots.py)
+        t = Translator(choose_language(request))
+        svgs["learning_curves.png"] = learning_curves_svg(Path(bundle.path) / HISTORY_CSV, t)
+        if card.test_sets:
+            svgs["per_class.png"] = per_class_svg(card.test_sets[0].per_class, t,
+                                                  lambda c: _emotion_name(c, t))
+    return render(request, "about.html", "/about", card=card, svg_plots=svgs,
                   general_limitations=GENERAL_LIMITATIONS,
                   dataset_citations=DATASET_CITATIONS, paper_citations=PAPER_CITATIONS)
 
