@@ -1,7 +1,8 @@
 """`ekspresi predict PATH...`: expressions in images, folders and videos.
 
-No face is an empty result, not an error. A file that cannot be read is reported (stderr,
-and in the output) and the others continue; the exit status is 1 when any input failed.
+No face is an empty result, not an error. A file that cannot be read is reported once (the
+table's ERROR row on the terminal; on stderr too for JSON/CSV or -o FILE, whose readers are
+programs) and the others continue; the exit status is 1 when any input failed.
 Nothing heavy is imported at module level (``ekspresi --help`` stays instant).
 """
 
