@@ -87,7 +87,9 @@ def test_about_page_shows_the_shipped_models_card(bundle):
         assert test_set in html
     acc = bundle.metrics["splits"]["fer2013 test"]["accuracy"]
     assert f"{100 * acc:.1f} %" in html
-    for img in ("confusion_matrix.png", "learning_curves.png"):
-        assert f'src="/about/{img}"' in html
+    # drawn in the page as SVG (learning curves) or as the translated table (confusion),
+    # the pictures stay served; the calibration picture is shown as it is
+    assert 'src="/about/reliability.png"' in html and 'class="plot-svg"' in html
+    for img in ("confusion_matrix.png", "learning_curves.png", "reliability.png"):
         r = c.get(f"/about/{img}")
         assert r.status_code == 200 and r.content[:4] == b"\x89PNG"
