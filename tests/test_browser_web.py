@@ -575,7 +575,7 @@ def test_try_an_example_on_image_video_and_steps(page):
     # one numbering: the candidates list names faces 1, 2, 3 in the faces' order
     listed = page.locator(".cand-list li:not(.rejected)").all_inner_texts()
     assert [t.split(" ·")[0] for t in listed] == ["face 1", "face 2", "face 3"]
-    heads = page.locator(".face-section h2").all_inner_texts()
+    heads = page.locator(".face-section > h2").all_inner_texts()
     assert [h.split(":")[0] for h in heads] == ["Face 1", "Face 2", "Face 3"]
     shot(page, "steps_example")
     page.goto(page.base + "/video")
