@@ -22,8 +22,8 @@ works in three steps (measured in docs/detectors.md):
    screenshot) is boxed larger than its pixels, so at VERIFY_CONTEXT it shrinks to ~35 px
    and scores ~0.05-0.6 (issue 22's missed 57 px face); up close it scores ~0.9-0.99. Only
    candidates the first look accepted and the second would drop get it, and it keeps
-   them only when it scores above the detector's threshold itself (textures that pass
-   the first look score 0.01-0.7 up close).
+   them only when it scores above the detector's threshold and VERIFY_CLOSE_MIN itself
+   (textures that pass the first look score 0.01-0.7 up close).
 3. **One suppression** (:func:`ekspresi.detect.scales.nms`) over every pass and tile.
 
 Boxes are made square (side = mean of width and height) and moved up by ``shift_up`` to be
@@ -76,6 +76,10 @@ VERIFY_CONTEXT = 2.5
 #: Context of the closer look given to a candidate that the first look accepted (score
 #: above the threshold) before the second look drops it (face ~80 px).
 VERIFY_CLOSE_CONTEXT = 1.6
+#: The least the closer look must score to keep a candidate, whatever the sensitivity
+#: (textures that pass the first look score 0.01-0.7 up close; at `high`, whose threshold is
+#: 0.6, a lower bar added 5 false boxes in the scenes and 4 on face-free images).
+VERIFY_CLOSE_MIN = 0.8
 VERIFY_MAX = 96
 NMS_IOU = 0.4
 
@@ -266,7 +270,8 @@ class RetinaFaceDetector(Detector):
                 if len(vetoed):
                     cb, cp, cs = self._verify(bgr, boxes[unsure[vetoed]],
                                               VERIFY_CLOSE_CONTEXT)
-                    better = cs >= self.score_threshold   # as sure as a first look
+                    # as sure as an accepted first look, and never below CLOSE_MIN
+                    better = cs >= max(self.score_threshold, VERIFY_CLOSE_MIN)
                     vb[vetoed[better]], vp[vetoed[better]] = cb[better], cp[better]
                     vs[vetoed[better]] = cs[better]
                 # confident first looks keep their box and score unless the second look
