@@ -184,6 +184,9 @@ class TrainSection(_Section):
     fit_to_budget: Bool = False          # with a time budget: after the first epoch, cut
     #                                      `epochs` to what fits and re-plan the LR schedule
     #                                      (a one-cycle/cosine run then still anneals)
+    checkpoint_minutes: Float | None = 5.0  # also checkpoint inside an epoch this often
+    #                                      (exact resume mid-epoch: a CPU epoch of a large
+    #                                      net takes 10+ minutes); None = at epoch ends only
 
 
 class TrainConfig(_Section):
