@@ -161,7 +161,7 @@ def test_detach_status_stop_and_continue(dataset, tmp_path, capsys):
     env_before = os.environ.get("OMP_NUM_THREADS")
     os.environ["OMP_NUM_THREADS"] = "1"
     try:
-        assert main(["campaign", str(camp), "--out", str(out), "--detach"]) == 0
+        assert main(["campaign", str(camp), "--out", str(out), "--detach", "--nice", "5"]) == 0
     finally:
         if env_before is None:
             os.environ.pop("OMP_NUM_THREADS")
@@ -171,6 +171,10 @@ def test_detach_status_stop_and_continue(dataset, tmp_path, capsys):
     assert "pid" in printed and f"ekspresi campaign stop {out}" in printed
     pid = running_pid(out)
     assert pid and pid > 0
+    assert "priority: " in (out / "campaign.log").read_text()
+    group = Path(f"/proc/{pid}/autogroup")
+    if group.is_file() and "priority: autogroup" in (out / "campaign.log").read_text():
+        assert group.read_text().split()[-1] == "5"   # the campaign's share, not just a nice
     # a second start on the same folder refuses, naming the first
     assert main(["campaign", str(camp), "--out", str(out), "--detach"]) == 2
     assert f"already running here (pid {pid})" in capsys.readouterr().err

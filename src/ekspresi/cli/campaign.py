@@ -39,6 +39,10 @@ def register(subparsers) -> None:
                    help="wall-clock budget for all runs together (default: none)")
     p.add_argument("--detach", action="store_true",
                    help="run in the background (own process group; log in DIR/campaign.log)")
+    p.add_argument("--nice", type=int, metavar="N",
+                   help="with --detach: CPU priority against other work on the machine, e.g. "
+                        "-10 so tests beside it do not halve its speed (Linux autogroup "
+                        "nice; below 0 needs root)")
     add_overrides(p, each=" in every run")
     p.add_argument("--only", help="comma list of run names to run (in file order)")
     p.add_argument("--archive-dir", help="where the result archives go (default OUT/archives)")
@@ -108,7 +112,7 @@ def _detach(args: argparse.Namespace, out: Path) -> int:
             argv += [f"--{opt.replace('_', '-')}", str(getattr(args, opt))]
     argv += ["--archive-mb", str(args.archive_mb), "--max-archives", str(args.max_archives),
              "--reserve-minutes", str(args.reserve_minutes)]
-    pid = detach(argv, out)
+    pid = detach(argv, out, nice=args.nice)
     print(f"campaign running in the background: pid {pid}, log {out / LOG_NAME}\n"
           f"  ekspresi campaign status {out}\n  ekspresi campaign stop {out}")
     return 0
