@@ -1,6 +1,7 @@
 """Training throughput per model: images/s of a full train step (augmentation, forward,
 backward, optimiser) at each model's input size, on random uint8 faces held on the device,
-exactly as the training loop does it (same Placement: device, precision, channels-last).
+exactly as the training loop does it (same Placement: device, precision, channels-last; the
+step that ekspresi.train.tuning times).
 
     python benchmarks/train_throughput.py [--device auto|cpu|cuda] [--precision auto]
         [--threads 2] [--batch 64] [--steps 10] [--models fer-resnet,fer-vgg]
@@ -23,16 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 
 import torch
 import yaml
 from machine import machine_info
 
-from ekspresi.data.augment import AugmentConfig, BatchAugment
+from ekspresi.data.augment import AugmentConfig
 from ekspresi.models import build_model, count_params
 from ekspresi.models.registry import model_names
 from ekspresi.train.devices import native_bf16, placement
+from ekspresi.train.tuning import time_train_steps
 
 AUG = AugmentConfig(rotation=15, width_shift=0.15, height_shift=0.15, shear=0.15, zoom=0.15,
                     hflip=True)
@@ -44,45 +45,13 @@ GPU_PRESET = [("fer-vgg", {}),
 
 def measure(name: str, size: int | None, batch: int, steps: int, place, options: dict,
             compile_model: bool) -> dict:
-    dev = place.device
+    """One model under one setting: ``ekspresi.train.tuning.time_train_steps`` (the step the
+    trainer's own CPU tuning times), after a torch.compile when asked."""
     model = build_model(name, 7, input_size=size, **options)
     size = model.input_spec.size
-    model.to(dev, memory_format=place.memory_format).train()
     net = torch.compile(model) if compile_model else model
-    opt = torch.optim.Adam(model.parameters(), 1e-3)
-    scaler = place.grad_scaler()
-    aug, g = BatchAugment(AUG), torch.Generator().manual_seed(0)
-    data = torch.randint(0, 256, (batch * 4, size, size), dtype=torch.uint8, device=dev)
-    y = torch.randint(0, 7, (batch,), device=dev)
-
-    def step(i: int) -> None:
-        xb = data[(i % 4) * batch:(i % 4 + 1) * batch].unsqueeze(1).float()
-        xb = aug(xb, g).contiguous(memory_format=place.memory_format)
-        with place.autocast():
-            out = net(xb)
-        loss = torch.nn.functional.cross_entropy(out.float(), y)
-        opt.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-        else:
-            loss.backward()
-            opt.step()
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
-    for i in range(3 if compile_model else 2):
-        step(i)
-    sync()
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step(i)
-    sync()
-    dt = time.perf_counter() - t0
-    ips = batch * steps / dt
+    ips = time_train_steps(net, place, size, batch, steps, augment=AUG,
+                           warmup=3 if compile_model else 2)
     return {"model": name, "options": options, "input_size": size,
             "trainable_params": count_params(model), "compile": compile_model,
             "images_per_s": round(ips, 1), "ms_per_image": round(1000 / ips, 4)}

@@ -139,3 +139,46 @@ def test_sigkill_after_a_timed_checkpoint_resumes_mid_epoch(dataset, tmp_path):
 def test_checkpoint_minutes_must_be_positive(dataset, tmp_path):
     with pytest.raises(ConfigError, match="checkpoint_minutes must be > 0"):
         run_training(config(dataset, checkpoint_minutes=0), tmp_path / "r", quiet=True)
+
+
+def test_cpu_tuning_times_each_setting_records_it_and_resume_keeps_it(dataset, tmp_path,
+                                                                      monkeypatch):
+    """With channels_last unset the run times each CPU setting on a copy of its network,
+    trains with the fastest, writes it into config.resolved.yaml (so a resume keeps it, and
+    stays exact) and env.json; the timing leaves the run's random draws untouched."""
+    from ekspresi.train import tuning
+
+    cfg = config(dataset, epochs=2)
+    monkeypatch.setenv("EKSPRESI_CPU_TUNE", "0")
+    plain = run_training(cfg, tmp_path / "plain", quiet=True)
+    monkeypatch.setenv("EKSPRESI_CPU_TUNE", "1")
+    seen = []
+    real = tuning.time_train_steps
+
+    def fake(model, place, *a, **k):  # the memory format that is NOT the default wins
+        real(model, place, *a, **k)
+        seen.append((place.precision, place.channels_last))
+        return 100.0 if place.channels_last else 10.0
+
+    monkeypatch.setattr(tuning, "time_train_steps", fake)
+    run = tmp_path / "tuned"
+    with pytest.raises(TrainingInterrupted):
+        run_training(cfg, run, quiet=True, stop=StopAfter(9 + 2))
+    assert ("fp32", False) in seen and ("fp32", True) in seen
+    assert all(p == "fp32" for p, _ in seen)  # bf16 not allowed by this config
+    resolved = yaml.safe_load((run / "config.resolved.yaml").read_text())
+    assert resolved["train"]["channels_last"] is True
+    assert resolved["train"]["precision"] == "fp32"
+    env = json.loads((run / "env.json").read_text())
+    assert env["channels_last"] is True and env["cpu_tuning"]["channels_last"] is True
+    assert len(env["cpu_tuning"]["candidates"]) == len(seen)
+    n = len(seen)
+    run_training(None, run, resume=True, quiet=True)
+    assert len(seen) == n                       # no second tuning on resume
+    env = json.loads((run / "env.json").read_text())
+    assert env["channels_last"] is True and env["cpu_tuning"]["channels_last"] is True
+    # the same draws as the untuned run (channels-last changes float rounding only)
+    a, b = history(plain), history(run)
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
+    for ra, rb in zip(a, b, strict=True):
+        assert ra["train_acc"] == pytest.approx(rb["train_acc"], abs=0.05)

@@ -654,6 +654,15 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
                 write_text(run_dir / CONFIG_NAME, dump_yaml(cfg))
         env = environment(torch.get_num_threads())
         env.update(place.describe(), world_size=ctx.world_size)
+        if resume:  # keep how the setting was chosen (the first process measured it)
+            import json
+
+            try:
+                earlier = json.loads((run_dir / ENV_NAME).read_text())
+            except (OSError, ValueError):
+                earlier = {}
+            if "cpu_tuning" in earlier:
+                env["cpu_tuning"] = earlier["cpu_tuning"]
         if ctx.is_main:
             write_json(run_dir / ENV_NAME, env)
         size = cfg.model.input_size or _default_size(cfg)
@@ -661,6 +670,12 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
         data = prepare_data(cfg, size)
         log.info("data ready in %.1fs: %s", time.perf_counter() - t0,
                  {k: len(v) for k, v in data.splits.items()})
+        if not resume and _wants_cpu_tuning(cfg, place, ctx):
+            place, env["cpu_tuning"] = _tune_cpu(cfg, data, size, ctx)
+            env.update(place.describe())
+            if ctx.is_main:  # a resumed run reads its setting back from here
+                write_text(run_dir / CONFIG_NAME, dump_yaml(cfg))
+                write_json(run_dir / ENV_NAME, env)
         tr = _Trainer(cfg, run_dir, data, quiet, max_minutes, place, ctx, stop)
         if resume:
             tr.load(ckpt.load(last_checkpoint(run_dir)))
@@ -682,6 +697,33 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
             handler.close()
         distributed.shutdown(ctx)
     return run_dir
+
+
+def _wants_cpu_tuning(cfg: TrainConfig, place: devices.Placement, ctx: DistContext) -> bool:
+    import os
+
+    t = cfg.train
+    return (place.device.type == "cpu" and t.cpu_tune and t.channels_last is None
+            and not ctx.enabled and os.environ.get("EKSPRESI_CPU_TUNE", "1") != "0")
+
+
+def _tune_cpu(cfg: TrainConfig, data: PreparedData, size: int,
+              ctx: DistContext) -> tuple[devices.Placement, dict[str, Any]]:
+    """Measure the fastest CPU setting for this run's network and write it into the config
+    (``train.channels_last`` and ``train.precision``), so a resume uses the same one."""
+    from ekspresi.train.tuning import fastest_cpu_setting
+
+    t = cfg.train
+    model = make_model(cfg, len(data.classes))
+    apply_freeze(model, cfg, 0)
+    allow_bf16 = t.precision in ("auto", "bf16") and (t.bf16 or t.precision == "bf16")
+    found = fastest_cpu_setting(model, size=size, batch=min(t.batch_size, 64),
+                                allow_bf16=allow_bf16, augment=cfg.augment,
+                                classes=len(data.classes))
+    t.channels_last = found["channels_last"]
+    t.precision = found["precision"]
+    return devices.placement(t.device, t.precision, cpu_bf16=t.bf16,
+                             channels_last=t.channels_last), found
 
 
 def _default_size(cfg: TrainConfig) -> int:
