@@ -230,6 +230,22 @@ def test_bad_clips_in_the_python_api(recognizer, bad_clips, tmp_path):
         assert not out.exists(), name                   # nothing half-written left
 
 
+def test_a_clip_cut_off_midway_gives_the_frames_before_the_cut(recognizer, tmp_path, caplog):
+    from ekspresi.infer.video import H264Writer
+
+    full = tmp_path / "full.mp4"
+    writer = H264Writer(full, 10.0, (320, 240))          # +faststart: the index comes first
+    for frame in face_frames(30, step=2):
+        writer.write(frame)
+    writer.release()
+    data = full.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    v = analyze_video(recognizer, cut, annotate=tmp_path / "out.mp4")
+    assert 5 <= v.frames_read < 30 and (tmp_path / "out.mp4").is_file()
+    assert all(len(r) == 1 for r in v.frames)
+
+
 def test_variable_frame_rate_is_timed_by_timestamps(recognizer, bad_clips):
     v = analyze_video(recognizer, bad_clips["vfr"][0])
     assert [r.time for r in v.frames] == [0.0, 0.1, 0.15, 0.4, 0.45, 0.5, 0.9, 1.0]
@@ -359,3 +375,40 @@ def test_cancelling_a_video_job_stops_it_and_removes_its_files(client, tmp_path,
     assert client.get(job["status_url"]).json()["state"] == "cancelled"
     assert not any(p.exists() for p in before)            # its folder is gone
     assert client.delete("/api/v1/video/jobs/AAAAAAAAAAAA").status_code == 404
+
+
+def _run_on_a_terminal(argv: list[str]) -> bytes:
+    """stderr of ``argv`` when it is a terminal (a pseudo-terminal 120 columns wide)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-m", "ekspresi", *argv], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=300) == 0, out[-2000:]
+    return out
+
+
+def test_predict_shows_a_progress_bar_on_a_terminal(conv_bundle, tmp_path):
+    clip = write_av(tmp_path / "walk.mp4", face_frames(20))
+    err = _run_on_a_terminal(["predict", str(clip), "--model", str(conv_bundle),
+                              "-o", str(tmp_path / "r.json")])
+    assert b"walk.mp4:" in err and b"/20 [" in err and b"%|" in err     # name, frames, bar

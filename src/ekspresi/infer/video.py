@@ -129,8 +129,9 @@ class H264Writer:
             self._stream.width, self._stream.height = self.size
             self._stream.pix_fmt = "yuv420p"
             opts = {"preset": H264_PRESET, "crf": str(H264_CRF)}
-            if max_bitrate:
-                opts.update(maxrate=str(int(max_bitrate)), bufsize=str(int(2 * max_bitrate)))
+            if max_bitrate:   # a little under, with a one-second buffer: the whole clip
+                # ends up no larger than the input even where the buffer fills up
+                opts.update(maxrate=str(int(0.85 * max_bitrate)), bufsize=str(int(max_bitrate)))
             self._stream.options = opts
         except Exception:
             self._out.close()
