@@ -155,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         f"synthetic {analysed.width}x{analysed.height} {analysed.fps:g} fps H.264, "
         f"{n} frames, 3 faces (one gone 1 s)",
         "frames": n,
+        "faces_used": None if args.clip else (
+            "the committed photo + 2 JAFFE faces (data/jaffe_dev)" if video_clip.JAFFE.is_dir()
+            else "the committed photo, 3 times (no data/jaffe_dev)"),
         "detect_every": auto_detect_every(analysed.fps),
         "smoothing_s": SMOOTHING_S,
         "analyse_fps": round(n / a_wall, 1),
