@@ -133,9 +133,11 @@ def test_finished_runs_are_published_and_count_as_done_on_an_empty_machine(datas
     pub = results / "a"
     for name in ("final_metrics.json", "metrics.csv", "train.log", "config.resolved.yaml",
                  "env.json", "predictions_test.npz", "bundle/model.onnx", "bundle/model.json",
-                 "report/report.html"):
+                 "report/metrics.json", "report/plots/learning_curves.png"):
         assert (pub / name).is_file(), name
+    assert list((pub / "report").rglob("*confusion*.png"))
     assert not list(pub.rglob("*.pt")) and not (pub / "checkpoints").exists()
+    assert not list(pub.rglob("*gallery*")) and not list(pub.rglob("*.html"))  # no faces
     assert not (results / "b").exists()
     # the machine comes back empty: only b trains
     fresh = run_campaign(camp, tmp_path / "fresh")

@@ -187,10 +187,21 @@ def _finished(run_dir: Path, published: Path | None) -> RunMetrics | None:
     return None
 
 
+def _report_files(report: Path) -> list[Path]:
+    """The report's figures that belong in a repository: PNG plots and its metrics.json.
+    Not the galleries of test faces (dataset images must not be committed), nor the SVG
+    twins and the self-contained HTML (which embeds the galleries)."""
+    if not report.is_dir():
+        return []
+    keep = [report / "metrics.json"] if (report / "metrics.json").is_file() else []
+    return keep + sorted(f for f in report.rglob("*.png") if "gallery" not in f.name)
+
+
 def publish_run(run_dir: Path, dest: Path) -> Path:
     """Copy a finished run's committable part to ``dest``: metrics, logs, config, env, test
-    predictions, the ONNX bundle and the evaluation report (rendered here when missing);
-    never checkpoints or weights with optimiser state. Written to a temporary folder and
+    predictions, the ONNX bundle and the evaluation figures (confusion matrices, per-class
+    recall, reliability, learning curves; rendered here when missing); never checkpoints,
+    weights with optimiser state or pictures of dataset faces. Written to a temporary folder and
     renamed, so a kill never leaves half a run that looks finished."""
     report = run_dir / REPORT_DIR
     if not report.is_dir():
@@ -206,9 +217,12 @@ def publish_run(run_dir: Path, dest: Path) -> Path:
     for name in (*ESSENTIAL, *EXTRA):
         if (run_dir / name).is_file():
             shutil.copy2(run_dir / name, tmp / name)
-    for sub in (BUNDLE_DIR, REPORT_DIR):
-        if (run_dir / sub).is_dir():
-            shutil.copytree(run_dir / sub, tmp / sub)
+    if bundle_dir(run_dir).is_dir():
+        shutil.copytree(bundle_dir(run_dir), tmp / BUNDLE_DIR)
+    for f in _report_files(report):
+        dest_file = tmp / REPORT_DIR / f.relative_to(report)
+        dest_file.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dest_file)
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
     return dest
