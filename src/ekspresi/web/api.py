@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 import time
@@ -9,7 +11,7 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ekspresi.errors import BadInputError, ConfigError
@@ -31,7 +33,14 @@ from ekspresi.web.schemas import (
 from ekspresi.web.settings import WEB_MAX_SIDE
 from ekspresi.web.steps import trace_view
 from ekspresi.web.uploads import UPLOAD_OPENAPI, decode_upload, read_upload
-from ekspresi.web.videos import MAX_VIDEO_FRAMES, VideoStore, analyze_upload
+from ekspresi.web.videos import (
+    MAX_VIDEO_FRAMES,
+    JobsBusy,
+    VideoJob,
+    VideoJobs,
+    VideoStore,
+    analyze_upload,
+)
 
 log = logging.getLogger("ekspresi.web")
 
@@ -170,15 +179,140 @@ async def video(request: Request,
     try:
         out = await run_in_threadpool(analyze_upload, recognizer, store, data, name, every)
     except BadInputError as exc:
-        if "cannot open" in exc.problem or "no frames" in exc.problem:
-            raise HTTPException(415, f"{name}: not a video this server can read ({exc.problem})"
-                                ) from None
-        raise HTTPException(422, f"{name}: {exc.problem}") from None
+        raise HTTPException(*video_error(name, exc)) from None
+    return _video_links(out, engine, start)
+
+
+def video_error(name: str, exc: BaseException) -> tuple[int, str]:
+    """HTTP status and detail for a clip that could not be analysed."""
+    if isinstance(exc, BadInputError):
+        if "cannot open" in exc.problem or "no frames" in exc.problem \
+                or "no video track" in exc.problem:
+            return 415, f"{name}: not a video this server can read ({exc.problem})"
+        return 422, f"{name}: {exc.problem}"
+    log.exception("video job for %s failed", name, exc_info=exc)
+    return 500, f"{name}: the analysis failed ({type(exc).__name__})"
+
+
+def _video_links(out: dict, engine: Engine, start: float) -> dict:
     out.update(model=engine.model_name, elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
                csv_url=f"/api/v1/video/{out['id']}/timeline.csv")
     if "clip_type" in out:   # an annotated clip was written
         out["clip_url"] = f"/api/v1/video/{out['id']}/clip"
     return out
+
+
+def video_jobs(request: Request) -> VideoJobs:
+    jobs = getattr(request.app.state, "video_jobs", None)
+    if jobs is None:
+        jobs = request.app.state.video_jobs = VideoJobs()
+    return jobs
+
+
+@router.post("/api/v1/video/jobs", tags=["api"], status_code=202, responses=ERRORS,
+             openapi_extra=VIDEO_OPENAPI)
+async def video_job(request: Request,
+                    every: int | None = Query(None, ge=1, le=1000,
+                                              description="analyse every N-th frame "
+                                                          "(default: about 10 frames per "
+                                                          "second)")) -> dict:
+    """Start analysing a clip in the background (as ``POST /api/v1/video``) and answer at
+    once (202) with its ``id``, ``events_url`` (server-sent events: ``progress`` with
+    ``done``, ``total``, ``percent``, ``eta_s``; then one ``result`` with the answer of
+    ``POST /api/v1/video``, ``failed`` with ``status`` and ``detail``, or ``cancelled``)
+    and ``cancel_url`` (``DELETE``: stops it at the next frame and removes its files).
+    Closing the event stream before the end cancels the job too."""
+    engine = engine_of(request)
+    recognizer = engine.require()
+    settings = request.app.state.settings
+    data, name = await read_upload(request, settings.max_upload_bytes)
+    store = video_store(request)
+    start = time.perf_counter()
+
+    def work(job: VideoJob) -> dict:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        out = analyze_upload(recognizer, store, data, name, every, progress=progress,
+                             cancelled=job.cancel.is_set)
+        return _video_links(out, engine, start)
+
+    try:
+        job = video_jobs(request).start(work, name, lambda exc: video_error(name, exc))
+    except JobsBusy as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=503,
+                            headers={"Retry-After": "5"})
+    base = f"/api/v1/video/jobs/{job.id}"
+    return {"id": job.id, "events_url": f"{base}/events", "cancel_url": base,
+            "status_url": base}
+
+
+def _job(request: Request, job_id: str) -> VideoJob:
+    job = video_jobs(request).get(job_id)
+    if job is None:
+        raise HTTPException(404, "no such video job (finished ones are kept 10 minutes)")
+    return job
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+@router.get("/api/v1/video/jobs/{job_id}", tags=["api"], responses={404: {"model": ErrorOut}})
+def video_job_status(request: Request, job_id: str) -> dict:
+    """A background job's progress (as its ``progress`` events), with ``result`` or
+    ``error`` once it has ended."""
+    job = _job(request, job_id)
+    out = job.progress()
+    if job.result is not None:
+        out["result"] = job.result
+    if job.error is not None:
+        out["error"] = {"status": job.error[0], "detail": job.error[1]}
+    return out
+
+
+@router.delete("/api/v1/video/jobs/{job_id}", tags=["api"],
+               responses={404: {"model": ErrorOut}})
+def video_job_cancel(request: Request, job_id: str) -> dict:
+    """Cancel a background job: it stops at the next frame and leaves no file behind."""
+    job = _job(request, job_id)
+    job.cancel.set()
+    return job.progress()
+
+
+@router.get("/api/v1/video/jobs/{job_id}/events", tags=["api"],
+            responses={404: {"model": ErrorOut}})
+async def video_job_events(request: Request, job_id: str) -> StreamingResponse:
+    """Server-sent events of a background job (see ``POST /api/v1/video/jobs``)."""
+    job = _job(request, job_id)
+
+    async def events():
+        last = None
+        try:
+            while True:
+                snap = job.progress()
+                if job.finished is not None:
+                    yield _sse("progress", snap)
+                    if job.result is not None:
+                        yield _sse("result", job.result)
+                    elif job.error is not None:
+                        yield _sse("failed", {"status": job.error[0], "detail": job.error[1]})
+                    else:
+                        yield _sse("cancelled", snap)
+                    return
+                if snap["done"] != (last or {}).get("done"):
+                    yield _sse("progress", snap)
+                    last = snap
+                if await request.is_disconnected():
+                    job.cancel.set()
+                    return
+                await asyncio.sleep(0.25)
+        except asyncio.CancelledError:
+            job.cancel.set()     # the page went away: stop the work
+            raise
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.get("/api/v1/video/{video_id}/clip", tags=["api"], responses={404: {"model": ErrorOut}})
