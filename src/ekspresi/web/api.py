@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import threading
 import time
 from typing import Any
 
@@ -30,8 +32,13 @@ from ekspresi.web.schemas import (
 )
 from ekspresi.web.settings import WEB_MAX_SIDE
 from ekspresi.web.steps import trace_view
-from ekspresi.web.uploads import UPLOAD_OPENAPI, decode_upload, read_upload
-from ekspresi.web.videos import MAX_VIDEO_FRAMES, VideoStore, analyze_upload
+from ekspresi.web.uploads import (
+    UPLOAD_OPENAPI,
+    check_video_frames,
+    decode_upload,
+    read_upload,
+)
+from ekspresi.web.videos import MAX_VIDEO_FRAMES, Cancelled, VideoStore, analyze_upload
 
 log = logging.getLogger("ekspresi.web")
 
@@ -167,18 +174,40 @@ async def video(request: Request,
     data, name = await read_upload(request, settings.max_upload_bytes)
     store = video_store(request)
     start = time.perf_counter()
+    gone = threading.Event()   # set when the client disconnects: the analysis stops
+
+    def accept(width: int, height: int) -> None:
+        check_video_frames(width, height, name, settings.max_pixels)
+
+    watcher = asyncio.create_task(_watch_disconnect(request, gone))
     try:
-        out = await run_in_threadpool(analyze_upload, recognizer, store, data, name, every)
+        out = await run_in_threadpool(analyze_upload, recognizer, store, data, name, every,
+                                      accept=accept, stop=gone.is_set)
+    except Cancelled:
+        log.info("%s: client disconnected; video analysis stopped", name)
+        return Response(status_code=499)
     except BadInputError as exc:
         if "cannot open" in exc.problem or "no frames" in exc.problem:
             raise HTTPException(415, f"{name}: not a video this server can read ({exc.problem})"
                                 ) from None
         raise HTTPException(422, f"{name}: {exc.problem}") from None
+    finally:
+        watcher.cancel()
     out.update(model=engine.model_name, elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
                csv_url=f"/api/v1/video/{out['id']}/timeline.csv")
     if "clip_type" in out:   # an annotated clip was written
         out["clip_url"] = f"/api/v1/video/{out['id']}/clip"
     return out
+
+
+async def _watch_disconnect(request: Request, gone: threading.Event,
+                            every_s: float = 0.25) -> None:
+    """Set ``gone`` once the client of ``request`` has disconnected."""
+    while not gone.is_set():
+        if await request.is_disconnected():
+            gone.set()
+            return
+        await asyncio.sleep(every_s)
 
 
 @router.get("/api/v1/video/{video_id}/clip", tags=["api"], responses={404: {"model": ErrorOut}})
@@ -215,7 +244,10 @@ async def stream(ws: WebSocket) -> None:
     """Real-time analysis: the client sends one encoded frame (binary JPEG/PNG) and waits
     for its JSON answer before sending the next, so at most one frame per connection is
     ever queued (back-pressure by protocol). A bad frame gets ``{"error": ...}`` and the
-    stream goes on; a frame above the upload limit closes the socket (1009)."""
+    stream goes on; a frame above the upload limit closes the socket (1009). A socket that
+    sends nothing for ``stream_idle_timeout`` seconds is closed (1000), and beyond
+    ``max_streams`` open sockets a new one is closed at once (1013), so idle streams never
+    take every connection the server has for HTTP."""
     engine = engine_of(ws)
     settings = ws.app.state.settings
     origin = ws.headers.get("origin")
@@ -230,12 +262,30 @@ async def stream(ws: WebSocket) -> None:
         await ws.send_text(stream_message({"error": f"no model loaded: {engine.error}"}))
         await ws.close(code=1011)
         return
+    state = ws.app.state
+    if getattr(state, "streams", 0) >= settings.max_streams:
+        # every stream holds one of uvicorn's connections: leave room for HTTP
+        await ws.close(code=1013, reason="too many open streams; try again later")
+        return
+    state.streams = getattr(state, "streams", 0) + 1
+    try:
+        await _stream_frames(ws, engine, settings)
+    finally:
+        state.streams -= 1
+
+
+async def _stream_frames(ws: WebSocket, engine: Engine, settings) -> None:
     frame = 0
     pushed = PushedFrames()   # decoded frames go through the one frame loop
     results = stream_frames(engine.recognizer, pushed, track=False)
     try:
         while True:
-            message = await ws.receive()
+            try:
+                message = await asyncio.wait_for(ws.receive(), settings.stream_idle_timeout)
+            except asyncio.TimeoutError:
+                await ws.close(code=1000, reason=f"no frame for "
+                                                 f"{settings.stream_idle_timeout:g} s")
+                return
             if message["type"] == "websocket.disconnect":
                 return
             data = message.get("bytes")

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,13 @@ class VideoStore:
         self.root = Path(tempfile.mkdtemp(prefix="ekspresi-videos-"))
         self._items: OrderedDict[str, StoredVideo] = OrderedDict()
         self._lock = threading.Lock()
-        atexit.register(shutil.rmtree, self.root, True)
+        atexit.register(self.close)   # SIGINT; SIGTERM goes through the app's lifespan
+
+    def close(self) -> None:
+        """Remove every kept clip and the folder (the app's shutdown calls this)."""
+        with self._lock:
+            self._items.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def new_dir(self) -> tuple[str, Path]:
         vid = secrets.token_urlsafe(12)
@@ -69,21 +76,38 @@ class VideoStore:
             return self._items.get(vid)
 
 
+class Cancelled(Exception):
+    """The analysis was stopped (its client went away)."""
+
+
 def analyze_upload(recognizer, store: VideoStore, data: bytes, name: str,
-                   every: int | None) -> dict[str, Any]:
+                   every: int | None, *, accept: Callable[[int, int], None] | None = None,
+                   stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Write the upload to the store's folder, analyse it, keep the annotated clip and the
     timeline CSV; returns the JSON answer (with ``clip_type`` when a clip was written;
-    without the URLs, which the route adds)."""
+    without the URLs, which the route adds). ``accept(width, height)`` sees the frame size
+    from the container header before anything is decoded and raises to refuse it;
+    ``stop()`` is asked after every frame read, and True ends the work with
+    :class:`Cancelled`. Whatever the failure, the clip's folder is removed."""
     vid, folder = store.new_dir()
     suffix = Path(name).suffix.lower()
     source = folder / ("input" + (suffix if suffix in VIDEO_EXTENSIONS else ".bin"))
-    source.write_bytes(data)
+
+    def check_stop(_: int) -> None:
+        if stop is not None and stop():
+            raise Cancelled(name)
+
     try:
-        if every is None:
-            fps = video_info(source)[0]
-            every = max(1, round(fps / AUTO_RATE)) if fps > 0 else 1
+        source.write_bytes(data)
+        if every is None or accept is not None:
+            fps, width, height, _ = video_info(source)
+            if accept is not None:
+                accept(width, height)
+            if every is None:
+                every = max(1, round(fps / AUTO_RATE)) if fps > 0 else 1
         result = analyze_video(recognizer, source, every=every,
                                annotate=folder / ("annotated" + browser_video_suffix()),
+                               progress=check_stop if stop is not None else None,
                                max_frames=MAX_VIDEO_FRAMES)
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
