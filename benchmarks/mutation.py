@@ -1,0 +1,170 @@
+"""Mutation testing of the modules users depend on most, with mutmut (``pip install -e
+.[dev]``). Not part of CI: it runs each module's own tests once per mutant, which takes
+minutes to hours on 2 cores.
+
+For every module named (default: all of ``MODULES``) the script copies the committed tree
+(``git archive REV``; default HEAD) to a scratch folder, lets mutmut mutate that copy one
+change at a time while the module's tests (``MODULES[module]``) run against it, and writes
+``benchmarks/results/mutation/<module>.json``: kill rate, and each survivor's diff. Your
+working tree is never touched.
+
+    nice -n 19 python benchmarks/mutation.py infer/output.py web/uploads.py
+    nice -n 19 python benchmarks/mutation.py export/package.py --rev main --tag before
+
+``LINES`` restricts a module to line ranges (through mutmut's ``--use-patch-file``): the
+int8 path of ``export/package.py`` is what the int8 tests run, the rest of the module is
+covered by cheaper tests elsewhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import machine_info  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "benchmarks" / "results" / "mutation"
+
+#: module (under src/ekspresi) -> the test files that claim to protect it
+MODULES: dict[str, list[str]] = {
+    "infer/output.py": ["tests/test_mutation_guards.py::test_output_formats_follow_the_scores",
+                        "tests/test_mutation_guards.py::test_predict_labels_are_the_argmax",
+                        "tests/test_csv_safety.py::test_predict_csv_neutralises_a_formula_file_name",
+                        "tests/test_predict_cli.py"],
+    "export/package.py": ["tests/test_export.py", "tests/test_mutation_guards.py::"
+                          "test_int8_figures_come_from_the_int8_graph"],
+    "web/uploads.py": ["tests/test_web_hardening.py", "tests/test_web_attack.py"],
+    "web/middleware.py": ["tests/test_web_hardening.py", "tests/test_web_attack.py"],
+    "preprocess.py": ["tests/test_preprocess.py"],
+    "train/checkpoint.py": ["tests/test_train.py::test_resume_after_kill_equals_uninterrupted",
+                            "tests/test_train.py::test_time_budget_stops_resumably",
+                            "tests/test_mutation_guards.py::test_resume_applies_the_checkpoint"],
+    "train/loop.py": ["tests/test_train.py", "tests/test_mutation_guards.py"],
+    "infer/recognizer.py": ["tests/test_infer_engine.py", "tests/test_detect.py"],
+    "export/int8.py": ["tests/test_export.py"],
+    "export/onnx.py": ["tests/test_export.py", "tests/test_train.py::"
+                       "test_onnx_bundle_matches_pytorch"],
+}
+
+#: module -> (first, last) line ranges to mutate; other lines are left alone
+LINES: dict[str, list[tuple[int, int]]] = {}
+
+
+def _int8_block(source: str) -> list[tuple[int, int]]:
+    """The lines of ``export()``'s ``if int8:`` block in package.py."""
+    lines = source.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip() == "if int8:")
+    indent = len(lines[start]) - len(lines[start].lstrip())
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip()
+                                or len(lines[end]) - len(lines[end].lstrip()) > indent):
+        end += 1
+    return [(start + 2, end)]   # 1-based, the body only
+
+
+def _patch(path: str, ranges: list[tuple[int, int]], source: str) -> str:
+    """A unified diff that shows ``ranges`` of ``path`` as added lines (what mutmut's
+    --use-patch-file reads to restrict itself to them)."""
+    lines = source.splitlines()
+    out = [f"--- a/{path}", f"+++ b/{path}"]
+    for first, last in ranges:
+        out.append(f"@@ -{first - 1},0 +{first},{last - first + 1} @@")
+        out += ["+" + lines[i - 1] for i in range(first, last + 1)]
+    return "\n".join(out) + "\n"
+
+
+def _results(copy: Path) -> tuple[dict[str, int], list[dict]]:
+    db = sqlite3.connect(copy / ".mutmut-cache")
+    rows = db.execute("select Mutant.id, Mutant.status, Line.line_number, Line.line "
+                      "from Mutant join Line on Mutant.line = Line.id").fetchall()
+    counts: dict[str, int] = {}
+    for _, status, _, _ in rows:
+        counts[status] = counts.get(status, 0) + 1
+    survivors = []
+    for mid, status, number, line in rows:
+        if status not in ("bad_survived", "bad_timeout", "ok_suspicious"):
+            continue
+        diff = subprocess.run([sys.executable, "-m", "mutmut", "show", str(mid)], cwd=copy,
+                              capture_output=True, text=True).stdout
+        survivors.append({"id": mid, "status": status, "line": number, "source": line.strip(),
+                          "diff": "\n".join(d for d in diff.splitlines()
+                                            if d.startswith(("+", "-"))
+                                            and not d.startswith(("+++", "---")))})
+    return counts, survivors
+
+
+def run_module(module: str, rev: str, tag: str, timeout_mult: float) -> dict:
+    src = f"src/ekspresi/{module}"
+    tests = MODULES[module]
+    with tempfile.TemporaryDirectory(prefix="ekspresi-mutation-") as tmp:
+        copy = Path(tmp)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
+        if (ROOT / "data").exists():
+            (copy / "data").symlink_to((ROOT / "data").resolve())
+        present = [t for t in tests if (copy / t.split("::")[0]).is_file()]
+        runner = (f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly "
+                  + " ".join(present))
+        args = [sys.executable, "-m", "mutmut", "run", "--paths-to-mutate", src,
+                "--tests-dir", "tests", "--runner", runner, "--simple-output", "--no-progress",
+                "-m", str(timeout_mult)]
+        source = (copy / src).read_text()
+        ranges = LINES.get(module) or (_int8_block(source) if module == "export/package.py"
+                                       else None)
+        if ranges:
+            (copy / "lines.patch").write_text(_patch(src, ranges, source))
+            args += ["--use-patch-file", "lines.patch"]
+        env = dict(os.environ, PYTHONPATH=str(copy / "src"), OMP_NUM_THREADS="1")
+        started = time.time()
+        proc = subprocess.run(args, cwd=copy, env=env, capture_output=True, text=True)
+        seconds = time.time() - started
+        if not (copy / ".mutmut-cache").is_file():
+            raise SystemExit(f"{module}: mutmut did not run:\n{proc.stdout[-3000:]}\n"
+                             f"{proc.stderr[-3000:]}")
+        counts, survivors = _results(copy)
+    total = sum(counts.values())
+    killed = counts.get("ok_killed", 0)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True,
+                            text=True).stdout.strip()
+    return {"module": module, "tag": tag, "rev": rev, "commit": commit, "tests": present,
+            "lines": ranges, "mutants": total, "killed": killed,
+            "kill_rate": round(killed / total, 4) if total else None, "statuses": counts,
+            "survivors": survivors, "seconds": round(seconds, 1),
+            "command": " ".join(["nice -n 19 python benchmarks/mutation.py", module,
+                                 "--rev", rev, "--tag", tag]),
+            "machine": machine_info()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("modules", nargs="*", help=f"default: {', '.join(MODULES)}")
+    ap.add_argument("--rev", default="HEAD", help="commit to mutate (default HEAD)")
+    ap.add_argument("--tag", default="after", help="name of this measurement (before/after)")
+    ap.add_argument("--timeout-multiplier", type=float, default=3.0)
+    a = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    for module in a.modules or list(MODULES):
+        if module not in MODULES:
+            raise SystemExit(f"unknown module {module}; choose from {', '.join(MODULES)}")
+        doc = run_module(module, a.rev, a.tag, a.timeout_multiplier)
+        name = re.sub(r"[^A-Za-z0-9]+", "_", module.removesuffix(".py"))
+        path = OUT / f"{name}.{a.tag}.json"
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"{module} [{a.tag}]: {doc['killed']}/{doc['mutants']} killed "
+              f"({doc['kill_rate']}), {len(doc['survivors'])} survivors, "
+              f"{doc['seconds']:.0f} s -> {path.relative_to(ROOT)}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
