@@ -43,7 +43,19 @@ MODULES: dict[str, list[str]] = {
                         "tests/test_predict_cli.py"],
     "export/package.py": ["tests/test_export.py", "tests/test_mutation_guards.py::"
                           "test_int8_figures_come_from_the_int8_graph"],
-    "web/uploads.py": ["tests/test_web_hardening.py", "tests/test_web_attack.py"],
+    "web/uploads.py": [f"tests/test_web_api.py::{t}" for t in (
+        "test_analyze_multipart_finds_the_face", "test_analyze_raw_body_equals_multipart",
+        "test_non_image_is_415_with_message", "test_corrupt_and_empty_uploads_are_422",
+        "test_decompression_bomb_is_refused",
+        "test_upload_limit_by_content_length_and_by_counting")] + [
+        f"tests/test_web_hardening.py::{t}" for t in (
+            "test_web_pixel_limit_is_below_the_cli_one_and_checked_first",
+            "test_web_refuses_extreme_strips_before_decoding",
+            "test_dds_upload_is_415_everywhere_and_the_stream_goes_on",
+            "test_content_type_is_matched_case_insensitively")] + [
+        f"tests/test_web_attack.py::{t}" for t in (
+            "test_a_huge_video_frame_is_refused_from_the_header",
+            "test_video_frames_above_the_pixel_or_side_limit_are_refused")],
     "web/middleware.py": ["tests/test_web_hardening.py", "tests/test_web_attack.py"],
     "preprocess.py": ["tests/test_preprocess.py"],
     "train/checkpoint.py": ["tests/test_train.py::test_resume_after_kill_equals_uninterrupted",
