@@ -19,6 +19,7 @@ covered by cheaper tests elsewhere.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import os
 import re
@@ -37,7 +38,8 @@ OUT = ROOT / "benchmarks" / "results" / "mutation"
 
 #: module (under src/ekspresi) -> the test files that claim to protect it
 MODULES: dict[str, list[str]] = {
-    "infer/output.py": ["tests/test_mutation_guards.py::test_output_formats_follow_the_scores",
+    "infer/output.py": ["tests/test_mutation_guards.py::test_output_contract_of_each_format",
+                        "tests/test_mutation_guards.py::test_output_formats_follow_the_scores",
                         "tests/test_mutation_guards.py::test_predict_labels_are_the_argmax",
                         "tests/test_csv_safety.py::test_predict_csv_neutralises_a_formula_file_name",
                         "tests/test_predict_cli.py"],
@@ -95,23 +97,32 @@ def _patch(path: str, ranges: list[tuple[int, int]], source: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def _results(copy: Path) -> tuple[dict[str, int], list[dict]]:
+def _diff(source: str, line: str, index: int, line_number: int) -> str:
+    """The one-line change of a mutant, computed with mutmut's own mutator."""
+    from mutmut import Context, RelativeMutationID, mutate
+
+    ctx = Context(source=source, mutation_id=RelativeMutationID(line, index, line_number))
+    mutated, n = mutate(ctx)
+    if not n:
+        return ""
+    return "\n".join(d for d in difflib.unified_diff(source.split("\n"), mutated.split("\n"),
+                                                     lineterm="", n=0)
+                     if d.startswith(("+", "-")) and not d.startswith(("+++", "---")))
+
+
+def _results(copy: Path, source: str) -> tuple[dict[str, int], list[dict]]:
     db = sqlite3.connect(copy / ".mutmut-cache")
-    rows = db.execute("select Mutant.id, Mutant.status, Line.line_number, Line.line "
-                      "from Mutant join Line on Mutant.line = Line.id").fetchall()
+    rows = db.execute("select Mutant.id, Mutant.status, Mutant.`index`, Line.line_number, "
+                      "Line.line from Mutant join Line on Mutant.line = Line.id").fetchall()
     counts: dict[str, int] = {}
-    for _, status, _, _ in rows:
-        counts[status] = counts.get(status, 0) + 1
+    for row in rows:
+        counts[row[1]] = counts.get(row[1], 0) + 1
     survivors = []
-    for mid, status, number, line in rows:
+    for mid, status, index, number, line in rows:
         if status not in ("bad_survived", "bad_timeout", "ok_suspicious"):
             continue
-        diff = subprocess.run([sys.executable, "-m", "mutmut", "show", str(mid)], cwd=copy,
-                              capture_output=True, text=True).stdout
-        survivors.append({"id": mid, "status": status, "line": number, "source": line.strip(),
-                          "diff": "\n".join(d for d in diff.splitlines()
-                                            if d.startswith(("+", "-"))
-                                            and not d.startswith(("+++", "---")))})
+        survivors.append({"id": mid, "status": status, "line": number + 1,
+                          "source": line.strip(), "diff": _diff(source, line, index, number)})
     return counts, survivors
 
 
@@ -144,7 +155,7 @@ def run_module(module: str, rev: str, tag: str, timeout_mult: float) -> dict:
         if not (copy / ".mutmut-cache").is_file():
             raise SystemExit(f"{module}: mutmut did not run:\n{proc.stdout[-3000:]}\n"
                              f"{proc.stderr[-3000:]}")
-        counts, survivors = _results(copy)
+        counts, survivors = _results(copy, source)
     total = sum(counts.values())
     killed = counts.get("ok_killed", 0)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True,

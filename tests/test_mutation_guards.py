@@ -152,3 +152,51 @@ def test_int8_figures_come_from_the_int8_graph(capsys, conv_bundle, tmp_path, mo
     assert q["int8_accuracy"] == pytest.approx(want_int8, abs=1e-5)
     assert q["prediction_agreement"] == pytest.approx(want_agree, abs=1e-5)
     assert q["accuracy_drop"] == pytest.approx(want_fp32 - want_int8, abs=1e-5)
+
+
+def test_output_contract_of_each_format(tmp_path):
+    """What scripts read from `predict` output, exactly: the CSV columns, faces numbered
+    from 1 when the detector did not number them, one row with the error for a failed
+    file, one empty-face row for a file without faces, the no-face sentence with the real
+    size limit, a video track's mean label, JSON indented by 2, timelines by extension."""
+    results = _results()
+    rows = list(csv.reader(io.StringIO(output.to_csv(results))))
+    assert rows[0] == ["file", "frame", "time", "face", "track_id", "x", "y", "w", "h",
+                       "label", "confidence", "detection_score", "p_angry", "p_happy",
+                       "p_sad", "p_neutral", "error"]
+    image_rows = [r for r in rows[1:] if r[0] == "'=img.jpg"]
+    assert [r[3] for r in image_rows] == ["1", "2", "3"]          # numbered from 1
+    assert [r[5:9] for r in image_rows][1] == ["100", "10", "40", "40"]
+    video_rows = [r for r in rows[1:] if r[0] == "clip.avi"]
+    assert [(r[1], r[2], r[4]) for r in video_rows] == [("0", "0.0", "1"), ("1", "0.1", "1"),
+                                                        ("2", "0.2", "1")]
+    assert rows[-1] == ["bad.jpg"] + [""] * 15 + ["cannot decode"]
+    numbered = ImageResult(faces=[Face(box=(0, 0, 9, 9), detection_score=1.0,
+                                       scores={"happy": 1.0}, number=7)], width=9, height=9)
+    assert list(csv.reader(io.StringIO(output.to_csv([numbered]))))[1][3] == "7"
+
+    empty = ImageResult(faces=[], width=320, height=240, file="none.jpg", min_face_px=24)
+    assert output.no_face_text(empty) == ("no face found (faces smaller than about 24 px are "
+                                          "not detected in this 320x240 image)")
+    assert output.no_face_text(ImageResult(faces=[], width=5, height=5)) == "no face found"
+    table = output.to_table(results + [empty])
+    by_file = {line.split()[0]: line.split(None, 2)[1:] for line in table.splitlines()[2:]
+               if line.strip() and not line.startswith(" ")}
+    assert by_file["none.jpg"] == ["-", output.no_face_text(empty)]
+    assert by_file["bad.jpg"][0] == "-" and by_file["bad.jpg"][1].split() == ["ERROR", "cannot",
+                                                                              "decode"]
+    assert "neutral (mean of 3 frames)" in table and "clip.avi [3/3 frames]" in table
+    assert table.splitlines()[1].startswith("----")
+    no_face_row = list(csv.reader(io.StringIO(output.to_csv([empty]))))[1]
+    assert no_face_row[0] == "none.jpg" and set(no_face_row[1:]) == {""}
+
+    text = output.to_json(results)
+    assert text.endswith("]\n") and text.startswith('[\n  {\n    "')
+    assert json.loads(text)[2] == {"file": "bad.jpg", "error": "cannot decode"} \
+        or json.loads(text)[2]["error"] == "cannot decode"
+    output.write_timeline(tmp_path / "t" / "a.json", results)
+    output.write_timeline(tmp_path / "t" / "a.CSV", results)
+    assert [d["file"] for d in json.loads((tmp_path / "t" / "a.json").read_text())] == \
+        ["clip.avi"]
+    lines = (tmp_path / "t" / "a.CSV").read_text().splitlines()
+    assert lines[0].startswith("file,frame,time") and len(lines) == 4
