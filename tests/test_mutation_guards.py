@@ -200,3 +200,16 @@ def test_output_contract_of_each_format(tmp_path):
         ["clip.avi"]
     lines = (tmp_path / "t" / "a.CSV").read_text().splitlines()
     assert lines[0].startswith("file,frame,time") and len(lines) == 4
+
+
+def test_upload_endpoints_document_a_required_image_body(client):
+    """The OpenAPI description of the upload endpoints (web/uploads.py's UPLOAD_OPENAPI):
+    a required body, multipart with a `file` field or the raw image."""
+    spec = client.get("/openapi.json").json()
+    for path in ("/api/v1/analyze", "/api/v1/trace"):
+        body = spec["paths"][path]["post"]["requestBody"]
+        assert body["required"] is True
+        assert set(body["content"]) == {"multipart/form-data", "image/*",
+                                        "application/octet-stream"}
+        form = body["content"]["multipart/form-data"]["schema"]
+        assert form["required"] == ["file"] and form["properties"]["file"]["format"] == "binary"
