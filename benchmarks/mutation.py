@@ -71,6 +71,28 @@ MODULES: dict[str, list[str]] = {
                        "test_onnx_bundle_matches_pytorch"],
 }
 
+#: The three mutations the issue-23 audit found surviving the suite, written by hand (mutmut
+#: does not make them): (file, text, replacement, tests that must now fail).
+NAMED: dict[str, tuple[str, str, str, list[str]]] = {
+    "resume-without-state": (
+        "train/loop.py", "            tr.load(ckpt.load(last_checkpoint(run_dir)))",
+        "            ckpt.load(last_checkpoint(run_dir))",
+        ["tests/test_train.py::test_resume_applies_the_checkpoint"]),
+    "int8-figures-from-float-graph": (
+        "export/package.py", "q8 = _predictions(tmp, bundle", "q8 = _predictions(float_src, bundle",
+        ["tests/test_mutation_guards.py::test_int8_figures_come_from_the_int8_graph"]),
+    "least-likely-label": (
+        "infer/output.py", "*face.box, face.label,",
+        "*face.box, min(face.scores, key=face.scores.get),",
+        ["tests/test_mutation_guards.py::test_output_formats_follow_the_scores",
+         "tests/test_mutation_guards.py::test_predict_labels_are_the_argmax"]),
+    "least-likely-label-in-table": (
+        "infer/output.py", "            label = f.label\n",
+        "            label = min(f.scores, key=f.scores.get)\n",
+        ["tests/test_mutation_guards.py::test_output_formats_follow_the_scores",
+         "tests/test_mutation_guards.py::test_predict_labels_are_the_argmax"]),
+}
+
 #: module -> (first, last) line ranges to mutate; other lines are left alone
 LINES: dict[str, list[tuple[int, int]]] = {}
 
@@ -170,6 +192,35 @@ def run_module(module: str, rev: str, tag: str, timeout_mult: float) -> dict:
             "machine": machine_info()}
 
 
+def run_named(rev: str) -> dict:
+    """Apply each NAMED mutation to a scratch copy of ``rev`` and run its tests: each must
+    fail (exit code 1)."""
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="ekspresi-named-") as tmp:
+        copy = Path(tmp)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
+        env = dict(os.environ, PYTHONPATH=str(copy / "src"), OMP_NUM_THREADS="1")
+        for name, (module, old, new, tests) in NAMED.items():
+            path = copy / "src" / "ekspresi" / module
+            original = path.read_text()
+            assert original.count(old) == 1, (name, "the text to mutate is not there once")
+            path.write_text(original.replace(old, new))
+            try:
+                proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p",
+                                       "no:cacheprovider", *tests], cwd=copy, env=env,
+                                      capture_output=True, text=True)
+            finally:
+                path.write_text(original)
+            failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M)
+            out[name] = {"module": module, "tests": tests, "exit_code": proc.returncode,
+                         "caught": proc.returncode == 1, "failed": failed}
+            print(f"{name}: {'caught' if proc.returncode == 1 else 'NOT CAUGHT'} by "
+                  f"{', '.join(failed) or '-'}", flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("modules", nargs="*", help=f"default: {', '.join(MODULES)}")
@@ -179,8 +230,17 @@ def main() -> None:
     ap.add_argument("--from-cache", type=Path, metavar="DIR",
                     help="summarise the .mutmut-cache of an interrupted run's scratch copy "
                          "DIR (one module) instead of running; untested mutants are counted")
+    ap.add_argument("--named", action="store_true",
+                    help="apply the audit's three hand-written mutations (NAMED) instead")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if a.named:
+        doc = {"rev": a.rev, "commit": subprocess.run(
+                   ["git", "-C", str(ROOT), "rev-parse", a.rev], capture_output=True,
+                   text=True).stdout.strip(),
+               "mutations": run_named(a.rev), "machine": machine_info()}
+        (OUT / "named.json").write_text(json.dumps(doc, indent=2) + "\n")
+        raise SystemExit(0 if all(m["caught"] for m in doc["mutations"].values()) else 1)
     if a.from_cache is not None:
         (module,) = a.modules
         src = a.from_cache / f"src/ekspresi/{module}"
