@@ -167,6 +167,9 @@ def test_output_contract_of_each_format(tmp_path):
     image_rows = [r for r in rows[1:] if r[0] == "'=img.jpg"]
     assert [r[3] for r in image_rows] == ["1", "2", "3"]          # numbered from 1
     assert [r[5:9] for r in image_rows][1] == ["100", "10", "40", "40"]
+    assert {r[4] for r in image_rows} == {""}                  # no track outside videos
+    assert {r[11] for r in image_rows} == {"0.900000"}          # detection score
+    assert {r[16] for r in image_rows} == {""}                  # no error
     video_rows = [r for r in rows[1:] if r[0] == "clip.avi"]
     assert [(r[1], r[2], r[4]) for r in video_rows] == [("0", "0.0", "1"), ("1", "0.1", "1"),
                                                         ("2", "0.2", "1")]
@@ -174,6 +177,9 @@ def test_output_contract_of_each_format(tmp_path):
     numbered = ImageResult(faces=[Face(box=(0, 0, 9, 9), detection_score=1.0,
                                        scores={"happy": 1.0}, number=7)], width=9, height=9)
     assert list(csv.reader(io.StringIO(output.to_csv([numbered]))))[1][3] == "7"
+    # a face without one of the columns' classes scores 0 for it
+    mixed = list(csv.reader(io.StringIO(output.to_csv([results[0], numbered]))))
+    assert mixed[-1][12:16] == ["0.000000", "1.000000", "0.000000", "0.000000"]
 
     empty = ImageResult(faces=[], width=320, height=240, file="none.jpg", min_face_px=24)
     assert output.no_face_text(empty) == ("no face found (faces smaller than about 24 px are "
