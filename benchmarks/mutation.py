@@ -167,8 +167,12 @@ def run_module(module: str, rev: str, tag: str, timeout_mult: float) -> dict:
         if (ROOT / "data").exists():
             (copy / "data").symlink_to((ROOT / "data").resolve())
         present = [t for t in tests if (copy / t.split("::")[0]).is_file()]
-        runner = (f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly "
+        # mutmut 2 counts only exit code 1 as "killed"; a mutant that breaks an import makes
+        # pytest exit 2 (collection error), which would count as survived: map any failure
+        # to 1
+        pytest = (f"{sys.executable} -m pytest -x -q -p no:cacheprovider -p no:randomly "
                   + " ".join(present))
+        runner = f"/bin/sh -c '{pytest} || exit 1'"
         args = [sys.executable, "-m", "mutmut", "run", "--paths-to-mutate", src,
                 "--tests-dir", "tests", "--runner", runner, "--simple-output", "--no-progress",
                 "-m", str(timeout_mult)]
