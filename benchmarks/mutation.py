@@ -127,6 +127,26 @@ def _killed(counts: dict[str, int]) -> int:
     return counts.get("ok_killed", 0) + counts.get("ok_suspicious", 0)
 
 
+def _survivors(tested: list[dict]) -> list[dict]:
+    return [m for m in tested if m["status"] in ("bad_survived", "bad_timeout")]
+
+
+def compare(before: dict, after: dict) -> dict:
+    """Kill rates over the mutants both runs tested (matched by their diff, so line shifts
+    between the two commits do not matter)."""
+    b = {m["diff"]: m["status"] for m in before["tested"] if m["diff"]}
+    a = {m["diff"]: m["status"] for m in after["tested"] if m["diff"]}
+    common = sorted(set(b) & set(a))
+    killed = ("ok_killed", "ok_suspicious")
+    kb = sum(b[d] in killed for d in common)
+    ka = sum(a[d] in killed for d in common)
+    return {"common_mutants": len(common), "killed_before": kb, "killed_after": ka,
+            "kill_rate_before": round(kb / len(common), 4) if common else None,
+            "kill_rate_after": round(ka / len(common), 4) if common else None,
+            "still_surviving": [{"diff": d, "status": a[d]} for d in common
+                                if a[d] not in killed]}
+
+
 def _diff(source: str, line: str, index: int, line_number: int) -> str:
     """The one-line change of a mutant, computed with mutmut's own mutator."""
     from mutmut import Context, RelativeMutationID, mutate
@@ -147,13 +167,13 @@ def _results(copy: Path, source: str) -> tuple[dict[str, int], list[dict]]:
     counts: dict[str, int] = {}
     for row in rows:
         counts[row[1]] = counts.get(row[1], 0) + 1
-    survivors = []
+    tested = []
     for mid, status, index, number, line in rows:
-        if status not in ("bad_survived", "bad_timeout"):   # ok_suspicious: killed, slowly
+        if status == "untested":
             continue
-        survivors.append({"id": mid, "status": status, "line": number + 1,
-                          "source": line.strip(), "diff": _diff(source, line, index, number)})
-    return counts, survivors
+        tested.append({"id": mid, "status": status, "line": number + 1,
+                       "source": line.strip(), "diff": _diff(source, line, index, number)})
+    return counts, tested
 
 
 def run_module(module: str, rev: str, tag: str, timeout_mult: float) -> dict:
@@ -189,7 +209,7 @@ def run_module(module: str, rev: str, tag: str, timeout_mult: float) -> dict:
         if not (copy / ".mutmut-cache").is_file():
             raise SystemExit(f"{module}: mutmut did not run:\n{proc.stdout[-3000:]}\n"
                              f"{proc.stderr[-3000:]}")
-        counts, survivors = _results(copy, source)
+        counts, tested = _results(copy, source)
     total = sum(counts.values())
     killed = _killed(counts)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True,
@@ -197,7 +217,8 @@ def run_module(module: str, rev: str, tag: str, timeout_mult: float) -> dict:
     return {"module": module, "tag": tag, "rev": rev, "commit": commit, "tests": present,
             "lines": ranges, "mutants": total, "killed": killed,
             "kill_rate": round(killed / total, 4) if total else None, "statuses": counts,
-            "complete": True, "survivors": survivors, "seconds": round(seconds, 1),
+            "complete": True, "survivors": _survivors(tested), "tested": tested,
+            "seconds": round(seconds, 1),
             "command": " ".join(["nice -n 19 python benchmarks/mutation.py", module,
                                  "--rev", rev, "--tag", tag]),
             "machine": machine_info()}
@@ -241,10 +262,19 @@ def main() -> None:
     ap.add_argument("--from-cache", type=Path, metavar="DIR",
                     help="summarise the .mutmut-cache of an interrupted run's scratch copy "
                          "DIR (one module) instead of running; untested mutants are counted")
+    ap.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
+                    help="kill rates of two result files over the mutants both tested")
     ap.add_argument("--named", action="store_true",
                     help="apply the audit's three hand-written mutations (NAMED) instead")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
+    if a.compare:
+        before, after = (json.loads(p.read_text()) for p in a.compare)
+        doc = compare(before, after)
+        doc.update(module=before["module"], before=str(a.compare[0].name),
+                   after=str(a.compare[1].name))
+        print(json.dumps(doc, indent=2))
+        return
     if a.named:
         doc = {"rev": a.rev, "commit": subprocess.run(
                    ["git", "-C", str(ROOT), "rev-parse", a.rev], capture_output=True,
@@ -257,13 +287,14 @@ def main() -> None:
         src = a.from_cache / f"src/ekspresi/{module}"
         bak = src.with_name(src.name + ".bak")      # mutmut's copy while a mutant is applied
         source = (bak if bak.is_file() else src).read_text()
-        counts, survivors = _results(a.from_cache, source)
+        counts, tested_list = _results(a.from_cache, source)
         tested = sum(v for k, v in counts.items() if k != "untested")
         killed = _killed(counts)
         doc = {"module": module, "tag": a.tag, "rev": a.rev, "complete": False,
-               "mutants": sum(counts.values()), "tested": tested, "killed": killed,
+               "mutants": sum(counts.values()), "n_tested": tested, "killed": killed,
                "kill_rate_of_tested": round(killed / tested, 4) if tested else None,
-               "statuses": counts, "survivors": survivors, "machine": machine_info()}
+               "statuses": counts, "survivors": _survivors(tested_list), "tested": tested_list,
+               "machine": machine_info()}
         name = re.sub(r"[^A-Za-z0-9]+", "_", module.removesuffix(".py"))
         (OUT / f"{name}.{a.tag}.json").write_text(json.dumps(doc, indent=2) + "\n")
         print(f"{module} [{a.tag}, partial]: {killed}/{tested} tested mutants killed")
