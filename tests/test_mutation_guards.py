@@ -214,7 +214,7 @@ def test_upload_endpoints_document_a_required_image_body(client):
     spec = client.get("/openapi.json").json()
     for path in ("/api/v1/analyze", "/api/v1/trace"):
         body = spec["paths"][path]["post"]["requestBody"]
-        assert body["required"] is True
+        assert body["required"] is True and "`file` field" in body["description"]
         assert set(body["content"]) == {"multipart/form-data", "image/*",
                                         "application/octet-stream"}
         form = body["content"]["multipart/form-data"]["schema"]
