@@ -195,6 +195,8 @@ def test_output_contract_of_each_format(tmp_path):
     assert table.splitlines()[1].startswith("----")
     no_face_row = list(csv.reader(io.StringIO(output.to_csv([empty]))))[1]
     assert no_face_row[0] == "none.jpg" and set(no_face_row[1:]) == {""}
+    unnamed = ImageResult(faces=[], width=5, height=5)      # an array, not a file
+    assert set(list(csv.reader(io.StringIO(output.to_csv([unnamed]))))[1]) == {""}
 
     text = output.to_json(results)
     assert text.endswith("]\n") and text.startswith('[\n  {\n    "')
