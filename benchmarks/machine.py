@@ -1,22 +1,8 @@
-"""What a benchmark's JSON records about the machine it ran on (shared by the scripts)."""
+"""What a benchmark's JSON records about the machine it ran on (shared by the scripts):
+``ekspresi.machine`` (CPU model, kind and the AVX-512/bf16/AMX features that change speeds)."""
 
 from __future__ import annotations
 
-import os
-import platform
-from pathlib import Path
+from ekspresi.machine import cpu_model, machine_info
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def machine_info() -> dict[str, object]:
-    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
-            "platform": platform.platform()}
+__all__ = ["cpu_model", "machine_info"]

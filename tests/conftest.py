@@ -17,6 +17,10 @@ from pathlib import Path
 import pytest
 from bundles import write_test_bundle
 
+# Trainings in tests compare runs for equality: the CPU tuning's choice (channels-last or
+# not) depends on timings and would change the last digits between two runs.
+os.environ.setdefault("EKSPRESI_CPU_TUNE", "0")
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _session_dataset_cache(tmp_path_factory):

@@ -502,6 +502,10 @@ def test_video_page_with_a_real_clip(page, tmp_path):
     page.evaluate("document.querySelector('#annotated-video').play()")
     wait_until(page, "document.querySelector('#annotated-video').currentTime > 0.5")
     assert page.evaluate("document.querySelector('#annotated-video').error") is None
+    # it is the H.264 MP4 the server wrote (PyAV's libx264), and it lasts the clip's 3 s
+    assert page.get_attribute("#download-clip", "download") == "walk.annotated.mp4"
+    assert abs(page.evaluate("document.querySelector('#annotated-video').duration") - 3.0) < 0.2
+    assert page.locator("#video-progress-box").is_hidden()
     # the face's chart has its lines, and the playhead moved over it
     assert page.locator(".track-chart").evaluate("c => c.dataset.runs") == "1"
     shot(page, "video")
@@ -510,6 +514,36 @@ def test_video_page_with_a_real_clip(page, tmp_path):
     rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
     assert [int(r["frame"]) for r in rows] == list(range(0, 30, 5))
     assert dl.value.suggested_filename == "walk.timeline.csv"
+
+
+def test_video_page_shows_progress_and_cancels(page, tmp_path):
+    """A longer clip: the page shows percent, frames done and time left while the server
+    works, and Cancel stops it (no result, a message saying nothing was kept)."""
+    import cv2
+    from infer_support import photo_bgr
+
+    clip = tmp_path / "long.mp4"
+    face = cv2.resize(photo_bgr()[10:250, 120:330], (150, 170), interpolation=cv2.INTER_AREA)
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (320, 240))
+    for i in range(900):                  # 36 s of the face swaying left and right
+        frame = np.full((240, 320, 3), 100, np.uint8)
+        x = 40 + abs(i % 60 - 30) * 3
+        frame[30:200, x:x + 150] = face
+        writer.write(frame)
+    writer.release()
+    page.goto(page.base + "/video")
+    page.select_option("#every", "1")
+    page.set_input_files("#file-input", str(clip))
+    wait_until(page, "/\\d+ of 900 frames/.test("
+                     "document.querySelector('#video-progress-text').textContent)")
+    text = page.locator("#video-progress-text").inner_text()
+    assert "%" in text and "left" in text, text
+    assert page.evaluate("document.querySelector('#video-progress').value") >= 0
+    page.click("#cancel-video")
+    wait_until(page, "!document.querySelector('#message').hidden")
+    assert "Cancelled" in page.locator("#message").inner_text()
+    assert page.locator("#video-result").is_hidden()
+    assert page.locator("#video-progress-box").is_hidden()
 
 
 def test_dark_mode_follows_the_system(browser, server, photo):

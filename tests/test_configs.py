@@ -60,7 +60,8 @@ def test_campaign_files_resolve_every_run(path, tmp_path, monkeypatch):
     for run in camp.runs:
         cfg = _config_for(run, camp, tmp_path, [])
         assert cfg.name == run.name
-        assert cfg.train.fit_to_budget or "train.fit_to_budget=false" in run.overrides
+        assert cfg.train.fit_to_budget or "train.fit_to_budget=false" in [*camp.overrides,
+                                                                          *run.overrides]
         if cfg.train.distill is not None:
             assert all(t.startswith(str(tmp_path)) for t in cfg.train.distill.teachers)
 

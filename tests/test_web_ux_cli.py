@@ -84,6 +84,7 @@ def test_annotated_video_falls_back_to_webm_where_h264_cannot_be_written(tmp_pat
     from ekspresi.infer import video
 
     monkeypatch.setattr(video, "can_write", lambda suffix: suffix == ".webm")
+    monkeypatch.setattr(video, "_warned_webm", False)     # the warning is given once
     writer, path = video.open_writer(tmp_path / "out.mp4", 10.0, (64, 48))
     writer.release()
     assert path == tmp_path / "out.webm" and path.is_file()

@@ -34,6 +34,7 @@ HISTORY_CSV = "metrics.csv"
 LOG_NAME = "train.log"
 FINAL_NAME = "final_metrics.json"
 PREDICTIONS_NAME = "predictions_test.npz"
+PROGRESS_NAME = "progress.json"          # epoch/step/speed now (`ekspresi campaign status`)
 FINAL_WEIGHTS = "final_weights.pt"
 CHECKPOINT_DIR = "checkpoints"
 BEST_CHECKPOINT = "best.pt"

@@ -37,10 +37,18 @@ def register(subparsers) -> None:
                                        "file is written by the batch engines below")
     p.add_argument("--annotate", metavar="OUT",
                    help="draw boxes, labels and probability bars: a file for one input "
-                        "(image, or a video: .mp4 is H.264 where this OpenCV can encode it, "
-                        "else a .webm (VP8) is written beside it; .webm), else a folder")
+                        "(an image, or a video: .mp4/.mov are H.264 that browsers and phones "
+                        "play; .webm, .avi), else a folder")
     p.add_argument("--every", type=positive_int, default=1, metavar="N",
-                   help="videos: analyse every N-th frame (default 1)")
+                   help="videos: analyse every N-th frame (default 1: every frame gets a "
+                        "result)")
+    p.add_argument("--detect-every", type=positive_int, default=None, metavar="N",
+                   help="videos: run the face detector on every N-th analysed frame and "
+                        "follow the faces by optical flow in between (default: about every "
+                        "0.4 s, and early when a face is lost; 1 = detect on every frame)")
+    p.add_argument("--smoothing", type=_seconds, default=None, metavar="SECONDS",
+                   help="videos: time constant of each face track's probability smoothing "
+                        "(default 0.5; 0 = off)")
     p.add_argument("--timeline", metavar="OUT.csv|OUT.json",
                    help="videos: write the per-frame timeline here")
     p.add_argument("-r", "--recursive", action="store_true",
@@ -52,6 +60,16 @@ def register(subparsers) -> None:
                        help="count an input without faces as a failure (exit status 1)")
     add_batch_options(p)  # --engine/--address/...; -o X.parquet goes to ekspresi.distributed
     p.set_defaults(func=run)
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 60:
+        raise argparse.ArgumentTypeError(f"expected seconds from 0 to 60, got {text!r}")
+    return value
 
 
 def _annotate_target(args: argparse.Namespace, path: Path, video: bool, single: bool
@@ -98,7 +116,9 @@ def run(args: argparse.Namespace) -> int:
                 with tqdm(total=video_info(path)[3] or None, desc=path.name, unit="frame",
                           leave=False, disable=None, file=sys.stderr) as fbar:
                     results.append(analyze_video(recognizer, path, every=args.every,
-                                                 annotate=target, progress=fbar.update))
+                                                 annotate=target, progress=fbar.update,
+                                                 detect_every=args.detect_every,
+                                                 smoothing=args.smoothing))
             else:
                 results.append(recognizer.analyze(path, name=name))
                 if target is not None:

@@ -189,9 +189,13 @@ def analyze_source(recognizer, unit: Unit, every: int,
                 if progress:
                     progress(1)
             return SourceResult(unit.source, unit.kind, entries=[(None, None, faces)])
-        v = analyze_video(recognizer, unit.source, every=every, progress=progress)
+        # every analysed frame detected, nothing smoothed: what the Ray engine's frame
+        # ranges give, so both engines agree
+        v = analyze_video(recognizer, unit.source, every=every, progress=progress,
+                          detect_every=1, smoothing=0)
         entries = [(r.frame, r.frame / v.fps if v.fps > 0 else 0.0, r.faces) for r in v.frames]
-        info = v.info()
+        info = {k: val for k, val in v.info().items()
+                if k not in ("detect_every", "smoothing_s")}
         return SourceResult(unit.source, unit.kind, entries=entries, info=info)
     except Exception as exc:  # noqa: BLE001 - one bad file must not stop the job
         return SourceResult(unit.source, unit.kind, error=error_text(exc, unit))

@@ -107,6 +107,8 @@ class VideoResult:
     height: int
     file: str | None = None
     annotated: Path | None = None
+    detect_every: int | None = None
+    smoothing_s: float | None = None
 
     @property
     def frames_analyzed(self) -> int:
@@ -117,8 +119,11 @@ class VideoResult:
         return summarize_tracks(self.frames)
 
     def info(self) -> dict[str, Any]:
-        return {"frames_read": self.frames_read, "frames_analyzed": self.frames_analyzed,
-                "fps": self.fps, "width": self.width, "height": self.height}
+        out = {"frames_read": self.frames_read, "frames_analyzed": self.frames_analyzed,
+               "fps": self.fps, "width": self.width, "height": self.height}
+        if self.detect_every is not None:
+            out.update(detect_every=self.detect_every, smoothing_s=self.smoothing_s)
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """``{"file"?, "faces" (per track), "video" (counts, fps, size), "timeline"}``."""

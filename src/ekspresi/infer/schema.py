@@ -27,6 +27,11 @@ class FaceModel(_Model):
     rotation: float | None = Field(None, description="degrees the crop was turned to level "
                                                      "the eyes (absent when none)")
     track_id: int | None = Field(None, description="videos: the same person across frames")
+    tracked: bool | None = Field(None, description="videos: the box was carried here from an "
+                                                   "earlier frame by optical flow, not "
+                                                   "detected in this frame (absent: detected)")
+    smoothed: bool | None = Field(None, description="videos: `scores` are the track's "
+                                                    "moving average (see video.smoothing_s)")
     frames: int | None = Field(None, description="video track summary: frames it was seen "
                                                  "in (its scores are their mean)")
     first_frame: int | None = None
@@ -62,6 +67,13 @@ class VideoInfoModel(_Model):
     fps: float
     width: int
     height: int
+    detect_every: int | None = Field(None, description="the detector ran on every N-th "
+                                                       "analysed frame (and early when a face "
+                                                       "was lost); faces were followed by "
+                                                       "optical flow in between")
+    smoothing_s: float | None = Field(None, description="time constant (seconds) of each "
+                                                        "track's probability smoothing; 0 = "
+                                                        "off")
 
 
 class VideoResultModel(_Model):

@@ -1,10 +1,12 @@
 """Early stopping and the wall-clock budget (the two reasons a run ends before its epochs),
-and the reduce-on-plateau learning-rate rule. All keep their state in plain dicts so
+a stop request from outside (the campaign's ``stop``), and the reduce-on-plateau
+learning-rate rule. All keep their state in plain dicts so
 checkpoints can restore them exactly."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -116,3 +118,32 @@ class TimeBudget:
 
     def exhausted(self, elapsed: float, last_epoch: float) -> bool:
         return self.seconds is not None and elapsed + last_epoch > self.seconds
+
+
+class StopRequest:
+    """A request to stop a training at its next checkpoint, from outside the loop.
+
+    Set in-process by :meth:`set` (the campaign's SIGTERM/SIGINT handler), or by another
+    process creating ``file`` (``ekspresi campaign stop``), so a stop never waits for the end
+    of a CPU epoch that can take a quarter of an hour, and never loses more than one step.
+    """
+
+    def __init__(self, file: Path | None = None):
+        self.file = file
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def __call__(self) -> bool:
+        return self._set or (self.file is not None and self.file.exists())
+
+
+class TrainingInterrupted(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """Raised by :func:`ekspresi.train.loop.run_training` after a :class:`StopRequest`: a
+    checkpoint of the exact position (epoch, step) was saved and ``--resume`` continues it."""
+
+    def __init__(self, run_dir: Path, epoch: int, step: int, steps: int):
+        super().__init__(f"{run_dir}: stopped on request in epoch {epoch + 1} at step "
+                         f"{step}/{steps}; the checkpoint continues it exactly")
+        self.run_dir, self.epoch, self.step, self.steps = run_dir, epoch, step, steps

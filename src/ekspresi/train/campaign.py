@@ -26,6 +26,14 @@ The campaign file::
 
 ``{out}`` in an override is the campaign's output folder. A rerun skips finished runs and
 resumes interrupted ones, so the same command continues a campaign after a restart.
+
+On a CPU a campaign runs for days, across developer sessions: ``--detach`` starts it in the
+background, ``ekspresi campaign status DIR`` / ``stop DIR`` ask and stop it
+(:mod:`ekspresi.train.campaign_control`), runs checkpoint inside epochs every
+``train.checkpoint_minutes``, and with ``results: FOLDER`` in the campaign file each finished
+run's committable part (bundle, metrics, logs, report; never checkpoints) is copied to
+``FOLDER/RUN`` the moment it finishes. A run found finished there counts as done, so a
+machine that comes back with an empty state folder restarts only the unfinished runs.
 """
 
 from __future__ import annotations
@@ -33,7 +41,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
+import signal
 import tarfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -57,15 +68,16 @@ from ekspresi.runs import (
     bundle_dir,
     last_checkpoint,
 )
+from ekspresi.train.callbacks import StopRequest, TrainingInterrupted
+from ekspresi.train.campaign_control import DONE_REASONS, STOP_NAME, SUMMARY, hold
 from ekspresi.train.runfiles import write_json
 
 log = logging.getLogger("ekspresi.campaign")
 
-SUMMARY = "campaign.json"
 #: Files of a finished run that travel back, in order of importance.
 ESSENTIAL = (FINAL_NAME, HISTORY_CSV, HISTORY_JSONL, LOG_NAME, CONFIG_NAME, ENV_NAME)
 EXTRA = (PREDICTIONS_NAME,)
-DONE_REASONS = ("completed", "early_stopping")
+REPORT_DIR = "report"
 
 
 @dataclass
@@ -83,6 +95,7 @@ class Campaign:
     runs: list[CampaignRun]
     data: dict[str, str] = field(default_factory=dict)
     overrides: list[str] = field(default_factory=list)
+    results: Path | None = None   # finished runs' committable files are copied here
 
 
 def read_campaign(path: str | Path) -> Campaign:
@@ -96,10 +109,10 @@ def read_campaign(path: str | Path) -> Campaign:
         raise ConfigError(f"{p}: cannot parse ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("runs"), list) or not doc["runs"]:
         raise ConfigError(f"{p}: expected a mapping with a non-empty `runs:` list")
-    unknown = set(doc) - {"name", "description", "data", "set", "runs"}
+    unknown = set(doc) - {"name", "description", "data", "set", "runs", "results"}
     if unknown:
         raise ConfigError(f"{p}: unknown key(s) {sorted(unknown)}; valid: name, description, "
-                          "data, set, runs")
+                          "data, set, runs, results")
     runs, seen = [], set()
     for i, r in enumerate(doc["runs"]):
         where = f"{p}: runs[{i}]"
@@ -124,7 +137,9 @@ def read_campaign(path: str | Path) -> Campaign:
                                 list(r.get("after", []))))
         seen.add(name)
     data = {str(k): str(v) for k, v in (doc.get("data") or {}).items()}
-    return Campaign(str(doc.get("name", p.stem)), runs, data, [str(s) for s in doc.get("set", [])])
+    results = Path(str(doc["results"])) if doc.get("results") else None
+    return Campaign(str(doc.get("name", p.stem)), runs, data, [str(s) for s in doc.get("set", [])],
+                    results)
 
 
 def _config_for(run: CampaignRun, camp: Campaign, out: Path, extra: list[str]):
@@ -163,33 +178,116 @@ def _status(run_dir: Path) -> RunMetrics | None:
         return None
 
 
-def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
-                 overrides: list[str] | None = None, only: list[str] | None = None,
-                 archive_dir: str | Path | None = None, archive_mb: float = 16.0,
-                 max_archives: int = 8, reserve_minutes: float = 0.5) -> dict[str, Any]:
-    """Run the campaign; returns (and writes) its summary, then packs the results."""
-    from ekspresi.train.loop import run_training
+def _finished(run_dir: Path, published: Path | None) -> RunMetrics | None:
+    """The final metrics of a run finished here or published (committed) earlier."""
+    for d in (run_dir, published):
+        fin = _status(d) if d is not None else None
+        if fin is not None and fin.stop_reason in DONE_REASONS:
+            return fin
+    return None
 
-    started = time.perf_counter()
+
+def publish_run(run_dir: Path, dest: Path) -> Path:
+    """Copy a finished run's committable part to ``dest``: metrics, logs, config, env, test
+    predictions, the ONNX bundle and the evaluation report (rendered here when missing);
+    never checkpoints or weights with optimiser state. Written to a temporary folder and
+    renamed, so a kill never leaves half a run that looks finished."""
+    report = run_dir / REPORT_DIR
+    if not report.is_dir():
+        try:
+            from ekspresi.evaluate.report import write_run_report
+
+            write_run_report(run_dir)
+        except Exception:  # noqa: BLE001 - the report is a bonus; the run is published
+            log.exception("%s: report not written", run_dir)
+    tmp = dest.with_name(dest.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in (*ESSENTIAL, *EXTRA):
+        if (run_dir / name).is_file():
+            shutil.copy2(run_dir / name, tmp / name)
+    for sub in (BUNDLE_DIR, REPORT_DIR):
+        if (run_dir / sub).is_dir():
+            shutil.copytree(run_dir / sub, tmp / sub)
+    shutil.rmtree(dest, ignore_errors=True)
+    tmp.rename(dest)
+    return dest
+
+
+def _stop_on_signals(stop: StopRequest) -> None:
+    """SIGTERM and SIGINT stop the training at its next step, with a checkpoint (the
+    default handlers would lose everything since the last one). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def handler(signum, frame):  # noqa: ARG001
+        log.warning("signal %d: stopping at the next checkpoint", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def check_campaign(path: str | Path, out: Path, *, overrides: list[str] | None = None,
+                   only: list[str] | None = None) -> tuple[Campaign, list[CampaignRun]]:
+    """Read the campaign and build every selected run's config, so that a config error is
+    reported before any training starts (and before ``--detach`` goes to the background)."""
     camp = read_campaign(path)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    budget = float(budget_minutes) * 60.0
-    summary: dict[str, Any] = {"campaign": camp.name, "file": str(path),
-                               "budget_minutes": budget_minutes, "runs": []}
     selected = [r for r in camp.runs if not only or r.name in only]
     if only and len(selected) != len(only):
         unknown = sorted(set(only) - {r.name for r in camp.runs})
         raise ConfigError(f"--only: unknown run(s) {unknown}")
+    for run in selected:
+        try:
+            _config_for(run, camp, out, overrides or [])
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: run {run.name!r}: {exc}") from None
+    return camp, selected
+
+
+def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float | None = None,
+                 overrides: list[str] | None = None, only: list[str] | None = None,
+                 archive_dir: str | Path | None = None, archive_mb: float = 16.0,
+                 max_archives: int = 8, reserve_minutes: float = 0.5,
+                 stop: StopRequest | None = None) -> dict[str, Any]:
+    """Run the campaign (``budget_minutes`` None: no overall budget); returns (and writes)
+    its summary, then packs the results. Every run's config is checked before any training
+    starts; one process at a time per ``out`` (a second one raises ConfigError); SIGTERM or
+    ``stop`` end it at the next step with a checkpoint (summary ``stopped: true``)."""
+    out = Path(out)
+    camp, selected = check_campaign(path, out, overrides=overrides, only=only)
+    with hold(out):
+        stop = stop or StopRequest(out / STOP_NAME)
+        _stop_on_signals(stop)
+        return _run_all(camp, path, out, selected, budget_minutes, overrides or [], stop,
+                        archive_dir, archive_mb, max_archives, reserve_minutes)
+
+
+def _run_all(camp: Campaign, path: str | Path, out: Path, selected: list[CampaignRun],
+             budget_minutes: float | None, overrides: list[str], stop: StopRequest,
+             archive_dir: str | Path | None, archive_mb: float, max_archives: int,
+             reserve_minutes: float) -> dict[str, Any]:
+    from ekspresi.train.loop import run_training
+
+    started = time.perf_counter()
+    budget = float("inf") if budget_minutes is None else float(budget_minutes) * 60.0
+    summary: dict[str, Any] = {"campaign": camp.name, "file": str(path),
+                               "budget_minutes": budget_minutes,
+                               "planned": [r.name for r in selected], "current": None,
+                               "runs": []}
+    write_json(out / SUMMARY, summary)
     outcome: dict[str, str] = {}
     for i, run in enumerate(selected, 1):
         run_dir = out / run.name
+        published = camp.results / run.name if camp.results is not None else None
         entry: dict[str, Any] = {"name": run.name, "config": str(run.config),
                                  "cap_minutes": run.minutes}
         left = budget - (time.perf_counter() - started) - reserve_minutes * 60.0
-        prev = _status(run_dir)
+        prev = _finished(run_dir, published)
         blocked = [a for a in run.after if outcome.get(a) not in ("done", "stopped")]
-        if prev is not None and prev.stop_reason in DONE_REASONS:
+        if stop():
+            entry.update(status="pending", note="campaign stopped before this run")
+        elif prev is not None:
             entry.update(status="done", note="finished earlier; skipped")
         elif blocked:
             entry.update(status="skipped", note=f"needs {blocked}, which did not finish")
@@ -199,20 +297,28 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
             cap = min(run.minutes, left / 60.0)
             log.info("[%d/%d] %s: %s, up to %.1f min (%.1f of %.1f min left)", i,
                      len(selected), run.name, run.config, cap, left / 60.0, budget / 60.0)
+            summary["current"] = run.name
+            write_json(out / SUMMARY, summary)
             t0 = time.perf_counter()
+            resume = last_checkpoint(run_dir).is_file()
             try:
-                resume = last_checkpoint(run_dir).is_file()
-                cfg = _config_for(run, camp, out, overrides or [])
+                cfg = _config_for(run, camp, out, overrides)
                 if resume:  # continue an interrupted run, with this campaign's overrides
                     from ekspresi.train.config import dump_yaml
 
                     (run_dir / CONFIG_NAME).write_text(dump_yaml(cfg))
-                    run_training(None, run_dir, resume=True, max_minutes=cap, quiet=True)
+                    run_training(None, run_dir, resume=True, max_minutes=cap, quiet=True,
+                                 stop=stop)
                 else:
-                    run_training(cfg, run_dir, max_minutes=cap, quiet=True)
+                    run_training(cfg, run_dir, max_minutes=cap, quiet=True, stop=stop)
                 fin = _status(run_dir)
-                entry.update(status="done" if fin and fin.stop_reason in DONE_REASONS
-                             else "stopped", resumed=resume)
+                done = fin is not None and fin.stop_reason in DONE_REASONS
+                entry.update(status="done" if done else "stopped", resumed=resume)
+                if done and published is not None:
+                    entry["published"] = str(publish_run(run_dir, published))
+            except TrainingInterrupted as exc:
+                entry.update(status="paused", resumed=resume, note=str(exc))
+                log.info("%s", exc)
             except EkspresiError as exc:
                 entry.update(status="failed", error=str(exc))
                 log.error("%s failed: %s", run.name, exc)
@@ -221,7 +327,7 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
                              traceback=traceback.format_exc(limit=8))
                 log.exception("%s failed", run.name)
             entry["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        fin = _status(run_dir)
+        fin = _status(run_dir) or prev
         if fin is not None:
             entry["metrics"] = RunMetrics(
                 splits={k: SplitMetrics(accuracy=fin.split(k).accuracy) for k in (VAL, TEST)},
@@ -235,10 +341,12 @@ def run_campaign(path: str | Path, out: str | Path, *, budget_minutes: float,
         log.info("%s: %s%s", run.name, entry["status"],
                  f" (val {fin.split(VAL).accuracy:.4f}, test {fin.test.accuracy:.4f})"
                  if fin is not None else "")
-    archives = pack_results(out, [r["name"] for r in summary["runs"]
-                                  if r["status"] in ("done", "stopped")],
-                            Path(archive_dir) if archive_dir else out / "archives",
-                            limit_mb=archive_mb, max_files=max_archives)
+    summary["current"] = None
+    summary["stopped"] = stop()
+    archives = [] if summary["stopped"] else pack_results(
+        out, [r["name"] for r in summary["runs"] if r["status"] in ("done", "stopped")],
+        Path(archive_dir) if archive_dir else out / "archives",
+        limit_mb=archive_mb, max_files=max_archives)
     summary["archives"] = archives
     summary["elapsed_minutes"] = round((time.perf_counter() - started) / 60.0, 2)
     write_json(out / SUMMARY, summary)

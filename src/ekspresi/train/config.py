@@ -184,6 +184,13 @@ class TrainSection(_Section):
     fit_to_budget: Bool = False          # with a time budget: after the first epoch, cut
     #                                      `epochs` to what fits and re-plan the LR schedule
     #                                      (a one-cycle/cosine run then still anneals)
+    cpu_tune: Bool = True                # CPU, channels_last unset: time a few steps per
+    #                                      memory format (and bf16 when `bf16` allows it and
+    #                                      the CPU has it natively), keep the fastest
+    #                                      (ekspresi.train.tuning; EKSPRESI_CPU_TUNE=0 skips)
+    checkpoint_minutes: Float | None = 5.0  # also checkpoint inside an epoch this often
+    #                                      (exact resume mid-epoch: a CPU epoch of a large
+    #                                      net takes 10+ minutes); None = at epoch ends only
 
 
 class TrainConfig(_Section):

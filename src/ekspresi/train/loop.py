@@ -10,8 +10,12 @@ DistributedDataParallel and each process trains on its slice of every global bat
 
 Reproducibility: one CPU ``torch.Generator`` drives shuffling, augmentation and mixing (on
 every device, so a run draws the same numbers on a CPU and a GPU); every epoch ends with a
-checkpoint holding it and all other random states, so ``resume=True`` continues exactly
-where an interrupted run stopped (same seed, same thread count -> same metrics on the CPU).
+checkpoint holding it and all other random states, and a single process also checkpoints
+inside an epoch every ``train.checkpoint_minutes`` (the epoch's shuffle, the step reached and
+the running sums travel with it), so ``resume=True`` continues exactly where an interrupted
+run stopped, to the step (same seed, same thread count -> same metrics on the CPU). A
+:class:`~ekspresi.train.callbacks.StopRequest` makes the loop save such a checkpoint at the
+next step and raise :class:`~ekspresi.train.callbacks.TrainingInterrupted`.
 Checkpoints hold CPU-loadable tensors only, so a run started on a GPU resumes on a CPU and
 back. Validation selects the model; the test split is evaluated once, at the end.
 """
@@ -42,18 +46,21 @@ from ekspresi.runs import (
     FINAL_WEIGHTS,
     LOG_NAME,
     PREDICTIONS_NAME,
+    PROGRESS_NAME,
     best_checkpoint,
     last_checkpoint,
 )
 from ekspresi.train import checkpoint as ckpt
 from ekspresi.train import devices
-from ekspresi.train.callbacks import Monitor, TimeBudget
+from ekspresi.train.callbacks import Monitor, StopRequest, TimeBudget, TrainingInterrupted
 from ekspresi.train.config import TrainConfig, dump_yaml, parse_config, read_config_file
 from ekspresi.train.data import PreparedData, Split, prepare_data
 from ekspresi.train.distributed import DistContext, from_environment, per_rank_batch
 from ekspresi.train.modeling import apply_freeze, make_model
 from ekspresi.train.optim import build_optimizer, build_scheduler
 from ekspresi.train.runfiles import environment, write_history, write_json, write_text
+
+PROGRESS_EVERY = 30.0            # seconds between progress.json updates inside an epoch
 
 log = logging.getLogger("ekspresi.train")
 
@@ -62,7 +69,8 @@ __all__ = ["run_training", "make_model", "apply_freeze"]
 
 class _Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: Path, data: PreparedData, quiet: bool,
-                 max_minutes: float | None, place: devices.Placement, ctx: DistContext):
+                 max_minutes: float | None, place: devices.Placement, ctx: DistContext,
+                 stop: StopRequest | None = None):
         self.cfg, self.run_dir, self.data = cfg, run_dir, data
         self.place, self.ctx, self.dev = place, ctx, place.device
         self.quiet = quiet or not ctx.is_main
@@ -125,6 +133,16 @@ class _Trainer:
         self.configured_epochs: int | None = None  # before fit_to_budget shortened the run
         self.net: torch.nn.Module = self.model
         self._freeze_and_wrap(0)
+        # Mid-epoch checkpoints and stop requests: one process only (under torchrun every
+        # rank would have to agree on the step, a collective per step; epochs end together).
+        every = t.checkpoint_minutes
+        if every is not None and every <= 0:
+            raise ConfigError("train.checkpoint_minutes must be > 0 (or null for epoch ends "
+                              "only)")
+        self.checkpoint_seconds = None if ctx.enabled or every is None else every * 60.0
+        self.stop = None if ctx.enabled else stop
+        self.partial: dict[str, Any] | None = None  # an interrupted epoch, from a checkpoint
+        self._last_checkpoint = self._last_progress = time.perf_counter()
 
     # -- the network the optimiser steps --------------------------------------------------
     def _freeze_and_wrap(self, epoch: int) -> None:
@@ -149,8 +167,10 @@ class _Trainer:
     def eval_model(self) -> FERModel:
         return self.ema.module if self.ema is not None else self.model
 
-    def state(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "model": _cpu(self.model.state_dict()),
+    def state(self, partial: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Everything a resume needs; ``partial`` is the position inside an unfinished
+        epoch (its shuffle, the next step, the running sums) for a mid-epoch checkpoint."""
+        return {"epoch": self.epoch, "partial": partial, "model": _cpu(self.model.state_dict()),
                 "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict() if self.sched is not None else None,
                 "ema": _cpu(self.ema.state_dict()) if self.ema is not None else None,
@@ -181,6 +201,7 @@ class _Trainer:
         self.epoch = int(state["epoch"])
         self.train_seconds = float(state["train_seconds"])
         ckpt.restore_rng(state["rng"], self.gen, self.np_rng)
+        self.partial = state.get("partial")
         self._freeze_and_wrap(self.epoch)
 
     # -- one epoch ------------------------------------------------------------------------
@@ -214,21 +235,62 @@ class _Trainer:
         return F.cross_entropy(logits, y, weight=self.class_weights,
                                label_smoothing=self.cfg.train.label_smoothing)
 
-    def train_epoch(self) -> tuple[float, float]:
+    # -- progress and mid-epoch checkpoints -----------------------------------------------
+    def write_progress(self, step: int, img_per_s: float | None) -> None:
+        """``progress.json``: epoch, step and speed now, for ``ekspresi campaign status``."""
+        if not self.ctx.is_main:
+            return
+        write_json(self.run_dir / PROGRESS_NAME, {
+            "epoch": self.epoch, "epochs": self.cfg.train.epochs, "step": step,
+            "steps": self.steps, "batch": self.cfg.train.batch_size,
+            "img_per_s": round(img_per_s, 1) if img_per_s else None,
+            "best_val": self.monitor.best, "best_epoch": self.monitor.best_epoch,
+            "train_seconds": round(self.train_seconds, 1), "updated": time.time()})
+        self._last_progress = time.perf_counter()
+
+    def _between_steps(self, perm: torch.Tensor, step: int, sums: torch.Tensor, seen: int,
+                       epoch_seconds: float, lr: float, img_per_s: float) -> None:
+        """After ``step`` steps of the epoch: save a mid-epoch checkpoint when one is due
+        or a stop was requested (then raise :class:`TrainingInterrupted`)."""
+        now = time.perf_counter()
+        stop = self.stop is not None and self.stop()
+        due = (self.checkpoint_seconds is not None
+               and now - self._last_checkpoint >= self.checkpoint_seconds)
+        if (stop or due) and step < self.steps:
+            partial = {"step": step, "perm": perm, "sums": sums.detach().cpu(), "seen": seen,
+                       "seconds": epoch_seconds, "lr": lr}
+            ckpt.save(last_checkpoint(self.run_dir), self.state(partial))
+            self._last_checkpoint = now
+            log.info("checkpoint in epoch %d at step %d/%d", self.epoch + 1, step, self.steps)
+        if now - self._last_progress >= PROGRESS_EVERY:
+            self.write_progress(step, img_per_s)
+        if stop and step < self.steps:  # at the last step the epoch end checkpoints
+            self.write_progress(step, img_per_s)
+            raise TrainingInterrupted(self.run_dir, self.epoch, step, self.steps)
+
+    def train_epoch(self, lr: float) -> tuple[float, float]:
         t = self.cfg.train
         self.model.train()
-        n = len(self.data.splits["train"])
-        perm = torch.randperm(n, generator=self.gen)
         b, rank = self.batch_size, self.ctx.rank
-        sums = torch.zeros(2, dtype=torch.float64, device=self.dev)  # loss * n, correct
-        seen = 0
+        resumed, self.partial = self.partial, None
+        if resumed is None:
+            n = len(self.data.splits["train"])
+            perm = torch.randperm(n, generator=self.gen)
+            sums = torch.zeros(2, dtype=torch.float64, device=self.dev)  # loss * n, correct
+            first, seen, carried = 0, 0, 0.0
+        else:  # the rest of an epoch a mid-epoch checkpoint interrupted
+            perm, first, seen = resumed["perm"], int(resumed["step"]), int(resumed["seen"])
+            sums = resumed["sums"].to(self.dev)
+            carried = float(resumed["seconds"])
+        t0 = time.perf_counter()
         bar = None
         if not self.quiet:
             from tqdm import tqdm
 
-            bar = tqdm(total=self.steps, desc=f"epoch {self.epoch + 1}/{t.epochs}",
+            bar = tqdm(total=self.steps, initial=first,
+                       desc=f"epoch {self.epoch + 1}/{t.epochs}",
                        leave=False, dynamic_ncols=True, mininterval=1.0)
-        for step in range(self.steps):
+        for step in range(first, self.steps):
             lo = step * t.batch_size + rank * b
             idx = perm[lo:lo + b].to(self.dev, non_blocking=True)
             xb = self.augment(self._batch(self.x["train"][idx]), self.gen,
@@ -265,6 +327,9 @@ class _Trainer:
                 sums += torch.stack([loss.detach().double() * len(idx),
                                      (logits.argmax(1) == ya).sum().double()])
             seen += len(idx)
+            spent = time.perf_counter() - t0
+            self._between_steps(perm, step + 1, sums, seen, carried + spent, lr,
+                                (step + 1 - first) * t.batch_size / max(spent, 1e-9))
             if bar is not None:
                 bar.update(1)
                 if step % 20 == 0 or step == self.steps - 1:
@@ -371,9 +436,12 @@ class _Trainer:
         last_epoch_seconds = 0.0
         while self.epoch < t.epochs:
             self._freeze_and_wrap(self.epoch)
-            t0 = time.perf_counter()
-            lr = self.opt.param_groups[0]["lr"]
-            train_loss, train_acc = self.train_epoch()
+            carried = float(self.partial["seconds"]) if self.partial else 0.0
+            t0 = time.perf_counter() - carried
+            # the epoch's first LR (kept by a mid-epoch checkpoint: a per-step schedule has
+            # moved on since), so a resumed epoch's history row equals an uninterrupted one
+            lr = self.partial["lr"] if self.partial else self.opt.param_groups[0]["lr"]
+            train_loss, train_acc = self.train_epoch(lr)
             train_seconds = time.perf_counter() - t0
             val = self.scores(self.predict(self.eval_model(), "val"), "val")
             if self.sched is not None and not self.per_step and not self._swa_active():
@@ -397,6 +465,10 @@ class _Trainer:
                                                   "classes": list(self.data.classes)})
                 ckpt.save(last_checkpoint(self.run_dir), self.state())
                 write_history(self.run_dir, self.history)
+            self._last_checkpoint = time.perf_counter()
+            self.write_progress(0, row["img_per_s"])
+            if self.stop is not None and self.stop() and self.epoch < t.epochs:
+                raise TrainingInterrupted(self.run_dir, self.epoch, 0, self.steps)
             log.info("epoch %d/%d lr %.2e train loss %.4f acc %.4f | val loss %.4f acc %.4f%s "
                      "| %.1fs, %.0f img/s", self.epoch, t.epochs, lr, train_loss, train_acc,
                      val["loss"], val["acc"], " *" if improved else "", seconds,
@@ -532,13 +604,16 @@ def _attach_log(run_dir: Path) -> logging.Handler:
 
 def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | Path, *,
                  resume: bool = False, max_minutes: float | None = None, quiet: bool = False,
-                 threads: int | None = None, device: str | None = None) -> Path:
+                 threads: int | None = None, device: str | None = None,
+                 stop: StopRequest | None = None) -> Path:
     """Train (or, with ``resume``, continue) the run in ``out_dir``; returns its path.
 
     ``config`` may be a mapping, a :class:`TrainConfig` or a config file path. When resuming,
     the run directory's own ``config.resolved.yaml`` is used and ``config`` may be None.
     ``device`` overrides ``train.device`` (``auto``/``cpu``/``cuda``/``cuda:N``). Under
     ``torchrun`` every process calls this; they train together and only rank 0 writes.
+    ``stop``: checked between steps; when it fires the run saves a checkpoint of the exact
+    position and raises :class:`TrainingInterrupted` (single process only).
     """
     from ekspresi.train import distributed
 
@@ -579,6 +654,15 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
                 write_text(run_dir / CONFIG_NAME, dump_yaml(cfg))
         env = environment(torch.get_num_threads())
         env.update(place.describe(), world_size=ctx.world_size)
+        if resume:  # keep how the setting was chosen (the first process measured it)
+            import json
+
+            try:
+                earlier = json.loads((run_dir / ENV_NAME).read_text())
+            except (OSError, ValueError):
+                earlier = {}
+            if "cpu_tuning" in earlier:
+                env["cpu_tuning"] = earlier["cpu_tuning"]
         if ctx.is_main:
             write_json(run_dir / ENV_NAME, env)
         size = cfg.model.input_size or _default_size(cfg)
@@ -586,10 +670,17 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
         data = prepare_data(cfg, size)
         log.info("data ready in %.1fs: %s", time.perf_counter() - t0,
                  {k: len(v) for k, v in data.splits.items()})
-        tr = _Trainer(cfg, run_dir, data, quiet, max_minutes, place, ctx)
+        if not resume and _wants_cpu_tuning(cfg, place, ctx):
+            place, env["cpu_tuning"] = _tune_cpu(cfg, data, size, ctx)
+            env.update(place.describe())
+            if ctx.is_main:  # a resumed run reads its setting back from here
+                write_text(run_dir / CONFIG_NAME, dump_yaml(cfg))
+                write_json(run_dir / ENV_NAME, env)
+        tr = _Trainer(cfg, run_dir, data, quiet, max_minutes, place, ctx, stop)
         if resume:
             tr.load(ckpt.load(last_checkpoint(run_dir)))
-            log.info("resumed %s at epoch %d on %s", run_dir, tr.epoch, place.device)
+            at = f", step {tr.partial['step']}/{tr.steps}" if tr.partial else ""
+            log.info("resumed %s at epoch %d%s on %s", run_dir, tr.epoch, at, place.device)
         else:
             log.info("model %s: %d trainable parameters, input %d px, %s %s, %d process(es), "
                      "threads %d", cfg.model.name, count_params(tr.model), size, place.device,
@@ -606,6 +697,33 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
             handler.close()
         distributed.shutdown(ctx)
     return run_dir
+
+
+def _wants_cpu_tuning(cfg: TrainConfig, place: devices.Placement, ctx: DistContext) -> bool:
+    import os
+
+    t = cfg.train
+    return (place.device.type == "cpu" and t.cpu_tune and t.channels_last is None
+            and not ctx.enabled and os.environ.get("EKSPRESI_CPU_TUNE", "1") != "0")
+
+
+def _tune_cpu(cfg: TrainConfig, data: PreparedData, size: int,
+              ctx: DistContext) -> tuple[devices.Placement, dict[str, Any]]:
+    """Measure the fastest CPU setting for this run's network and write it into the config
+    (``train.channels_last`` and ``train.precision``), so a resume uses the same one."""
+    from ekspresi.train.tuning import fastest_cpu_setting
+
+    t = cfg.train
+    model = make_model(cfg, len(data.classes))
+    apply_freeze(model, cfg, 0)
+    allow_bf16 = t.precision in ("auto", "bf16") and (t.bf16 or t.precision == "bf16")
+    found = fastest_cpu_setting(model, size=size, batch=min(t.batch_size, 64),
+                                allow_bf16=allow_bf16, augment=cfg.augment,
+                                classes=len(data.classes))
+    t.channels_last = found["channels_last"]
+    t.precision = found["precision"]
+    return devices.placement(t.device, t.precision, cpu_bf16=t.bf16,
+                             channels_last=t.channels_last), found
 
 
 def _default_size(cfg: TrainConfig) -> int:

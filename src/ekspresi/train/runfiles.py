@@ -68,10 +68,12 @@ def environment(threads: int) -> dict[str, Any]:
     import torchvision
 
     from ekspresi._version import __version__
+    from ekspresi.machine import cpu_features, cpu_kind, cpu_model
 
     return {"ekspresi": __version__, "python": sys.version.split()[0],
             "torch": torch.__version__, "torchvision": torchvision.__version__,
             "numpy": numpy.__version__, "platform": platform.platform(),
             "processor": platform.processor() or platform.machine(),
             "host": socket.gethostname(), "cpu_count": os.cpu_count(), "threads": threads,
+            "cpu": cpu_model(), "cpu_kind": cpu_kind(), "cpu_features": cpu_features(),
             "git_commit": git_commit(), "argv": sys.argv}

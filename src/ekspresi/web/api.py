@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import threading
@@ -11,12 +12,12 @@ from typing import Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ekspresi.errors import BadInputError, ConfigError
 from ekspresi.imaging import read_image
-from ekspresi.infer.stream import PushedFrames
+from ekspresi.infer.stream import Cancelled, PushedFrames
 from ekspresi.infer.stream import stream as stream_frames
 from ekspresi.web.engine import Engine
 from ekspresi.web.middleware import Busy, same_origin
@@ -38,7 +39,14 @@ from ekspresi.web.uploads import (
     decode_upload,
     read_upload,
 )
-from ekspresi.web.videos import MAX_VIDEO_FRAMES, Cancelled, VideoStore, analyze_upload
+from ekspresi.web.videos import (
+    MAX_VIDEO_FRAMES,
+    JobsBusy,
+    VideoJob,
+    VideoJobs,
+    VideoStore,
+    analyze_upload,
+)
 
 log = logging.getLogger("ekspresi.web")
 
@@ -175,29 +183,27 @@ async def video(request: Request,
     store = video_store(request)
     start = time.perf_counter()
     gone = threading.Event()   # set when the client disconnects: the analysis stops
-
-    def accept(width: int, height: int) -> None:
-        check_video_frames(width, height, name, settings.max_pixels)
-
     watcher = asyncio.create_task(_watch_disconnect(request, gone))
     try:
         out = await run_in_threadpool(analyze_upload, recognizer, store, data, name, every,
-                                      accept=accept, stop=gone.is_set)
+                                      cancelled=gone.is_set,
+                                      accept=frame_limits(name, settings.max_pixels))
     except Cancelled:
         log.info("%s: client disconnected; video analysis stopped", name)
         return Response(status_code=499)
     except BadInputError as exc:
-        if "cannot open" in exc.problem or "no frames" in exc.problem:
-            raise HTTPException(415, f"{name}: not a video this server can read ({exc.problem})"
-                                ) from None
-        raise HTTPException(422, f"{name}: {exc.problem}") from None
+        raise HTTPException(*video_error(name, exc)) from None
     finally:
         watcher.cancel()
-    out.update(model=engine.model_name, elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
-               csv_url=f"/api/v1/video/{out['id']}/timeline.csv")
-    if "clip_type" in out:   # an annotated clip was written
-        out["clip_url"] = f"/api/v1/video/{out['id']}/clip"
-    return out
+    return _video_links(out, engine, start)
+
+
+def frame_limits(name: str, max_pixels: int):
+    """``accept(width, height)`` for :func:`analyze_upload`: the image limits on each frame
+    (422 from the container header's size, before anything is decoded)."""
+    def accept(width: int, height: int) -> None:
+        check_video_frames(width, height, name, max_pixels)
+    return accept
 
 
 async def _watch_disconnect(request: Request, gone: threading.Event,
@@ -208,6 +214,141 @@ async def _watch_disconnect(request: Request, gone: threading.Event,
             gone.set()
             return
         await asyncio.sleep(every_s)
+
+
+def video_error(name: str, exc: BaseException) -> tuple[int, str]:
+    """HTTP status and detail for a clip that could not be analysed."""
+    if isinstance(exc, HTTPException):      # refused by a check (frame size)
+        return exc.status_code, str(exc.detail)
+    if isinstance(exc, BadInputError):
+        if "cannot open" in exc.problem or "no frames" in exc.problem \
+                or "no video track" in exc.problem:
+            return 415, f"{name}: not a video this server can read ({exc.problem})"
+        return 422, f"{name}: {exc.problem}"
+    log.exception("video job for %s failed", name, exc_info=exc)
+    return 500, f"{name}: the analysis failed ({type(exc).__name__})"
+
+
+def _video_links(out: dict, engine: Engine, start: float) -> dict:
+    out.update(model=engine.model_name, elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
+               csv_url=f"/api/v1/video/{out['id']}/timeline.csv")
+    if "clip_type" in out:   # an annotated clip was written
+        out["clip_url"] = f"/api/v1/video/{out['id']}/clip"
+    return out
+
+
+def video_jobs(request: Request) -> VideoJobs:
+    jobs = getattr(request.app.state, "video_jobs", None)
+    if jobs is None:
+        jobs = request.app.state.video_jobs = VideoJobs()
+    return jobs
+
+
+@router.post("/api/v1/video/jobs", tags=["api"], status_code=202, responses=ERRORS,
+             openapi_extra=VIDEO_OPENAPI)
+async def video_job(request: Request,
+                    every: int | None = Query(None, ge=1, le=1000,
+                                              description="analyse every N-th frame "
+                                                          "(default: about 10 frames per "
+                                                          "second)")) -> dict:
+    """Start analysing a clip in the background (as ``POST /api/v1/video``) and answer at
+    once (202) with its ``id``, ``events_url`` (server-sent events: ``progress`` with
+    ``done``, ``total``, ``percent``, ``eta_s``; then one ``result`` with the answer of
+    ``POST /api/v1/video``, ``failed`` with ``status`` and ``detail``, or ``cancelled``)
+    and ``cancel_url`` (``DELETE``: stops it at the next frame and removes its files).
+    Closing the event stream before the end cancels the job too."""
+    engine = engine_of(request)
+    recognizer = engine.require()
+    settings = request.app.state.settings
+    data, name = await read_upload(request, settings.max_upload_bytes)
+    store = video_store(request)
+    start = time.perf_counter()
+
+    def work(job: VideoJob) -> dict:
+        def progress(done: int, total: int) -> None:
+            job.done, job.total = done, total
+
+        out = analyze_upload(recognizer, store, data, name, every, progress=progress,
+                             cancelled=job.cancel.is_set,
+                             accept=frame_limits(name, settings.max_pixels))
+        return _video_links(out, engine, start)
+
+    try:
+        job = video_jobs(request).start(work, name, lambda exc: video_error(name, exc))
+    except JobsBusy as exc:
+        return JSONResponse({"detail": str(exc)}, status_code=503,
+                            headers={"Retry-After": "5"})
+    base = f"/api/v1/video/jobs/{job.id}"
+    return {"id": job.id, "events_url": f"{base}/events", "cancel_url": base,
+            "status_url": base}
+
+
+def _job(request: Request, job_id: str) -> VideoJob:
+    job = video_jobs(request).get(job_id)
+    if job is None:
+        raise HTTPException(404, "no such video job (finished ones are kept 10 minutes)")
+    return job
+
+
+def _sse(event: str, data: dict) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+@router.get("/api/v1/video/jobs/{job_id}", tags=["api"], responses={404: {"model": ErrorOut}})
+def video_job_status(request: Request, job_id: str) -> dict:
+    """A background job's progress (as its ``progress`` events), with ``result`` or
+    ``error`` once it has ended."""
+    job = _job(request, job_id)
+    out = job.progress()
+    if job.result is not None:
+        out["result"] = job.result
+    if job.error is not None:
+        out["error"] = {"status": job.error[0], "detail": job.error[1]}
+    return out
+
+
+@router.delete("/api/v1/video/jobs/{job_id}", tags=["api"],
+               responses={404: {"model": ErrorOut}})
+def video_job_cancel(request: Request, job_id: str) -> dict:
+    """Cancel a background job: it stops at the next frame and leaves no file behind."""
+    job = _job(request, job_id)
+    job.cancel.set()
+    return job.progress()
+
+
+@router.get("/api/v1/video/jobs/{job_id}/events", tags=["api"],
+            responses={404: {"model": ErrorOut}})
+async def video_job_events(request: Request, job_id: str) -> StreamingResponse:
+    """Server-sent events of a background job (see ``POST /api/v1/video/jobs``)."""
+    job = _job(request, job_id)
+
+    async def events():
+        last = None
+        try:
+            while True:
+                snap = job.progress()
+                if job.finished is not None:
+                    yield _sse("progress", snap)
+                    if job.result is not None:
+                        yield _sse("result", job.result)
+                    elif job.error is not None:
+                        yield _sse("failed", {"status": job.error[0], "detail": job.error[1]})
+                    else:
+                        yield _sse("cancelled", snap)
+                    return
+                if snap["done"] != (last or {}).get("done"):
+                    yield _sse("progress", snap)
+                    last = snap
+                if await request.is_disconnected():
+                    job.cancel.set()
+                    return
+                await asyncio.sleep(0.25)
+        except asyncio.CancelledError:
+            job.cancel.set()     # the page went away: stop the work
+            raise
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.get("/api/v1/video/{video_id}/clip", tags=["api"], responses={404: {"model": ErrorOut}})

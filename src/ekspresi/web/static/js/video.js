@@ -1,4 +1,5 @@
-/* Video page: upload one clip to /api/v1/video, play the annotated copy the server wrote,
+/* Video page: upload one clip to /api/v1/video/jobs, follow its progress (server-sent events:
+   percent, frames done, time left; the Cancel button stops it), play the annotated copy the server wrote,
    and chart each followed face's emotions over the clip (lines break where the face was not
    seen; a vertical line follows the video's playhead; clicking a chart seeks there).
    Downloads: the annotated clip, the timeline as CSV (server-made) and everything as JSON. */
@@ -15,6 +16,10 @@
   const everySelect = document.getElementById("every");
   let last = null;
   let charts = [];  // {canvas, points, classes}
+  const progressBox = document.getElementById("video-progress-box");
+  const bar = document.getElementById("video-progress");
+  const barText = document.getElementById("video-progress-text");
+  let current = null;  // the job being followed: {job, source, resolve}
 
   const stem = (name) => E.stem(name, "video");
 
@@ -102,19 +107,68 @@
     requestAnimationFrame(redrawCharts);
   }
 
+  function showProgress(p) {
+    if (p.percent === null) bar.removeAttribute("value");
+    else bar.value = p.percent;
+    const parts = [];
+    if (p.percent !== null) parts.push(E.t("js.video.percent", { p: Math.floor(p.percent) }));
+    parts.push(E.t(p.total ? "js.video.frames_done" : "js.video.frames_done_unknown", { done: p.done, total: p.total }));
+    if (p.eta_s !== null && p.done) parts.push(E.t("js.video.eta", { s: Math.ceil(p.eta_s) }));
+    barText.textContent = parts.join(" · ");
+  }
+
+  /* Follow a job's events until its result (resolved), failure (rejected) or cancelling
+     (resolved with null). */
+  function follow(job) {
+    return new Promise((resolve, reject) => {
+      const source = new EventSource(job.events_url);
+      current = { job, source, resolve };
+      progressBox.hidden = false;
+      showProgress({ percent: null, done: 0, total: 0, eta_s: null });
+      source.addEventListener("progress", (e) => showProgress(JSON.parse(e.data)));
+      source.addEventListener("result", (e) => { source.close(); resolve(JSON.parse(e.data)); });
+      source.addEventListener("failed", (e) => {
+        source.close();
+        const d = JSON.parse(e.data);
+        reject(new Error(`${d.detail} (HTTP ${d.status})`));
+      });
+      source.addEventListener("cancelled", () => {
+        source.close();
+        E.showMessage(message, E.t("js.video.cancelled"));
+        resolve(null);
+      });
+      source.addEventListener("error", () => {   // the connection itself broke
+        if (source.readyState === EventSource.CLOSED) reject(new Error(E.t("js.video.lost")));
+      });
+    });
+  }
+
   async function upload(file) {
     E.showMessage(message, "");
     E.busy(zone, true);
     const every = everySelect.value;
     try {
-      show(await E.postImage(zone.dataset.endpoint + (every ? `?every=${every}` : ""), file), file);
+      const job = await E.postImage("/api/v1/video/jobs" + (every ? `?every=${every}` : ""), file);
+      const data = await follow(job);
+      if (data) show(data, file);
     } catch (err) {
       resultBox.hidden = true;
       E.showMessage(message, err.message, "error");
     } finally {
       E.busy(zone, false);
+      progressBox.hidden = true;
+      current = null;
     }
   }
+
+  document.getElementById("cancel-video").addEventListener("click", async () => {
+    if (!current) return;
+    const { job, source, resolve } = current;
+    source.close();
+    try { await fetch(job.cancel_url, { method: "DELETE" }); } catch (_) { /* gone already */ }
+    E.showMessage(message, E.t("js.video.cancelled"));
+    resolve(null);
+  });
 
   document.getElementById("download-video-json").addEventListener("click", () => {
     if (last) E.download(new Blob([JSON.stringify(last, null, 2)], { type: "application/json" }), `${stem(document.getElementById("video-name").textContent)}.ekspresi.json`);
