@@ -197,6 +197,10 @@ def test_output_contract_of_each_format(tmp_path):
     assert no_face_row[0] == "none.jpg" and set(no_face_row[1:]) == {""}
     unnamed = ImageResult(faces=[], width=5, height=5)      # an array, not a file
     assert set(list(csv.reader(io.StringIO(output.to_csv([unnamed]))))[1]) == {""}
+    unnamed = ImageResult(faces=[_face([0.1, 0.2, 0.6, 0.1], 0)], width=50, height=50)
+    assert list(csv.reader(io.StringIO(output.to_csv([unnamed]))))[1][0] == ""
+    assert output.to_table([unnamed]).splitlines()[0].split() == \
+        ["file", "face", "box", "(x,y,w,h)", "label", "conf", "top-3"]
 
     text = output.to_json(results)
     assert text.endswith("]\n") and text.startswith('[\n  {\n    "')

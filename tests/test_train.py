@@ -217,9 +217,9 @@ def test_resume_applies_the_checkpoint(dataset, tmp_path, monkeypatch):
     trained = []
     train_epoch = loop._Trainer.train_epoch
 
-    def counting(self):
+    def counting(self, *args, **kwargs):
         trained.append(self.epoch + 1)
-        return train_epoch(self)
+        return train_epoch(self, *args, **kwargs)
 
     monkeypatch.setattr(loop._Trainer, "train_epoch", counting)
     run_training(None, run, resume=True, quiet=True)
