@@ -14,6 +14,7 @@ from infer_support import HEAD, photo_bgr
 
 from ekspresi.cli import main
 from ekspresi.detect import get_detector, reading_order
+from ekspresi.detect.retinaface import LARGEST_INPUT_FACE
 from ekspresi.detect.scales import MAX_WORK_PIXELS, nms, tile_origins, tiles
 
 # -- building blocks ---------------------------------------------------------------------
@@ -135,8 +136,12 @@ def test_tiny_and_panorama_images_give_an_answer(default, shape):
 
 def test_work_is_bounded_for_huge_images(default):
     for w, h in [(6000, 4000), (30000, 300), (12000, 12000)]:
-        for p in default.passes(w, h):
+        passes = default.passes(w, h)
+        assert passes, (w, h)            # an empty plan would pass the bound vacuously
+        for p in passes:
             assert w * h * p.scale ** 2 <= MAX_WORK_PIXELS * 1.01
+        # the coarsest pass still sees the whole image: a face as large as its short side
+        assert passes[-1].scale * min(w, h) <= LARGEST_INPUT_FACE
 
 
 def test_sixteen_bit_and_many_faces(default):

@@ -11,7 +11,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "ekspresi"
 
 #: Layer of each top-level module or package, from the ground up.
 LAYERS = {
-    "errors": 0, "preprocess": 0, "_version": 0, "machine": 0,
+    "errors": 0, "preprocess": 0, "_version": 0, "machine": 0, "csvcells": 0,
     "examples": 1,
     "labels": 1, "imaging": 1, "runs": 1, "onnxrt": 1, "metrics_schema": 1,
     "models": 2, "detect": 2,

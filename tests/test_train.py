@@ -196,6 +196,42 @@ def test_time_budget_stops_resumably(dataset, tmp_path):
     assert [r["epoch"] for r in history(run)] == list(range(1, 7))
 
 
+def test_resume_applies_the_checkpoint(dataset, tmp_path, monkeypatch):
+    """Resuming continues from the checkpoint's state: the finished epoch is not trained
+    again, and its metrics row (wall-clock seconds included) and the accumulated training
+    time come from the checkpoint, not from a silent restart that happens to give the same
+    seeded history."""
+    from ekspresi.train import loop
+    from ekspresi.train.checkpoint import save as save_checkpoint
+
+    run = run_training(config(dataset, epochs=3), tmp_path / "run", quiet=True,
+                       max_minutes=1e-6)
+    assert [r["epoch"] for r in history(run)] == [1]
+    # stamp the checkpoint so its state is recognisable once applied
+    last = run / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    state["history"][0]["seconds"] = 4242.42
+    state["train_seconds"] = 5000.0
+    save_checkpoint(last, state)
+
+    trained = []
+    train_epoch = loop._Trainer.train_epoch
+
+    def counting(self, *args, **kwargs):
+        trained.append(self.epoch + 1)
+        return train_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(loop._Trainer, "train_epoch", counting)
+    run_training(None, run, resume=True, quiet=True)
+    assert trained == [2, 3]                       # epoch 1 is not redone
+    rows = history(run)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[0]["seconds"] == 4242.42           # epoch 1's row is the checkpoint's
+    final = json.loads((run / "final_metrics.json").read_text())
+    assert final["train_time_seconds"] >= 5000.0
+    assert final["epochs_run"] == 3
+
+
 def test_cli_train_set_and_errors(dataset, tmp_path, capsys):
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config(dataset)))

@@ -97,10 +97,13 @@ def test_gpu_run_resumes_on_the_cpu_and_back(dataset, tmp_path):
     cfg = config(dataset, epochs=3, device="cuda")
     run = run_training(cfg, tmp_path / "r", quiet=True, max_minutes=1e-6)
     assert final(run)["device"].startswith("cuda") and final(run)["epochs_run"] == 1
+    first = history(run)[0]      # its wall-clock seconds differ in any retrained epoch 1
     run_training(None, run, resume=True, quiet=True, device="cpu", max_minutes=1e-6)
     assert final(run)["device"] == "cpu" and final(run)["epochs_run"] == 2
     run_training(None, run, resume=True, quiet=True, device="cuda")
     assert final(run)["epochs_run"] == 3 and final(run)["stop_reason"] == "completed"
+    # resumed, not restarted: the GPU epoch's row is the one written before the first stop
+    assert [r["epoch"] for r in history(run)] == [1, 2, 3] and history(run)[0] == first
 
 
 # -- torchrun / DDP (gloo on the CPU) ----------------------------------------------------

@@ -41,6 +41,15 @@ def client(web_engine, tiny_bundle, runs_dir):
         yield c
 
 
+@pytest.fixture(autouse=True)
+def _no_language_cookie_left(request):
+    """The module's client is shared: a language cookie a test sets is cleared after it,
+    whether it passed or failed, so no other test runs in the wrong language."""
+    yield
+    if "client" in request.fixturenames:
+        request.getfixturevalue("client").cookies.clear()
+
+
 def test_catalogues_have_the_same_keys_and_placeholders():
     en, id_ = (json.loads((WEB / "messages" / f"{lang}.json").read_text())
                for lang in ("en", "id"))
@@ -86,7 +95,6 @@ def test_language_from_query_cookie_and_accept_language(client):
     messages = json.loads(re.search(r'<script type="application/json" id="messages">(.*?)'
                                     r"</script>", page, re.S).group(1))
     assert messages["js.rt.off"] == "Kamera mati." and messages["emotion.happy"] == "senang"
-    client.cookies.clear()
 
 
 class _Text(HTMLParser):
@@ -148,7 +156,6 @@ def test_every_page_text_comes_from_the_catalogue(client, monkeypatch):
         stray = sorted(w for w in words if w not in ALLOWED and w not in
                        {"Pseudo", "English", "Bahasa", "Indonesia"})
         assert not stray, f"{path}: text outside the catalogue: {stray}"
-    client.cookies.clear()
 
 
 def test_video_frame_choices_use_real_ordinals(client):

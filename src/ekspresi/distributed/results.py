@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ekspresi.csvcells import safe_cell
 from ekspresi.distributed.work import SourceResult
 from ekspresi.errors import BadInputError, ConfigError, MissingDependencyError
 
@@ -206,6 +207,6 @@ class ResultStore:
             fields = list(rows[0]) if rows else ["source"]
             w = csv.DictWriter(fh, fieldnames=fields, lineterminator="\n")
             w.writeheader()
-            w.writerows(rows)
+            w.writerows({k: safe_cell(v) for k, v in r.items()} for r in rows)
         os.replace(tmp, path)
         return path

@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ekspresi.csvcells import safe_row
+
 
 def fmt(v: Any, kind: str = "") -> str:
     """Display form: ``pct`` -> "71.58 %", ``f3`` -> "0.716", ``s`` -> "1,234.5 s";
@@ -58,9 +60,9 @@ class Table:
     def to_csv(self) -> str:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
-        w.writerow(self.columns)
+        w.writerow(safe_row(self.columns))
         for r in self.rows:
-            w.writerow(["" if v is None else v for v in r])
+            w.writerow(safe_row("" if v is None else v for v in r))
         return buf.getvalue()
 
     def column(self, name: str) -> list[Any]:

@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from ekspresi.csvcells import safe_row
 from ekspresi.infer.results import FailedInput, ImageResult, VideoResult
 from ekspresi.infer.types import Face
 
@@ -66,22 +67,25 @@ def _csv_row(file: str, frame, time, index, face: Face | None, classes, error=""
 
 def to_csv(results: Sequence[Result]) -> str:
     """One row per face (per frame for videos); a file without faces or with an error gets
-    one row with empty face columns (and the error)."""
+    one row with empty face columns (and the error). Text cells a spreadsheet would run as
+    a formula (a file named ``=HYPERLINK(...).jpg``) get a leading ``'``
+    (:mod:`ekspresi.csvcells`)."""
     classes = _classes(results) or []
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow(CSV_HEAD + [f"p_{c}" for c in classes] + ["error"])
+    w.writerow(safe_row(CSV_HEAD + [f"p_{c}" for c in classes] + ["error"]))
     for r in results:
         if isinstance(r, FailedInput):
-            w.writerow(_csv_row(r.file, "", "", "", None, classes, r.error))
+            w.writerow(safe_row(_csv_row(r.file, "", "", "", None, classes, r.error)))
             continue
         rows = r.frames if isinstance(r, VideoResult) else [r]
         for row in rows:
             frame, time = ("", "") if row.frame is None else (row.frame, row.time)
             if not row.faces:
-                w.writerow(_csv_row(r.file or "", frame, time, "", None, classes))
+                w.writerow(safe_row(_csv_row(r.file or "", frame, time, "", None, classes)))
             for i, f in enumerate(row.faces):
-                w.writerow(_csv_row(r.file or "", frame, time, _number(f, i), f, classes))
+                w.writerow(safe_row(_csv_row(r.file or "", frame, time, _number(f, i), f,
+                                             classes)))
     return buf.getvalue()
 
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import re
+import threading
 import time
 from typing import Any
 
@@ -16,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ekspresi.errors import BadInputError, ConfigError
 from ekspresi.imaging import read_image
-from ekspresi.infer.stream import PushedFrames
+from ekspresi.infer.stream import Cancelled, PushedFrames
 from ekspresi.infer.stream import stream as stream_frames
 from ekspresi.web.engine import Engine
 from ekspresi.web.middleware import Busy, same_origin
@@ -32,7 +33,12 @@ from ekspresi.web.schemas import (
 )
 from ekspresi.web.settings import WEB_MAX_SIDE
 from ekspresi.web.steps import trace_view
-from ekspresi.web.uploads import UPLOAD_OPENAPI, decode_upload, read_upload
+from ekspresi.web.uploads import (
+    UPLOAD_OPENAPI,
+    check_video_frames,
+    decode_upload,
+    read_upload,
+)
 from ekspresi.web.videos import (
     MAX_VIDEO_FRAMES,
     JobsBusy,
@@ -176,15 +182,44 @@ async def video(request: Request,
     data, name = await read_upload(request, settings.max_upload_bytes)
     store = video_store(request)
     start = time.perf_counter()
+    gone = threading.Event()   # set when the client disconnects: the analysis stops
+    watcher = asyncio.create_task(_watch_disconnect(request, gone))
     try:
-        out = await run_in_threadpool(analyze_upload, recognizer, store, data, name, every)
+        out = await run_in_threadpool(analyze_upload, recognizer, store, data, name, every,
+                                      cancelled=gone.is_set,
+                                      accept=frame_limits(name, settings.max_pixels))
+    except Cancelled:
+        log.info("%s: client disconnected; video analysis stopped", name)
+        return Response(status_code=499)
     except BadInputError as exc:
         raise HTTPException(*video_error(name, exc)) from None
+    finally:
+        watcher.cancel()
     return _video_links(out, engine, start)
+
+
+def frame_limits(name: str, max_pixels: int):
+    """``accept(width, height)`` for :func:`analyze_upload`: the image limits on each frame
+    (422 from the container header's size, before anything is decoded)."""
+    def accept(width: int, height: int) -> None:
+        check_video_frames(width, height, name, max_pixels)
+    return accept
+
+
+async def _watch_disconnect(request: Request, gone: threading.Event,
+                            every_s: float = 0.25) -> None:
+    """Set ``gone`` once the client of ``request`` has disconnected."""
+    while not gone.is_set():
+        if await request.is_disconnected():
+            gone.set()
+            return
+        await asyncio.sleep(every_s)
 
 
 def video_error(name: str, exc: BaseException) -> tuple[int, str]:
     """HTTP status and detail for a clip that could not be analysed."""
+    if isinstance(exc, HTTPException):      # refused by a check (frame size)
+        return exc.status_code, str(exc.detail)
     if isinstance(exc, BadInputError):
         if "cannot open" in exc.problem or "no frames" in exc.problem \
                 or "no video track" in exc.problem:
@@ -234,7 +269,8 @@ async def video_job(request: Request,
             job.done, job.total = done, total
 
         out = analyze_upload(recognizer, store, data, name, every, progress=progress,
-                             cancelled=job.cancel.is_set)
+                             cancelled=job.cancel.is_set,
+                             accept=frame_limits(name, settings.max_pixels))
         return _video_links(out, engine, start)
 
     try:
@@ -349,7 +385,10 @@ async def stream(ws: WebSocket) -> None:
     """Real-time analysis: the client sends one encoded frame (binary JPEG/PNG) and waits
     for its JSON answer before sending the next, so at most one frame per connection is
     ever queued (back-pressure by protocol). A bad frame gets ``{"error": ...}`` and the
-    stream goes on; a frame above the upload limit closes the socket (1009)."""
+    stream goes on; a frame above the upload limit closes the socket (1009). A socket that
+    sends nothing for ``stream_idle_timeout`` seconds is closed (1000), and beyond
+    ``max_streams`` open sockets a new one is closed at once (1013), so idle streams never
+    take every connection the server has for HTTP."""
     engine = engine_of(ws)
     settings = ws.app.state.settings
     origin = ws.headers.get("origin")
@@ -364,12 +403,30 @@ async def stream(ws: WebSocket) -> None:
         await ws.send_text(stream_message({"error": f"no model loaded: {engine.error}"}))
         await ws.close(code=1011)
         return
+    state = ws.app.state
+    if getattr(state, "streams", 0) >= settings.max_streams:
+        # every stream holds one of uvicorn's connections: leave room for HTTP
+        await ws.close(code=1013, reason="too many open streams; try again later")
+        return
+    state.streams = getattr(state, "streams", 0) + 1
+    try:
+        await _stream_frames(ws, engine, settings)
+    finally:
+        state.streams -= 1
+
+
+async def _stream_frames(ws: WebSocket, engine: Engine, settings) -> None:
     frame = 0
     pushed = PushedFrames()   # decoded frames go through the one frame loop
     results = stream_frames(engine.recognizer, pushed, track=False)
     try:
         while True:
-            message = await ws.receive()
+            try:
+                message = await asyncio.wait_for(ws.receive(), settings.stream_idle_timeout)
+            except asyncio.TimeoutError:
+                await ws.close(code=1000, reason=f"no frame for "
+                                                 f"{settings.stream_idle_timeout:g} s")
+                return
             if message["type"] == "websocket.disconnect":
                 return
             data = message.get("bytes")

@@ -7,6 +7,8 @@ itself, so it works on a machine with no internet.
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -54,8 +56,22 @@ def create_app(settings: WebSettings | None = None, *, engine: Engine | None = N
     """Build the app. ``engine`` may be passed in to share one loaded model between apps
     (tests); by default it is loaded from ``settings``."""
     settings = settings or WebSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            # uvicorn stops on SIGTERM through here, then re-raises the signal, so atexit
+            # handlers never run: the Video page's temporary clips go now.
+            store = getattr(app.state, "videos", None)
+            if store is not None:
+                store.close()
+
     app = FastAPI(title="ekspresi", version=__version__, description=DESCRIPTION,
-                  docs_url=None, redoc_url=None, openapi_url="/openapi.json")
+                  docs_url=None, redoc_url=None, openapi_url="/openapi.json",
+                  lifespan=lifespan)
+    app.state.streams = 0   # open WebSockets of /api/v1/stream
     app.state.settings = settings
     app.state.engine = engine or Engine(settings)
 

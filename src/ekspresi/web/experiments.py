@@ -4,8 +4,9 @@ files.
 A run is a direct sub-directory of the runs folder that
 :func:`ekspresi.runs.is_run_dir` recognises, or that holds a report
 (``report/report.html`` as ``ekspresi evaluate`` writes it, or ``report.html``). Files are served
-only when their resolved path (symlinks followed) stays inside that run's directory, so no
-``..`` or link can reach anything else on disk.
+only when their resolved path (symlinks followed) stays inside that run's directory, and
+that directory's resolved path inside the runs folder, so no ``..`` or link (a run folder
+that is itself a link to elsewhere included) can reach anything else on disk.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ def list_runs(runs_dir: Path | None) -> list[Run]:
     if runs_dir is None or not runs_dir.is_dir():
         return []
     runs: list[Run] = []
+    root = runs_dir.resolve()
     for child in runs_dir.iterdir():
         if not child.is_dir() or not RUN_NAME.match(child.name):
+            continue
+        if not child.resolve().is_relative_to(root):   # a link to a folder elsewhere
             continue
         report = next((r for r in REPORT_PATHS if (child / r).is_file()), None)
         if report is None and not is_run_dir(child):
@@ -80,16 +84,19 @@ def find_run(runs_dir: Path | None, name: str) -> Run | None:
 
 
 def safe_run_file(run: Run, relative: str) -> Path | None:
-    """The file ``relative`` inside ``run``, or None if it escapes the run directory,
-    is not a regular file, or has a type we do not serve."""
+    """The file ``relative`` inside ``run``, or None if it escapes the run directory (or
+    the run directory escapes the runs folder), is not a regular file, or has a type we do
+    not serve."""
     if not relative or "\x00" in relative or relative.startswith(("/", "\\")):
         return None
-    root = run.path.resolve()
     try:
+        runs_root = run.path.parent.resolve()
+        root = run.path.resolve()
         target = (root / relative).resolve()
     except (OSError, RuntimeError):
         return None
-    if not target.is_relative_to(root) or not target.is_file():
+    if not root.is_relative_to(runs_root) or not target.is_relative_to(root) \
+            or not target.is_file():
         return None
     if target.suffix.lower() not in SERVABLE_SUFFIXES:
         return None

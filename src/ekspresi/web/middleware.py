@@ -425,10 +425,16 @@ def _log_path(scope: Scope) -> str:
     return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in path)
 
 
+#: Paths whose answers are never cached (``Cache-Control: no-store``).
+API_PREFIX = "/api/"
+
+
 class SecurityHeadersMiddleware:
     """Headers that cost nothing and close common holes: no MIME sniffing, no framing by
-    other sites, no referrer leaks, and a Content-Security-Policy on HTML pages (except
-    ``csp_exempt`` paths such as Swagger UI, whose page has an inline script)."""
+    other sites, no referrer leaks, a Content-Security-Policy on HTML pages (except
+    ``csp_exempt`` paths such as Swagger UI, whose page has an inline script), and
+    ``Cache-Control: no-store`` on every ``/api/`` answer (they carry face previews, clips
+    and results that no browser or proxy cache should keep)."""
 
     HEADERS = [(b"x-content-type-options", b"nosniff"),
                (b"x-frame-options", b"DENY"),
@@ -444,6 +450,7 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         wants_csp = bool(self.page_csp) and scope.get("path") not in self.csp_exempt
+        api = str(scope.get("path", "")).startswith(API_PREFIX)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -453,6 +460,9 @@ class SecurityHeadersMiddleware:
                 if wants_csp and names.get(b"content-type", b"").lower().startswith(b"text/html") \
                         and b"content-security-policy" not in names:
                     headers.append((b"content-security-policy", self.page_csp))
+                if api:   # replaces any other caching policy a route set
+                    headers = [(k, v) for k, v in headers if k.lower() != b"cache-control"]
+                    headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
             await send(message)
 

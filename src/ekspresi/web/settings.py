@@ -51,6 +51,12 @@ class WebSettings:
     body_timeout: float = 60.0
     #: Faces of one image the step-by-step view computes occlusion saliency for.
     trace_saliency_faces: int = 4
+    #: WebSockets of the real-time page open at once; beyond, new ones are closed (1013).
+    #: Well below the connections uvicorn serves (``serving.MAX_CONNECTIONS``, 64), so
+    #: streams can never hold every connection and lock HTTP out.
+    max_streams: int = 32
+    #: Seconds a WebSocket may stay without sending a frame before it is closed.
+    stream_idle_timeout: float = 60.0
 
     @property
     def max_upload_bytes(self) -> int:

@@ -70,3 +70,16 @@ def decode_upload(data: bytes, name: str, max_pixels: int,
         else:
             message = str(exc)
         raise HTTPException(status, message) from None
+
+
+def check_video_frames(width: int, height: int, name: str, max_pixels: int,
+                       max_side: int = WEB_MAX_SIDE) -> None:
+    """The image limits, applied to a video's frame size as its container header gives it
+    (before any frame is decoded): 422 when a frame would be above them."""
+    if width * height > max_pixels:
+        raise HTTPException(422, f"{name}: video frames are {width}x{height} = "
+                                 f"{width * height:,} pixels, above this server's limit of "
+                                 f"{max_pixels:,} pixels a frame")
+    if max(width, height) > max_side:
+        raise HTTPException(422, f"{name}: video frames are {width}x{height}: the longer side "
+                                 f"is above this server's limit of {max_side:,} pixels")

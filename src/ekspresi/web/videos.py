@@ -54,7 +54,13 @@ class VideoStore:
         self.root = Path(tempfile.mkdtemp(prefix="ekspresi-videos-"))
         self._items: OrderedDict[str, StoredVideo] = OrderedDict()
         self._lock = threading.Lock()
-        atexit.register(shutil.rmtree, self.root, True)
+        atexit.register(self.close)   # SIGINT; SIGTERM goes through the app's lifespan
+
+    def close(self) -> None:
+        """Remove every kept clip and the folder (the app's shutdown calls this)."""
+        with self._lock:
+            self._items.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def new_dir(self) -> tuple[str, Path]:
         vid = secrets.token_urlsafe(12)
@@ -79,18 +85,22 @@ class VideoStore:
 def analyze_upload(recognizer, store: VideoStore, data: bytes, name: str,
                    every: int | None, *,
                    progress: Callable[[int, int], Any] | None = None,
-                   cancelled: Callable[[], bool] | None = None) -> dict[str, Any]:
+                   cancelled: Callable[[], bool] | None = None,
+                   accept: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Write the upload to the store's folder, analyse it, keep the annotated clip and the
     timeline CSV; returns the JSON answer (with ``clip_type`` when a clip was written;
     without the URLs, which the route adds). ``progress(done, total)`` after each frame
     (``total`` 0 = unknown); ``cancelled()`` true stops it (:class:`Cancelled`), and, as
-    any error, removes its folder."""
+    any error, removes its folder. ``accept(width, height)`` sees the frame size from the
+    container header before any frame is decoded and raises to refuse the clip."""
     vid, folder = store.new_dir()
     suffix = Path(name).suffix.lower()
     source = folder / ("input" + (suffix if suffix in VIDEO_EXTENSIONS else ".bin"))
     try:
         source.write_bytes(data)
-        fps, _, _, total = video_info(source)
+        fps, width, height, total = video_info(source)
+        if accept is not None:
+            accept(width, height)
         if every is None:
             every = max(1, round(fps / AUTO_RATE)) if fps > 0 else 1
         done = 0

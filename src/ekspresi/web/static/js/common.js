@@ -339,10 +339,20 @@ const Ekspresi = (() => {
     setTimeout(() => URL.revokeObjectURL(a.href), 1000);
   }
 
-  /* RFC 4180 CSV from rows of cells (quotes where needed). */
+  /* RFC 4180 CSV from rows of cells (quotes where needed). Text a spreadsheet would run as
+     a formula (starting with = + - @ tab or CR, e.g. a file named =HYPERLINK(...).jpg) gets a
+     leading ' ; numbers, and text that is a plain number ("-0.5"), stay as they are. The
+     same rule as the server's CSVs (ekspresi.csvcells). */
+  const FORMULA_START = /^[=+\-@\t\r]/;
+  const PLAIN_NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+  function safeCell(v) {
+    if (typeof v !== "string") return v;
+    return FORMULA_START.test(v) && !PLAIN_NUMBER.test(v) ? `'${v}` : v;
+  }
+
   function csvText(rows) {
     const cell = (v) => {
-      const s = v === null || v === undefined ? "" : String(v);
+      const s = v === null || v === undefined ? "" : String(safeCell(v));
       return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
     };
     return rows.map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n";
