@@ -56,53 +56,29 @@ def error_text(exc: BaseException, unit: Unit) -> str:
 
 
 # -- the Ray worker's path ----------------------------------------------------------------------
-def _seek(cap, path: str, start: int):
-    """A capture positioned at frame ``start``: a container seek, checked; where the backend
-    cannot seek exactly, the video is reopened and ``start`` frames are skipped."""
-    import cv2
-
-    from ekspresi.infer.video import open_video
-
-    if start == 0:
-        return cap
-    if cap.set(cv2.CAP_PROP_POS_FRAMES, start) and int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == start:
-        return cap
-    cap.release()
-    cap = open_video(path)
-    for _ in range(start):
-        if not cap.grab():
-            break
-    return cap
-
-
 def _video_frames(unit: Unit, every: int, result: UnitResult):
-    """Yields (index, time, frame) for the analysed frames of ``unit``; counts every frame
-    read in ``result.frames_read``."""
-    import cv2
+    """Yields (index, time, frame) for the analysed frames of ``unit`` (frames ``start`` to
+    ``end``), read by the decoder ``ekspresi predict`` uses (PyAV: upright frames, the same
+    errors for bad files), so both engines give the same rows; counts the frames of the
+    range read in ``result.frames_read``. The frames before ``start`` are decoded and
+    dropped: a container seek lands on a keyframe, not on a frame index."""
+    from ekspresi.infer.video import VideoFrames, probe_video
 
-    from ekspresi.infer.video import open_video
-
-    cap = open_video(unit.path)
+    info = probe_video(unit.path)
+    fps = info.fps
+    result.video = {"fps": fps, "width": info.width, "height": info.height}
+    frames = VideoFrames(unit.path)
     try:
-        fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        result.video = {"fps": fps, "width": int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                        "height": int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))}
-        cap = _seek(cap, unit.path, unit.start)
-        index = unit.start
-        while unit.end is None or index < unit.end:
+        for index, frame in enumerate(frames):
+            if unit.end is not None and index >= unit.end:
+                return
+            if index < unit.start:
+                continue
+            result.frames_read += 1
             if index % every == 0:
-                ok, frame = cap.read()
-                if not ok:
-                    return
-                result.frames_read += 1
                 yield index, (index / fps if fps > 0 else 0.0), frame
-            else:
-                if not cap.grab():
-                    return
-                result.frames_read += 1
-            index += 1
     finally:
-        cap.release()
+        frames.close()
 
 
 def process_task(recognizer, units: list[Unit], every: int) -> list[UnitResult]:
