@@ -325,6 +325,21 @@ def test_video_api_refuses_overlong_clips(client, tmp_path, monkeypatch):
     assert r.status_code == 422 and "longer than 5 frames" in r.json()["detail"]
 
 
+def test_an_overlong_clip_is_refused_from_its_header(client, tmp_path, monkeypatch):
+    """No frame is analysed when the container header already says the clip is too long."""
+    from ekspresi.web import videos
+
+    def never(*a, **k):
+        raise AssertionError("the clip was analysed")
+
+    monkeypatch.setattr(videos, "MAX_VIDEO_FRAMES", 5)
+    monkeypatch.setattr(videos, "analyze_video", never)
+    clip = write_clip(tmp_path / "clip.mp4", frames=8)
+    r = client.post("/api/v1/video", files={"file": ("c.mp4", clip.read_bytes(), "video/mp4")})
+    assert r.status_code == 422, r.text
+    assert "8 frames" in r.json()["detail"] and "longer than 5 frames" in r.json()["detail"]
+
+
 def test_try_an_example_buttons_and_the_example_files(client):
     """Image and Step-by-step offer the group picture, Video the clip; the server serves
     only the shipped examples."""

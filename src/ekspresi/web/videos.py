@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ekspresi.errors import BadInputError
 from ekspresi.infer import output
 from ekspresi.infer.stream import Cancelled, analyze_video
 from ekspresi.infer.video import VIDEO_EXTENSIONS, VIDEO_MIME, browser_video_suffix, video_info
@@ -101,6 +102,11 @@ def analyze_upload(recognizer, store: VideoStore, data: bytes, name: str,
         fps, width, height, total = video_info(source)
         if accept is not None:
             accept(width, height)
+        if total > MAX_VIDEO_FRAMES:  # refused from the header, before any frame is decoded
+            raise BadInputError(name, f"{total:,} frames"
+                                + (f" ({total / fps:.0f} s)" if fps > 0 else "")
+                                + f": longer than {MAX_VIDEO_FRAMES} frames; cut it shorter or "
+                                "use `ekspresi predict`")
         if every is None:
             every = max(1, round(fps / AUTO_RATE)) if fps > 0 else 1
         done = 0
