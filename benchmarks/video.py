@@ -29,6 +29,8 @@ sys.path.insert(0, str(HERE))
 
 from machine import machine_info  # noqa: E402
 
+from ekspresi.infer.video import iou  # noqa: E402
+
 
 def _timed(fn):
     wall, cpu = time.perf_counter(), time.process_time()
@@ -41,18 +43,9 @@ def _best(fn, repeat: int):
     return min(runs, key=lambda r: r[1])
 
 
-def _iou(a, b) -> float:
-    ax1, ay1, bx1, by1 = a[0] + a[2], a[1] + a[3], b[0] + b[2], b[1] + b[3]
-    iw = max(0, min(ax1, bx1) - max(a[0], b[0]))
-    ih = max(0, min(ay1, by1) - max(a[1], b[1]))
-    inter = iw * ih
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union > 0 else 0.0
-
-
 def _match(ref: list, got: list) -> list[float]:
     """Greedy IoU matching of one frame's boxes: the IoU of each reference box (0 = none)."""
-    pairs = sorted(((_iou(r, g), i, j) for i, r in enumerate(ref) for j, g in enumerate(got)),
+    pairs = sorted(((iou(r, g), i, j) for i, r in enumerate(ref) for j, g in enumerate(got)),
                    reverse=True)
     best = [0.0] * len(ref)
     used_r, used_g = set(), set()

@@ -271,8 +271,10 @@ def format_status(st: dict[str, Any]) -> str:
             + (", stop requested" if st["stop_requested"] and st["running"] else ""))
     rows = [f"{'run':<28} {'state':<9} {'epoch':<12} {'best val':>8} {'test':>7} "
             f"{'img/s':>7} {'ETA':>8}  note"]
+    def pct(v: float | None) -> str:
+        return f"{100 * v:.2f}%" if v is not None else "-"
+
     for r in st["runs"]:
-        pct = (lambda v: f"{100 * v:.2f}%" if v is not None else "-")  # noqa: E731
         eta = (f"{r.eta_minutes:.0f} min" if r.eta_minutes else "-") if r.state != "done" \
             else "-"
         rows.append(f"{r.name:<28} {r.state:<9} {r.epoch or '-':<12} {pct(r.best_val):>8} "

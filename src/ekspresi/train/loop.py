@@ -23,7 +23,9 @@ back. Validation selects the model; the test split is evaluated once, at the end
 from __future__ import annotations
 
 import copy
+import json
 import logging
+import os
 import random
 import time
 from pathlib import Path
@@ -655,8 +657,6 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
         env = environment(torch.get_num_threads())
         env.update(place.describe(), world_size=ctx.world_size)
         if resume:  # keep how the setting was chosen (the first process measured it)
-            import json
-
             try:
                 earlier = json.loads((run_dir / ENV_NAME).read_text())
             except (OSError, ValueError):
@@ -700,8 +700,6 @@ def run_training(config: dict | TrainConfig | str | Path | None, out_dir: str | 
 
 
 def _wants_cpu_tuning(cfg: TrainConfig, place: devices.Placement, ctx: DistContext) -> bool:
-    import os
-
     t = cfg.train
     return (place.device.type == "cpu" and t.cpu_tune and t.channels_last is None
             and not ctx.enabled and os.environ.get("EKSPRESI_CPU_TUNE", "1") != "0")

@@ -176,11 +176,8 @@ async def video(request: Request,
     summary per track (``tracks``: mean probabilities over the frames it was seen in), and
     links to an annotated clip browsers can play (H.264 MP4 or VP8 WebM) and to the
     timeline as CSV. Used by the Video page."""
-    engine = engine_of(request)
-    recognizer = engine.require()
-    settings = request.app.state.settings
+    engine, recognizer, settings, store = _video_context(request)
     data, name = await read_upload(request, settings.max_upload_bytes)
-    store = video_store(request)
     start = time.perf_counter()
     gone = threading.Event()   # set when the client disconnects: the analysis stops
     watcher = asyncio.create_task(_watch_disconnect(request, gone))
@@ -196,6 +193,13 @@ async def video(request: Request,
     finally:
         watcher.cancel()
     return _video_links(out, engine, start)
+
+
+def _video_context(request: Request):
+    """What both video routes need before reading the upload: the engine, its recognizer
+    (503 while it loads), the server's settings and the clip store."""
+    engine = engine_of(request)
+    return engine, engine.require(), request.app.state.settings, video_store(request)
 
 
 def frame_limits(name: str, max_pixels: int):
@@ -257,11 +261,8 @@ async def video_job(request: Request,
     ``POST /api/v1/video``, ``failed`` with ``status`` and ``detail``, or ``cancelled``)
     and ``cancel_url`` (``DELETE``: stops it at the next frame and removes its files).
     Closing the event stream before the end cancels the job too."""
-    engine = engine_of(request)
-    recognizer = engine.require()
-    settings = request.app.state.settings
+    engine, recognizer, settings, store = _video_context(request)
     data, name = await read_upload(request, settings.max_upload_bytes)
-    store = video_store(request)
     start = time.perf_counter()
 
     def work(job: VideoJob) -> dict:
