@@ -55,6 +55,26 @@ def test_flip_tta_averages_over_the_mirrored_face(members, faces, tmp_path):
     assert _proba(ens.path, faces[:0]).shape == (0, 7)
 
 
+@pytest.mark.parametrize("side", [64, 80])
+def test_members_of_other_sizes_see_the_face_enlarged_as_preprocessing_would(
+        members, make_bundle, faces, tmp_path, side):
+    """A 64/80 px member beside a 48 px one: the ensemble takes 48 px faces and enlarges them
+    in the graph exactly as the member's own preprocessing (bilinear) would."""
+    big = make_bundle(out=tmp_path / f"big{side}", onnx=conv_onnx(size=side, seed=7),
+                      size=side)
+    ens = build_ensemble([members[0], big], tmp_path / "mixed", tta="flip")
+    assert ens.input_spec.size == 48
+    mirrored = faces[:, :, ::-1].copy()
+    want = np.mean([_proba(m, f) for m in (members[0], big) for f in (faces, mirrored)],
+                   axis=0)
+    got = _proba(ens.path, faces)
+    # cv2 rounds its enlarged face to uint8 (~2e-4 here); another resampling gives ~2e-3
+    assert np.abs(got - want).max() < 5e-4
+    # the big member matters: leaving it out (or feeding it 48 px) changes the answer
+    alone = np.mean([_proba(members[0], f) for f in (faces, mirrored)], axis=0)
+    assert np.abs(got - alone).max() > 1e-2
+
+
 def test_weights_and_metadata(members, faces, tmp_path):
     ens = build_ensemble(members[:2], tmp_path / "w", weights=[3, 1], name="pair")
     p0, p1 = _proba(members[0], faces), _proba(members[1], faces)

@@ -11,6 +11,13 @@ The output is ``log(mean probability)``: its softmax is exactly the averaged pro
 so it is a valid ``logits`` for everything downstream. With ``tta="flip"`` each member
 sees a batch of 2N (the faces and their mirror images) in one run, which is cheaper than
 two calls for the 48 px inputs used here.
+
+Members may take different input sizes (a 48 px fer-vgg beside a 64 px EfficientNet). The
+ensemble takes the smallest, and a larger member enlarges it inside the graph with the
+same bilinear, half-pixel-centre resampling that :func:`ekspresi.preprocess.resize` uses
+to enlarge. That is exactly what such a member was trained on for FER2013 (48 px photos
+enlarged to 64), so nothing is lost there; on sharper photo crops the larger member sees
+48 px detail, and the ensemble's evaluation (not its members') is what its card reports.
 """
 
 from __future__ import annotations
@@ -54,11 +61,22 @@ def _check_compatible(members: list[Member]) -> None:
         if b.classes != first.classes:
             raise ModelError(f"{b.path}: classes {list(b.classes)} differ from "
                              f"{first.path}'s {list(first.classes)}")
-        if b.input_spec.to_dict() != first.input_spec.to_dict():
-            raise ModelError(f"{b.path}: input {b.input_spec.to_dict()} differs from "
-                             f"{first.path}'s {first.input_spec.to_dict()}")
+        if b.input_spec.version != first.input_spec.version:
+            raise ModelError(f"{b.path}: preprocessing version {b.input_spec.version} "
+                             f"differs from {first.path}'s {first.input_spec.version}")
     if any(m.weight <= 0 for m in members):
         raise BadInputError("weights", "every member weight must be positive")
+
+
+def input_size(members: list[Member]) -> int:
+    """The ensemble's input side: the smallest member's (larger members enlarge it)."""
+    return min(m.bundle.input_spec.size for m in members)
+
+
+def _input_spec(members: list[Member]):
+    """The smallest member's input spec (its size is the ensemble's; mean and std are
+    applied inside each member's own graph)."""
+    return min((m.bundle.input_spec for m in members), key=lambda spec: spec.size)
 
 
 def _opset(model) -> int:
@@ -97,13 +115,30 @@ def build_graph(members: list[Member], tta: str = "none"):
         feed = "with_mirrored"
         if opset >= 18:                      # ReduceMean takes its axes as an input there
             inits.append(helper.make_tensor("axis0", TP.INT64, [1], [0]))
+    size = input_size(members)
+    if any(m.bundle.input_spec.size != size for m in members):
+        # Resize wants the full output shape: (batch, 1) of the feed, then a member's side
+        inits += [helper.make_tensor("zero", TP.INT64, [1], [0]),
+                  helper.make_tensor("two", TP.INT64, [1], [2])]
+        nodes += [helper.make_node("Shape", [feed], ["feed_shape"]),
+                  helper.make_node("Slice", ["feed_shape", "zero", "two"], ["batch_channels"])]
     weighted = []
     for i, (m, proto) in enumerate(zip(members, protos)):
         prefix = f"m{i}_"
         meta = m.bundle.metadata.get("onnx", {})
         src_in, src_out = meta.get("input", INPUT_NAME), meta.get("output", OUTPUT_NAME)
         graph = compose.add_prefix(proto, prefix).graph
-        sub_nodes.append(helper.make_node("Identity", [feed], [prefix + src_in]))
+        own = m.bundle.input_spec.size
+        if own != size:                      # enlarge as preprocess.resize would
+            inits.append(helper.make_tensor(prefix + "side", TP.INT64, [2], [own, own]))
+            sub_nodes += [
+                helper.make_node("Concat", ["batch_channels", prefix + "side"],
+                                 [prefix + "sizes"], axis=0),
+                helper.make_node("Resize", [feed, "", "", prefix + "sizes"],
+                                 [prefix + src_in], mode="linear",
+                                 coordinate_transformation_mode="half_pixel")]
+        else:
+            sub_nodes.append(helper.make_node("Identity", [feed], [prefix + src_in]))
         sub_nodes.extend(graph.node)
         sub_inits.extend(graph.initializer)
         probs = f"{prefix}probs"
@@ -125,7 +160,6 @@ def build_graph(members: list[Member], tta: str = "none"):
     inits.append(helper.make_tensor("prob_floor", TP.FLOAT, [], [PROB_FLOOR]))
     tail += [helper.make_node("Max", ["mean_probs", "prob_floor"], ["floored"]),
              helper.make_node("Log", ["floored"], [OUTPUT_NAME])]
-    size = members[0].bundle.input_spec.size
     graph = helper.make_graph(
         nodes + sub_nodes + tail, "ekspresi_ensemble",
         [helper.make_tensor_value_info(INPUT_NAME, TP.FLOAT, ["batch", 1, size, size])],
@@ -191,5 +225,5 @@ def build_ensemble(members: list[str | Path | Bundle], out_dir: str | Path, *,
     return write_bundle(out, model.SerializeToString(),
                         name=name or "+".join(b.name for b in bundles) + (
                             "-flip" if tta == "flip" else ""),
-                        classes=bundles[0].classes, input_spec=bundles[0].input_spec,
+                        classes=bundles[0].classes, input_spec=_input_spec(ms),
                         training=training)
