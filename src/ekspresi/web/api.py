@@ -19,13 +19,14 @@ from ekspresi.errors import BadInputError, ConfigError
 from ekspresi.imaging import read_image
 from ekspresi.infer.stream import Cancelled, PushedFrames
 from ekspresi.infer.stream import stream as stream_frames
-from ekspresi.web.engine import Engine
+from ekspresi.web.engine import MODEL_COOKIE, Engine, LoadedModel
 from ekspresi.web.middleware import Busy, same_origin
 from ekspresi.web.render import preview
 from ekspresi.web.schemas import (
     AnalyzeOut,
     ErrorOut,
     HealthOut,
+    ModelChoiceOut,
     ModelInfoOut,
     TraceOut,
     VideoOut,
@@ -63,6 +64,19 @@ def engine_of(request: Request | WebSocket) -> Engine:
     return request.app.state.engine
 
 
+def model_query() -> Any:
+    """The ``?model=`` every analysing route takes (see ``GET /api/v1/models``)."""
+    return Query(None, max_length=64,
+                 description="a model this server offers (GET /api/v1/models); default: the "
+                             f"one the pages remember (cookie `{MODEL_COOKIE}`), else the "
+                             "server's --model")
+
+
+def chosen(request: Request | WebSocket, model: str | None = None) -> LoadedModel:
+    """The model a request uses (:meth:`Engine.choose`)."""
+    return engine_of(request).choose(request, model)
+
+
 @router.get("/healthz", tags=["service"], response_model=HealthOut,
             response_model_exclude_none=True, responses={503: {"model": HealthOut}})
 def healthz(request: Request) -> Any:
@@ -76,17 +90,25 @@ def healthz(request: Request) -> Any:
 
 @router.get("/api/v1/model", tags=["api"], response_model=ModelInfoOut,
             response_model_exclude_none=True, responses={503: {"model": ErrorOut}})
-def model_info(request: Request) -> dict[str, Any]:
+def model_info(request: Request, model: str | None = model_query()) -> dict[str, Any]:
     """The model in use: name, classes, input spec, detector, headline test metrics."""
-    engine = engine_of(request)
-    engine.require()
-    return engine.info()
+    loaded = chosen(request, model)
+    loaded.require()
+    return loaded.info()
 
 
-def _analyze_array(engine: Engine, image: np.ndarray, **detector) -> dict[str, Any]:
+@router.get("/api/v1/models", tags=["api"], response_model=list[ModelChoiceOut],
+            response_model_exclude_none=True)
+def models(request: Request) -> list[dict[str, Any]]:
+    """The models a request may choose with ``?model=``: the served one and every model
+    shipped in the package, with their headline test accuracy."""
+    return engine_of(request).catalogue()
+
+
+def _analyze_array(loaded: LoadedModel, image: np.ndarray, **detector) -> dict[str, Any]:
     """The image's ``ImageResult.to_dict()``."""
     try:
-        return engine.require().analyze(image, **detector).to_dict()
+        return loaded.require().analyze(image, **detector).to_dict()
     except (ConfigError, ValueError) as exc:   # unknown detector or sensitivity
         raise HTTPException(422, str(exc)) from None
 
@@ -100,18 +122,19 @@ async def analyze(request: Request,
                   detector: str | None = Query(None, description="face detector (as "
                                                "`ekspresi predict --detector`)"),
                   sensitivity: str | None = Query(None, pattern="^(low|normal|high)$",
-                                                  description="low, normal or high")) -> dict:
+                                                  description="low, normal or high"),
+                  model: str | None = model_query()) -> dict:
     """Find every face in one image and classify its expression."""
-    engine = engine_of(request)
-    engine.require()
+    loaded = chosen(request, model)
+    loaded.require()
     settings = request.app.state.settings
     data, name = await read_upload(request, settings.max_upload_bytes)
     start = time.perf_counter()
     image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
-    out = await run_in_threadpool(_analyze_array, engine, image, detector=detector,
+    out = await run_in_threadpool(_analyze_array, loaded, image, detector=detector,
                                   sensitivity=sensitivity)
     elapsed = (time.perf_counter() - start) * 1000.0
-    out.update(model=engine.model_name, elapsed_ms=round(elapsed, 2))
+    out.update(model=loaded.model_name, elapsed_ms=round(elapsed, 2))
     if preview_image:
         out["preview"], out["preview_scale"] = await run_in_threadpool(
             preview, image, settings.preview_side)
@@ -120,12 +143,12 @@ async def analyze(request: Request,
 
 @router.post("/api/v1/trace", tags=["api"], response_model=TraceOut,
              response_model_exclude_none=True, responses=ERRORS, openapi_extra=UPLOAD_OPENAPI)
-async def trace(request: Request) -> dict:
+async def trace(request: Request, model: str | None = model_query()) -> dict:
     """Every stage of the pipeline for one image, as pictures (data URIs) and numbers:
     original, grayscale, all detector candidates, aligned crops, the exact model input,
     probabilities and an occlusion-saliency map per face. Used by the step-by-step page."""
-    engine = engine_of(request)
-    recognizer = engine.require()
+    loaded = chosen(request, model)
+    recognizer = loaded.require()
     settings = request.app.state.settings
     data, name = await read_upload(request, settings.max_upload_bytes)
     image = await run_in_threadpool(decode_upload, data, name, settings.max_pixels)
@@ -134,7 +157,7 @@ async def trace(request: Request) -> dict:
                                      saliency_max=settings.trace_saliency_faces)
     elapsed = (time.perf_counter() - start) * 1000.0
     view = await run_in_threadpool(trace_view, result, settings.trace_saliency_faces)
-    view.update(model=engine.model_name, elapsed_ms=round(elapsed, 2))
+    view.update(model=loaded.model_name, elapsed_ms=round(elapsed, 2))
     return view
 
 
@@ -170,13 +193,14 @@ def video_store(request: Request) -> VideoStore:
 async def video(request: Request,
                 every: int | None = Query(None, ge=1, le=1000,
                                           description="analyse every N-th frame (default: "
-                                                      "about 10 frames per second)")) -> dict:
+                                                      "about 10 frames per second)"),
+                model: str | None = model_query()) -> dict:
     """Analyse a short clip (at most the upload limit and """ + str(MAX_VIDEO_FRAMES) + """
     frames): faces followed across frames (``track_id``), the per-frame ``timeline``, one
     summary per track (``tracks``: mean probabilities over the frames it was seen in), and
     links to an annotated clip browsers can play (H.264 MP4 or VP8 WebM) and to the
     timeline as CSV. Used by the Video page."""
-    engine, recognizer, settings, store = _video_context(request)
+    loaded, recognizer, settings, store = _video_context(request, model)
     data, name = await read_upload(request, settings.max_upload_bytes)
     start = time.perf_counter()
     gone = threading.Event()   # set when the client disconnects: the analysis stops
@@ -192,14 +216,14 @@ async def video(request: Request,
         raise HTTPException(*video_error(name, exc)) from None
     finally:
         watcher.cancel()
-    return _video_links(out, engine, start)
+    return _video_links(out, loaded, start)
 
 
-def _video_context(request: Request):
-    """What both video routes need before reading the upload: the engine, its recognizer
-    (503 while it loads), the server's settings and the clip store."""
-    engine = engine_of(request)
-    return engine, engine.require(), request.app.state.settings, video_store(request)
+def _video_context(request: Request, model: str | None):
+    """What both video routes need before reading the upload: the chosen model, its
+    recognizer (503 when it is not loaded), the server's settings and the clip store."""
+    loaded = chosen(request, model)
+    return loaded, loaded.require(), request.app.state.settings, video_store(request)
 
 
 def frame_limits(name: str, max_pixels: int):
@@ -233,8 +257,8 @@ def video_error(name: str, exc: BaseException) -> tuple[int, str]:
     return 500, f"{name}: the analysis failed ({type(exc).__name__})"
 
 
-def _video_links(out: dict, engine: Engine, start: float) -> dict:
-    out.update(model=engine.model_name, elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
+def _video_links(out: dict, loaded: LoadedModel, start: float) -> dict:
+    out.update(model=loaded.model_name, elapsed_ms=round((time.perf_counter() - start) * 1000, 2),
                csv_url=f"/api/v1/video/{out['id']}/timeline.csv")
     if "clip_type" in out:   # an annotated clip was written
         out["clip_url"] = f"/api/v1/video/{out['id']}/clip"
@@ -254,14 +278,15 @@ async def video_job(request: Request,
                     every: int | None = Query(None, ge=1, le=1000,
                                               description="analyse every N-th frame "
                                                           "(default: about 10 frames per "
-                                                          "second)")) -> dict:
+                                                          "second)"),
+                    model: str | None = model_query()) -> dict:
     """Start analysing a clip in the background (as ``POST /api/v1/video``) and answer at
     once (202) with its ``id``, ``events_url`` (server-sent events: ``progress`` with
     ``done``, ``total``, ``percent``, ``eta_s``; then one ``result`` with the answer of
     ``POST /api/v1/video``, ``failed`` with ``status`` and ``detail``, or ``cancelled``)
     and ``cancel_url`` (``DELETE``: stops it at the next frame and removes its files).
     Closing the event stream before the end cancels the job too."""
-    engine, recognizer, settings, store = _video_context(request)
+    loaded, recognizer, settings, store = _video_context(request, model)
     data, name = await read_upload(request, settings.max_upload_bytes)
     start = time.perf_counter()
 
@@ -272,7 +297,7 @@ async def video_job(request: Request,
         out = analyze_upload(recognizer, store, data, name, every, progress=progress,
                              cancelled=job.cancel.is_set,
                              accept=frame_limits(name, settings.max_pixels))
-        return _video_links(out, engine, start)
+        return _video_links(out, loaded, start)
 
     try:
         job = video_jobs(request).start(work, name, lambda exc: video_error(name, exc))
@@ -390,7 +415,6 @@ async def stream(ws: WebSocket) -> None:
     sends nothing for ``stream_idle_timeout`` seconds is closed (1000), and beyond
     ``max_streams`` open sockets a new one is closed at once (1013), so idle streams never
     take every connection the server has for HTTP."""
-    engine = engine_of(ws)
     settings = ws.app.state.settings
     origin = ws.headers.get("origin")
     if origin and origin not in settings.cors_origins \
@@ -400,8 +424,14 @@ async def stream(ws: WebSocket) -> None:
         await ws.close(code=1008)
         return
     await ws.accept()
-    if not engine.available:
-        await ws.send_text(stream_message({"error": f"no model loaded: {engine.error}"}))
+    try:
+        loaded = chosen(ws)             # ?model= on the socket's URL, else the cookie
+    except HTTPException as exc:
+        await ws.send_text(stream_message({"error": str(exc.detail)}))
+        await ws.close(code=1008)
+        return
+    if not loaded.available:
+        await ws.send_text(stream_message({"error": f"no model loaded: {loaded.error}"}))
         await ws.close(code=1011)
         return
     state = ws.app.state
@@ -411,15 +441,15 @@ async def stream(ws: WebSocket) -> None:
         return
     state.streams = getattr(state, "streams", 0) + 1
     try:
-        await _stream_frames(ws, engine, settings)
+        await _stream_frames(ws, loaded, settings)
     finally:
         state.streams -= 1
 
 
-async def _stream_frames(ws: WebSocket, engine: Engine, settings) -> None:
+async def _stream_frames(ws: WebSocket, loaded: LoadedModel, settings) -> None:
     frame = 0
     pushed = PushedFrames()   # decoded frames go through the one frame loop
-    results = stream_frames(engine.recognizer, pushed, track=False)
+    results = stream_frames(loaded.recognizer, pushed, track=False)
     try:
         while True:
             try:

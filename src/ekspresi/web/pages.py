@@ -18,6 +18,7 @@ from ekspresi.web.experiments import (
     run_file_headers,
     safe_run_file,
 )
+from ekspresi.web.engine import MODEL_COOKIE, LoadedModel
 from ekspresi.web.i18n import COOKIE, LANGUAGES, Translator, choose_language
 from ekspresi.web.modelcard import (
     CARD_IMAGES,
@@ -51,19 +52,35 @@ NAV = [("/", "nav.home"), ("/image", "nav.image"), ("/realtime", "nav.realtime")
 router = APIRouter(include_in_schema=False)
 
 
+def page_model(request: Request) -> LoadedModel:
+    """The model a page shows and its API calls use: ``?model=`` (remembered in a cookie
+    by :func:`render`), else the remembered one, else the served one. A page asked for a
+    model that is not offered shows the served one (the footer lists the offered ones)."""
+    engine = request.app.state.engine
+    try:
+        return engine.choose(request)
+    except HTTPException:
+        return engine.get()
+
+
 def render(request: Request, template: str, active: str, status_code: int = 200,
            **context) -> HTMLResponse:
     engine = request.app.state.engine
     settings = request.app.state.settings
     lang = choose_language(request)
     t = Translator(lang)
-    base = {"nav": NAV, "active": active, "engine": engine, "settings": settings,
+    model = page_model(request)
+    base = {"nav": NAV, "active": active, "engine": model, "settings": settings,
+            "models": engine.choices(), "model_choice": model.choice,
             "version": __version__, "max_upload_mb": settings.max_upload_mb,
             "palette_css": palette_css(), "t": t, "lang": lang, "languages": LANGUAGES}
     response = TEMPLATES.TemplateResponse(request, template, {**base, **context},
                                           status_code=status_code)
     if request.query_params.get("lang") in LANGUAGES:
         response.set_cookie(COOKIE, lang, max_age=365 * 24 * 3600, samesite="lax")
+    if request.query_params.get("model") == model.choice:
+        response.set_cookie(MODEL_COOKIE, model.choice, max_age=365 * 24 * 3600,
+                            samesite="lax")
     response.headers["Content-Language"] = lang
     response.headers["Vary"] = "Accept-Language, Cookie"
     return response
@@ -107,7 +124,7 @@ def example_file(name: str) -> FileResponse:
 
 @router.get("/about", response_class=HTMLResponse)
 def about(request: Request) -> HTMLResponse:
-    bundle = request.app.state.engine.bundle
+    bundle = page_model(request).bundle
     card = build_card(bundle) if bundle is not None else None
     svgs = {}
     if card is not None:   # plots in the page's language and colours (web/plots.py)
@@ -124,7 +141,7 @@ def about(request: Request) -> HTMLResponse:
 @router.get("/about/{image_name}")
 def about_image(request: Request, image_name: str) -> FileResponse:
     """Plots shipped inside the bundle folder; only the fixed names of CARD_IMAGES."""
-    bundle = request.app.state.engine.bundle
+    bundle = page_model(request).bundle
     if bundle is None or image_name not in CARD_IMAGES:
         raise HTTPException(404, "not found")
     path = Path(bundle.path) / image_name

@@ -39,6 +39,8 @@ class ModelInfoOut(_Out):
     """``GET /api/v1/model``: what is serving."""
 
     loaded: bool
+    choice: str | None = Field(None, description="its name in the model switch "
+                                                 "(GET /api/v1/models)")
     name: str | None = None
     classes: list[str] = Field(default_factory=list)
     input: dict[str, Any] | None = Field(None, description="the model input spec")
@@ -47,6 +49,22 @@ class ModelInfoOut(_Out):
     detector: str | None = None
     created: str | None = None
     ekspresi_version: str | None = None
+    metrics: dict[str, Any] = Field(default_factory=dict,
+                                    description="headline test metrics (per test set)")
+    error: str | None = None
+
+
+class ModelChoiceOut(_Out):
+    """One entry of ``GET /api/v1/models``."""
+
+    choice: str = Field(description="what ?model= takes")
+    served: bool = Field(description="the model `ekspresi serve --model` named: used "
+                                     "when a request chooses none")
+    loaded: bool = Field(description="already loaded (the first request of another "
+                                     "takes a moment longer)")
+    name: str | None = None
+    input_size: int | None = None
+    classes: int | None = None
     metrics: dict[str, Any] = Field(default_factory=dict,
                                     description="headline test metrics (per test set)")
     error: str | None = None
