@@ -274,7 +274,16 @@ def test_realtime_with_fake_camera(page):
     boxes, chips = page.evaluate("""[JSON.parse(document.querySelector('#overlay').dataset.texts),
         [...document.querySelectorAll('#rt-faces li')].map(li => li.textContent)]""")
     assert boxes == chips
+    # the number is the face's track: one person, one track, the whole time
     assert boxes[0].startswith("1. ")
+    assert page.evaluate("document.querySelector('#overlay').dataset.tracks") == "[1]"
+    # labels are smoothed by default; unticked, the page shows each frame's own answer
+    # and remembers the choice
+    assert page.locator("#smooth").is_checked()
+    page.uncheck("#smooth")
+    page.wait_for_timeout(500)
+    assert page.evaluate("localStorage.getItem('ekspresi.smooth')") == "0"
+    page.check("#smooth")
     # a camera selector (listed once the camera was allowed) and a mirror toggle
     assert page.locator("#camera option").count() >= 1
     assert page.locator(".camera-choice").is_visible()
@@ -312,6 +321,7 @@ def test_realtime_with_fake_camera(page):
     times = [float(r["time_s"]) for r in rows]
     assert times == sorted(times) and times[-1] > 4
     assert {r["face"] for r in rows} <= {"1", ""} and "p_happy" in rows[0]
+    assert {r["track"] for r in rows} <= {"1", ""}
 
 
 def test_step_page_shows_all_stages(page, photo):

@@ -116,6 +116,22 @@ def test_stream_over_pushed_frames(recognizer):
     assert [len(r) for _, r in stream(recognizer, [photo_bgr(), collage(2)])] == [1, 2]
 
 
+def test_pushed_frames_are_timed_by_the_sender_s_clock(recognizer):
+    """The real-time page's capture times: seconds since the first frame, never backwards;
+    faces tracked and smoothed, the frame's own scores kept as raw_scores."""
+    pushed = PushedFrames(fps=10.0)
+    frames = stream(recognizer, pushed, raw_scores=True)
+    times = []
+    for t in (100.0, 100.5, 100.2, 103.0):           # one arrives out of order
+        pushed.push(photo_bgr(), t)
+        _, result = next(frames)
+        times.append(result.time)
+        assert result[0].track_id == 1 and set(result[0].extra["raw_scores"]) == set(
+            result[0].scores)
+    assert times == [0.0, 0.5, 0.5, 3.0]
+    pushed.close()
+
+
 def test_a_camera_that_cannot_be_opened_is_a_clear_error(recognizer):
     with pytest.raises(BadInputError, match="camera 97"):
         list(stream(recognizer, 97))

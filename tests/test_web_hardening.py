@@ -586,7 +586,8 @@ def test_websocket_failure_closes_with_1011(web_engine, monkeypatch):
     def explode(*a, **k):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(web_engine.recognizer, "analyze", explode)
+    # the classifier, which every frame reaches whether its faces were detected or tracked
+    monkeypatch.setattr(web_engine.recognizer.classifier, "predict_proba", explode)
     c = make_client(web_engine)
     with c.websocket_connect("/api/v1/stream") as ws:
         ws.send_bytes(face_jpeg())

@@ -26,12 +26,17 @@ class FaceModel(_Model):
                                          description="eyes, nose, mouth/ears (x, y)")
     rotation: float | None = Field(None, description="degrees the crop was turned to level "
                                                      "the eyes (absent when none)")
-    track_id: int | None = Field(None, description="videos: the same person across frames")
+    track_id: int | None = Field(None, description="videos and the real-time stream: the "
+                                                  "same person across frames")
     tracked: bool | None = Field(None, description="videos: the box was carried here from an "
                                                    "earlier frame by optical flow, not "
                                                    "detected in this frame (absent: detected)")
-    smoothed: bool | None = Field(None, description="videos: `scores` are the track's "
-                                                    "moving average (see video.smoothing_s)")
+    smoothed: bool | None = Field(None, description="videos and the real-time stream: "
+                                                    "`scores` are the track's moving average "
+                                                    "(see video.smoothing_s, smoothing_s)")
+    raw_scores: dict[str, float] | None = Field(None, description="real-time stream, when "
+                                                                  "`smoothed`: this frame's "
+                                                                  "own probabilities")
     frames: int | None = Field(None, description="video track summary: frames it was seen "
                                                  "in (its scores are their mean)")
     first_frame: int | None = None

@@ -16,7 +16,9 @@ analysed frame is classified, and each track's probabilities are smoothed over
 from __future__ import annotations
 
 import dataclasses
+import math
 import queue
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -37,20 +39,35 @@ Source = str | Path | int | Iterable[np.ndarray]
 
 
 class PushedFrames:
-    """Frames handed in one at a time (``push(frame)``, then read the stream's next item):
-    the WebSocket's frames, which arrive asynchronously, through the same loop."""
+    """Frames handed in one at a time (``push(frame, t)``, then read the stream's next item):
+    the WebSocket's frames, which arrive asynchronously, through the same loop.
 
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[np.ndarray | None] = queue.SimpleQueue()
+    ``t`` is the frame's capture time in seconds on the sender's clock (any origin); without
+    one, the time it was pushed counts. ``time`` is the latest frame's time since the first
+    one, never going backwards, so :func:`stream` smooths over real time however unevenly
+    frames come. ``fps`` is the rate the frames are expected at (it sets how often faces are
+    detected and how long a lost face's track is kept, see
+    :class:`~ekspresi.infer.tracking.FaceFollower`)."""
 
-    def push(self, frame: np.ndarray) -> None:
-        self._queue.put(frame)
+    def __init__(self, fps: float = 0.0) -> None:
+        self.fps = fps
+        self.time: float | None = None
+        self._queue: queue.SimpleQueue[tuple[np.ndarray, float] | None] = queue.SimpleQueue()
+        self._origin: dict[bool, float] = {}    # first time seen on each clock
+
+    def push(self, frame: np.ndarray, t: float | None = None) -> None:
+        sender = t is not None and math.isfinite(t)
+        now = float(t) if sender else time.monotonic()
+        since = now - self._origin.setdefault(sender, now)
+        self._queue.put((frame, since))
 
     def close(self) -> None:
         self._queue.put(None)
 
     def __iter__(self) -> Iterator[np.ndarray]:
-        while (frame := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
+            frame, since = item
+            self.time = max(since, self.time or 0.0)
             yield frame
 
 
@@ -94,13 +111,13 @@ def open_capture(source: str | Path | int) -> tuple[Iterator[np.ndarray], float]
 def stream(recognizer, source: Source, *, every: int = 1, track: bool = True,
            name: str | None = None, max_frames: int | None = None,
            progress: Callable[[int], Any] | None = None, detect_every: int | None = None,
-           smoothing: float | None = None
+           smoothing: float | None = None, raw_scores: bool = False
            ) -> Iterator[tuple[np.ndarray, ImageResult]]:
     """``(frame, result)`` for every frame of ``source`` (an image file gives one). Results
     carry ``frame`` (0-based index) and ``time`` (seconds: the frame's timestamp, else from
     the source's frame rate); their ``image`` is dropped (draw with ``result.plot(frame)``).
     A video longer than ``max_frames`` raises BadInputError; ``progress(1)`` is called
-    after each frame read. ``detect_every`` / ``smoothing``: see
+    after each frame read. ``detect_every`` / ``smoothing`` / ``raw_scores``: see
     :class:`~ekspresi.infer.tracking.FaceFollower` (videos and cameras only)."""
     if every < 1:
         raise ValueError(f"--every must be >= 1, got {every}")
@@ -114,10 +131,11 @@ def stream(recognizer, source: Source, *, every: int = 1, track: bool = True,
         return
     if isinstance(source, (str, Path, int)):
         frames, fps = open_capture(source)
-    else:
-        frames, fps = iter(source), 0.0
+    else:   # frames that know their times (PushedFrames) are read through themselves
+        frames = source if hasattr(source, "time") else iter(source)
+        fps = float(getattr(source, "fps", 0.0) or 0.0)
     follower = FaceFollower(recognizer, fps=fps, every=every, detect_every=detect_every,
-                            smoothing=smoothing) if track else None
+                            smoothing=smoothing, raw_scores=raw_scores) if track else None
     result: ImageResult | None = None
     try:
         for index, frame in enumerate(frames):

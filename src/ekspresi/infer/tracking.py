@@ -18,7 +18,10 @@ second out of the picture.
 ``smoothing`` (seconds; :data:`SMOOTHING_S` by default for videos and cameras, 0 = off)
 replaces each face's probabilities by an exponential moving average over its track with that
 time constant: a change of expression shows at 63 % after ``smoothing`` seconds, and one
-odd frame no longer flips the label. Such faces say ``"smoothed": true``.
+odd frame no longer flips the label. Such faces say ``"smoothed": true``, and with
+``raw_scores=True`` (the web app's real-time stream) also carry the frame's own
+probabilities as ``raw_scores``. The time between frames is taken from their timestamps
+(``step``'s ``t``), so frames dropped or arriving unevenly do not change the time constant.
 """
 
 from __future__ import annotations
@@ -84,10 +87,12 @@ class FaceFollower:
     """``follower.step(frame, index, t)`` -> the frame's :class:`ImageResult`, faces with
     ``track_id``; see the module docstring. ``detect_every``: analysed frames between
     detections (``None``: :func:`auto_detect_every`); 1 detects on every frame (flow unused).
+    ``raw_scores``: smoothed faces keep the frame's own probabilities as ``raw_scores``.
     """
 
     def __init__(self, recognizer, *, fps: float = 0.0, every: int = 1,
-                 detect_every: int | None = None, smoothing: float | None = None):
+                 detect_every: int | None = None, smoothing: float | None = None,
+                 raw_scores: bool = False):
         if detect_every is not None and detect_every < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         self.recognizer = recognizer
@@ -95,6 +100,7 @@ class FaceFollower:
         self.detect_every = detect_every or auto_detect_every(fps, every)
         self.smoothing = SMOOTHING_S if smoothing is None else max(0.0, float(smoothing))
         self.fps = fps or 25.0
+        self.raw_scores = raw_scores
         self.tracker = IouTracker.for_video(fps, every)
         self._live: dict[int, _Live] = {}
         self._prev: np.ndarray | None = None      # previous small gray frame
@@ -195,9 +201,14 @@ class FaceFollower:
         self._live = survivors
 
     # -- one frame ----------------------------------------------------------------------------
-    def step(self, frame: np.ndarray, index: int = 0, t: float = 0.0,
+    def step(self, frame: np.ndarray, index: int = 0, t: float | None = None,
              name: str | None = None) -> ImageResult:
+        """The faces of ``frame`` (the ``index``-th of the source, taken at ``t`` seconds;
+        ``None``: ``index / fps``), each with its track id and, when smoothing, the track's
+        moving average of its probabilities over ``t``."""
         clock = time.perf_counter()
+        if t is None:
+            t = index / self.fps
         height, width = frame.shape[:2]
         small = self._small(frame) if self.detect_every > 1 else None
         if self._shape is not None and frame.shape[:2] != self._shape:
@@ -240,7 +251,9 @@ class FaceFollower:
                 extra["tracked"] = True
             scores = face.scores
             if self.smoothing > 0:
-                scores = self._smooth(tid, scores, index / self.fps)
+                if self.raw_scores:
+                    extra["raw_scores"] = {k: round(float(v), 6) for k, v in scores.items()}
+                scores = self._smooth(tid, scores, t)
                 extra["smoothed"] = True
             out.append(dataclasses.replace(face, track_id=tid, scores=scores, extra=extra))
         for tid in list(self._ema):

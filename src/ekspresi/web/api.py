@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import threading
 import time
@@ -19,6 +20,7 @@ from ekspresi.errors import BadInputError, ConfigError
 from ekspresi.imaging import read_image
 from ekspresi.infer.stream import Cancelled, PushedFrames
 from ekspresi.infer.stream import stream as stream_frames
+from ekspresi.infer.tracking import SMOOTHING_S
 from ekspresi.web.engine import MODEL_COOKIE, Engine, LoadedModel
 from ekspresi.web.middleware import Busy, same_origin
 from ekspresi.web.render import preview
@@ -50,6 +52,13 @@ from ekspresi.web.videos import (
 )
 
 log = logging.getLogger("ekspresi.web")
+
+#: The frame rate the real-time page's stream is followed at (it sends a new frame when the
+#: last was answered: about this many a second on a laptop), so faces are detected about
+#: every 0.4 s and carried by optical flow in between.
+STREAM_FPS = 10.0
+#: The longest ``?smoothing=`` (seconds) a stream accepts.
+MAX_SMOOTHING_S = 10.0
 
 router = APIRouter()
 
@@ -410,11 +419,16 @@ def _decode_frame(data: bytes, max_pixels: int) -> np.ndarray:
 async def stream(ws: WebSocket) -> None:
     """Real-time analysis: the client sends one encoded frame (binary JPEG/PNG) and waits
     for its JSON answer before sending the next, so at most one frame per connection is
-    ever queued (back-pressure by protocol). A bad frame gets ``{"error": ...}`` and the
-    stream goes on; a frame above the upload limit closes the socket (1009). A socket that
-    sends nothing for ``stream_idle_timeout`` seconds is closed (1000), and beyond
-    ``max_streams`` open sockets a new one is closed at once (1013), so idle streams never
-    take every connection the server has for HTTP."""
+    ever queued (back-pressure by protocol). A text message ``{"time": seconds}`` before a
+    frame gives its capture time (any clock; unanswered), else its arrival time counts.
+    Each connection follows its faces (``track_id``) and smooths each track's probabilities
+    over ``?smoothing=`` seconds (default :data:`~ekspresi.infer.tracking.SMOOTHING_S`,
+    0 = off; the frame's own are in ``raw_scores``). ``?model=`` (or the pages' cookie)
+    chooses the model, as on every route. A bad frame gets ``{"error": ...}``
+    and the stream goes on; a frame above the upload limit closes the socket (1009). A
+    socket that sends nothing for ``stream_idle_timeout`` seconds is closed (1000), and
+    beyond ``max_streams`` open sockets a new one is closed at once (1013), so idle streams
+    never take every connection the server has for HTTP."""
     settings = ws.app.state.settings
     origin = ws.headers.get("origin")
     if origin and origin not in settings.cors_origins \
@@ -434,6 +448,12 @@ async def stream(ws: WebSocket) -> None:
         await ws.send_text(stream_message({"error": f"no model loaded: {loaded.error}"}))
         await ws.close(code=1011)
         return
+    smoothing = _stream_smoothing(ws.query_params.get("smoothing"))
+    if smoothing is None:
+        await ws.send_text(stream_message({"error": "smoothing must be seconds between 0 "
+                                                    f"(off) and {MAX_SMOOTHING_S:g}"}))
+        await ws.close(code=1008)
+        return
     state = ws.app.state
     if getattr(state, "streams", 0) >= settings.max_streams:
         # every stream holds one of uvicorn's connections: leave room for HTTP
@@ -441,15 +461,41 @@ async def stream(ws: WebSocket) -> None:
         return
     state.streams = getattr(state, "streams", 0) + 1
     try:
-        await _stream_frames(ws, loaded, settings)
+        await _stream_frames(ws, loaded, settings, smoothing)
     finally:
         state.streams -= 1
 
 
-async def _stream_frames(ws: WebSocket, loaded: LoadedModel, settings) -> None:
+def _stream_smoothing(value: str | None) -> float | None:
+    """``?smoothing=`` in seconds (absent: :data:`SMOOTHING_S`), None when not valid."""
+    if value is None:
+        return SMOOTHING_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds <= MAX_SMOOTHING_S else None
+
+
+def _frame_time(text: str | None) -> float | None:
+    """The capture time of ``{"time": seconds}``; None when ``text`` is not that."""
+    try:
+        data = json.loads(text or "")
+    except ValueError:
+        return None
+    t = data.get("time") if isinstance(data, dict) and set(data) == {"time"} else None
+    if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isfinite(t):
+        return float(t)
+    return None
+
+
+async def _stream_frames(ws: WebSocket, loaded: LoadedModel, settings,
+                         smoothing: float) -> None:
     frame = 0
-    pushed = PushedFrames()   # decoded frames go through the one frame loop
-    results = stream_frames(loaded.recognizer, pushed, track=False)
+    captured: float | None = None   # the next frame's time, from the client
+    pushed = PushedFrames(fps=STREAM_FPS)   # decoded frames go through the one frame loop
+    results = stream_frames(loaded.recognizer, pushed, smoothing=smoothing,
+                            raw_scores=smoothing > 0)
     try:
         while True:
             try:
@@ -462,8 +508,11 @@ async def _stream_frames(ws: WebSocket, loaded: LoadedModel, settings) -> None:
                 return
             data = message.get("bytes")
             if data is None:
-                await ws.send_text(stream_message({"error": "send frames as binary messages "
-                                                            "(JPEG or PNG bytes)"}))
+                captured = _frame_time(message.get("text"))
+                if captured is None:
+                    await ws.send_text(stream_message({
+                        "error": 'send frames as binary messages (JPEG or PNG bytes), each '
+                                 'after an optional {"time": seconds}'}))
                 continue
             frame += 1
             if len(data) > settings.max_upload_bytes:
@@ -471,14 +520,17 @@ async def _stream_frames(ws: WebSocket, loaded: LoadedModel, settings) -> None:
                                                    "frame": frame}))
                 await ws.close(code=1009)
                 return
+            t, captured = captured, None
             try:
                 async with ws.app.state.upload_gate.slot():  # shared with HTTP uploads
                     start = time.perf_counter()
                     image = await run_in_threadpool(_decode_frame, data, settings.max_pixels)
-                    pushed.push(image)
+                    pushed.push(image, t)
                     _, result = await run_in_threadpool(next, results)
                 out = result.to_dict()
                 out["elapsed_ms"] = round((time.perf_counter() - start) * 1000.0, 2)
+                out["time"] = result.time
+                out["smoothing_s"] = smoothing
             except BadInputError as exc:
                 out = {"error": str(exc)}
             except Busy as exc:

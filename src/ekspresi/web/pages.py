@@ -11,6 +11,7 @@ from fastapi.templating import Jinja2Templates
 from ekspresi import examples
 from ekspresi._version import __version__
 from ekspresi.runs import HISTORY_CSV
+from ekspresi.web.engine import MODEL_COOKIE, LoadedModel
 from ekspresi.web.experiments import (
     comparison_table,
     find_run,
@@ -18,7 +19,6 @@ from ekspresi.web.experiments import (
     run_file_headers,
     safe_run_file,
 )
-from ekspresi.web.engine import MODEL_COOKIE, LoadedModel
 from ekspresi.web.i18n import COOKIE, LANGUAGES, Translator, choose_language
 from ekspresi.web.modelcard import (
     CARD_IMAGES,

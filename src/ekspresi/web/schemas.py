@@ -127,9 +127,17 @@ class VideoOut(_Out):
 
 
 class StreamFrameOut(ImageResultModel):
-    """WebSocket ``/api/v1/stream``: the answer to one frame."""
+    """WebSocket ``/api/v1/stream``: the answer to one frame. Each face has a ``track_id``
+    (the same person across this connection's frames); with smoothing on its ``scores``,
+    ``label`` and ``confidence`` are the track's moving average (``smoothed``) and
+    ``raw_scores`` are this frame's own."""
 
     frame: int = Field(description="1-based count of frames received on this connection")
+    time: float = Field(description="seconds since this connection's first frame: the "
+                                    "client's capture times (a `{\"time\": s}` text "
+                                    "message before the frame), else arrival times")
+    smoothing_s: float = Field(description="time constant (s) of the per-track smoothing; "
+                                           "0 = off (`?smoothing=0`): `scores` are raw")
     elapsed_ms: float
 
 

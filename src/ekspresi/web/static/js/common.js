@@ -108,7 +108,8 @@ const Ekspresi = (() => {
 
   /* Boxes and "2. happy 87%" tags on a 2-D canvas context; `scale` maps image pixels to
      canvas pixels. Tags never overlap each other and keep a fixed size on screen whatever
-     the image's resolution. opts: numbered (prefix the face number), highlight (index of
+     the image's resolution. opts: numbered (prefix the face number), numbers (the number
+     to prefix per face instead, e.g. its track), highlight (index of
      the face to emphasise, the others are dimmed), mirror (flip x, for a mirrored video). */
   function drawFaces(ctx, faces, scale, opts = {}) {
     const k = opts.pxPerCss || canvasPxPerCssPx(ctx.canvas);
@@ -122,7 +123,7 @@ const Ekspresi = (() => {
       const [x, y, w, h] = f.box.map((v) => v * scale);
       return [opts.mirror ? W - x - w : x, y, w, h];
     });
-    const texts = faces.map((f, i) => tag(f, opts.numbered ? i + 1 : 0));
+    const texts = faces.map((f, i) => tag(f, opts.numbers ? opts.numbers[i] : opts.numbered ? i + 1 : 0));
     const sizes = texts.map((t) => [ctx.measureText(t).width + 2 * pad, font + 2 * pad]);
     const labels = layoutLabels(boxes, sizes, W, H);
     const hi = opts.highlight === undefined ? -1 : opts.highlight;

@@ -3,7 +3,11 @@
    boxes and labels on an overlay canvas (the same numbers as the chips below the video), a
    frames/s counter and a 30-second chart of each emotion that breaks its lines where the
    stream paused or no face was seen. A camera selector, a mirror toggle, and the whole
-   session (every answer since "Start camera") as a CSV download. */
+   session (every answer since "Start camera") as a CSV download.
+   Each frame goes with its capture time ({"time": s} before the JPEG) and the server
+   follows the faces: boxes and chips carry each face's track number (the same person
+   keeps it), and its label is the track's smoothed one unless "Smooth labels" is off
+   (remembered), which shows each frame's own answer (raw_scores). */
 "use strict";
 
 (() => {
@@ -26,6 +30,7 @@
   const grab = document.createElement("canvas");
   const cameraSelect = document.getElementById("camera");
   const mirrorBox = document.getElementById("mirror");
+  const smoothBox = document.getElementById("smooth");
   const csvBtn = document.getElementById("download-session");
   const MAX_SESSION_ROWS = 200000;
 
@@ -41,6 +46,7 @@
   let lastChart = 0;
   let session = [];            // every answer since Start: {t, frame, faces}
   let sessionStart = 0;
+  let lastFaces = [];          // the latest answer's faces as sent, by track number
 
   function setStatus(text) { statusEl.textContent = text; }
 
@@ -66,16 +72,22 @@
     if (!stream || paused || inFlight || waitingForFrame || !ws || ws.readyState !== WebSocket.OPEN) return;
     if ("requestVideoFrameCallback" in video) {
       waitingForFrame = true;
-      video.requestVideoFrameCallback(() => { waitingForFrame = false; capture(); });
+      video.requestVideoFrameCallback((now, meta) => {
+        waitingForFrame = false;
+        capture((meta && (meta.captureTime || meta.expectedDisplayTime)) || now);
+      });
     } else {
-      capture();
+      capture(performance.now());
     }
   }
 
-  function capture() {
+  /* `when`: the frame's capture time (ms, performance.now()'s clock): the server smooths
+     over these times, so a frame the camera or the network dropped does not count. */
+  function capture(when) {
     if (!stream || paused || inFlight || !ws || ws.readyState !== WebSocket.OPEN) return;
     const vw = video.videoWidth, vh = video.videoHeight;
     if (!vw || !vh) { setTimeout(pump, 50); return; }
+    const t = (when || performance.now()) / 1000;
     const scale = Math.min(1, MAX_WIDTH / vw);
     grab.width = Math.round(vw * scale);
     grab.height = Math.round(vh * scale);
@@ -84,12 +96,22 @@
     inFlight = true;
     grab.toBlob((blob) => {
       if (!blob || !ws || ws.readyState !== WebSocket.OPEN) { inFlight = false; return; }
+      ws.send(JSON.stringify({ time: t }));
       ws.send(blob);
     }, "image/jpeg", JPEG_QUALITY);
   }
 
   function largest(faces) {
     return faces.reduce((a, f) => (!a || f.box[2] * f.box[3] > a.box[2] * a.box[3] ? f : a), null);
+  }
+
+  /* The face as the page shows it: the track's smoothed scores, or with "Smooth labels"
+     off this frame's own (raw_scores, sent while the server smooths). */
+  function shown(face) {
+    if (smoothBox.checked || !face.raw_scores) return face;
+    const scores = face.raw_scores;
+    const top = Object.keys(scores).reduce((a, b) => (scores[a] >= scores[b] ? a : b));
+    return { ...face, scores, label: top, confidence: scores[top] };
   }
 
   function onAnswer(data) {
@@ -103,8 +125,11 @@
       const span = answered.length > 1 ? (answered[answered.length - 1] - answered[0]) / 1000 : 0;
       fpsEl.textContent = span > 0 ? ((answered.length - 1) / span).toFixed(1) : "0.0";
       latencyEl.textContent = data.elapsed_ms.toFixed(0);
-      drawOverlay(data.faces);
-      const top = largest(data.faces);
+      // listed by track number, so each person's chip keeps its place
+      lastFaces = [...data.faces].sort((a, b) => (a.track_id || 0) - (b.track_id || 0));
+      const faces = lastFaces.map(shown);
+      drawOverlay(faces);
+      const top = largest(faces);
       const last = history[history.length - 1];
       if (last && !last.gap && now - last.t > 1500) markGap(last.t);  // the stream stalled
       if (top) {
@@ -113,7 +138,7 @@
       } else {
         markGap(now);
       }
-      if (session.length < MAX_SESSION_ROWS) session.push({ t: now, frame: data.frame, faces: data.faces });
+      if (session.length < MAX_SESSION_ROWS) session.push({ t: now, frame: data.frame, faces });
       csvBtn.disabled = false;
       history = history.filter((h) => now - h.t <= WINDOW_MS);
       if (now - lastChart > 100) { drawChart(now); lastChart = now; }
@@ -133,12 +158,14 @@
     overlay.height = video.videoHeight;
     const ctx = overlay.getContext("2d");
     ctx.clearRect(0, 0, overlay.width, overlay.height);
-    E.drawFaces(ctx, faces, frameScale, { numbered: true, mirror: mirrorBox.checked });
+    const numbers = faces.map((f, i) => f.track_id || i + 1);   // the track's number
+    E.drawFaces(ctx, faces, frameScale, { numbers, mirror: mirrorBox.checked });
     countEl.textContent = String(faces.length);
     overlay.dataset.faces = String(faces.length);
+    overlay.dataset.tracks = JSON.stringify(numbers);
     overlay.dataset.mirror = String(mirrorBox.checked);
     facesList.replaceChildren(...faces.map((f, i) => {
-      const li = E.el("li", { "data-emotion": f.label, text: E.tag(f, i + 1) });
+      const li = E.el("li", { "data-emotion": f.label, "data-track": String(numbers[i]), text: E.tag(f, numbers[i]) });
       return li;
     }));
   }
@@ -168,6 +195,7 @@
     facesList.replaceChildren();
     overlay.getContext("2d").clearRect(0, 0, overlay.width, overlay.height);
     overlay.dataset.faces = "0";
+    lastFaces = [];
     answered = [];
   }
 
@@ -176,12 +204,12 @@
   function sessionCsv() {
     const first = session.find((a) => a.faces.length);
     const cls = first ? Object.keys(first.faces[0].scores) : classes;
-    const rows = [["time_s", "frame", "face", "x", "y", "w", "h", "label", "confidence",
+    const rows = [["time_s", "frame", "face", "track", "x", "y", "w", "h", "label", "confidence",
       ...cls.map((c) => "p_" + c)]];
     for (const a of session) {
       const t = ((a.t - sessionStart) / 1000).toFixed(3);
-      if (!a.faces.length) rows.push([t, a.frame, "", "", "", "", "", "", "", ...cls.map(() => "")]);
-      a.faces.forEach((f, i) => rows.push([t, a.frame, i + 1, ...f.box, f.label, f.confidence.toFixed(6),
+      if (!a.faces.length) rows.push([t, a.frame, "", "", "", "", "", "", "", "", ...cls.map(() => "")]);
+      a.faces.forEach((f, i) => rows.push([t, a.frame, i + 1, f.track_id || "", ...f.box, f.label, f.confidence.toFixed(6),
         ...cls.map((c) => (f.scores[c] || 0).toFixed(6))]));
     }
     return E.csvText(rows);
@@ -261,6 +289,11 @@
     try { localStorage.setItem("ekspresi.mirror", mirrorBox.checked ? "1" : "0"); } catch (_) { /* private mode */ }
   }
 
+  function applySmooth() {
+    try { localStorage.setItem("ekspresi.smooth", smoothBox.checked ? "1" : "0"); } catch (_) { /* private mode */ }
+    if (stream && lastFaces.length) drawOverlay(lastFaces.map(shown));
+  }
+
   function stop() {
     waitingForFrame = false;
     const s = stream;
@@ -292,6 +325,8 @@
   try { mirrorBox.checked = localStorage.getItem("ekspresi.mirror") === "1"; } catch (_) { /* private mode */ }
   applyMirror();
   mirrorBox.addEventListener("change", applyMirror);
+  try { smoothBox.checked = localStorage.getItem("ekspresi.smooth") !== "0"; } catch (_) { /* private mode */ }
+  smoothBox.addEventListener("change", applySmooth);
   csvBtn.addEventListener("click", () => {
     if (!session.length) return;
     const stamp = new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-");
