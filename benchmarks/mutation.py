@@ -44,7 +44,9 @@ MODULES: dict[str, list[str]] = {
                         "tests/test_csv_safety.py::test_predict_csv_neutralises_a_formula_file_name",
                         "tests/test_predict_cli.py"],
     "export/package.py": ["tests/test_export.py", "tests/test_mutation_guards.py::"
-                          "test_int8_figures_come_from_the_int8_graph"],
+                          "test_int8_figures_come_from_the_int8_graph",
+                          "tests/test_mutation_guards.py::"
+                          "test_int8_headline_follows_the_runs_own_data_only"],
     "web/uploads.py": [f"tests/test_web_api.py::{t}" for t in (
         "test_analyze_multipart_finds_the_face", "test_analyze_raw_body_equals_multipart",
         "test_non_image_is_415_with_message", "test_corrupt_and_empty_uploads_are_422",

@@ -154,6 +154,41 @@ def test_int8_figures_come_from_the_int8_graph(capsys, conv_bundle, tmp_path, mo
     assert q["accuracy_drop"] == pytest.approx(want_fp32 - want_int8, abs=1e-5)
 
 
+def test_int8_headline_follows_the_runs_own_data_only(capsys, make_bundle, tmp_path):
+    """`export --int8 --data` on the data source the model was trained on measures its own
+    test split: the bundle's headline test accuracy becomes the int8 graph's, and the float
+    one is kept as `fp32_accuracy`. On another data set the int8 figures only go into
+    `quantization` and the headline test accuracy stays the model's own. Without
+    `--calib-data`, calibration uses the train split of the `--data` set."""
+    from ekspresi.infer.bundle import load_bundle
+
+    own = str(FIXTURES / "datasets" / "fer2013")
+    other = str(FIXTURES / "datasets" / "kdef")
+    src = make_bundle("conv", training={"config": {"data": {"sources": [own]}}},
+                      metrics={"splits": {"test": {"accuracy": 0.123, "n_samples": 99}}})
+
+    code, _, err = run_cli(capsys, "export", src, "--int8", "--data", own,
+                           "-o", tmp_path / "own")
+    assert code == 0, err
+    b = load_bundle(tmp_path / "own")
+    q, test = b.metadata["quantization"], b.metrics["splits"]["test"]
+    assert q["evaluation"]["faces"] == 7 and "test split" in q["evaluation"]["data"]
+    assert own in q["calibration"]["data"] and "train split" in q["calibration"]["data"]
+    assert test["accuracy"] == pytest.approx(q["int8_accuracy"], abs=1e-5)
+    assert test["fp32_accuracy"] == pytest.approx(0.123)      # the run's own float figure
+    assert test["n_samples"] == 7
+
+    code, _, err = run_cli(capsys, "export", src, "--int8", "--data", other,
+                           "-o", tmp_path / "other")
+    assert code == 0, err
+    b = load_bundle(tmp_path / "other")
+    q, test = b.metadata["quantization"], b.metrics["splits"]["test"]
+    assert q["evaluation"]["faces"] == 14 and other in q["evaluation"]["data"]
+    assert other in q["calibration"]["data"]
+    assert test["accuracy"] == pytest.approx(0.123) and test["n_samples"] == 99
+    assert "fp32_accuracy" not in test
+
+
 def test_output_contract_of_each_format(tmp_path):
     """What scripts read from `predict` output, exactly: the CSV columns, faces numbered
     from 1 when the detector did not number them, one row with the error for a failed
