@@ -258,12 +258,13 @@ def recheck(before: dict, rev: str, tag: str, tests: list[str] | None = None) ->
     module = before["module"]
     src = f"src/ekspresi/{module}"
     show = ["git", "-C", str(ROOT), "show"]
-    old = subprocess.run([*show, f"{before['commit']}:{src}"], capture_output=True,
+    base = before.get("commit") or before["rev"]    # a partial run records its rev only
+    old = subprocess.run([*show, f"{base}:{src}"], capture_output=True,
                          text=True, check=True).stdout
     new = subprocess.run([*show, f"{rev}:{src}"], capture_output=True, text=True,
                          check=True).stdout
     if old != new:
-        raise SystemExit(f"{module} changed between {before['commit'][:7]} and {rev}: "
+        raise SystemExit(f"{module} changed between {base[:7]} and {rev}: "
                          "run the whole module again")
     tests = tests or MODULES[module]
     rechecked = []
@@ -301,7 +302,7 @@ def recheck(before: dict, rev: str, tag: str, tests: list[str] | None = None) ->
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True,
                             text=True).stdout.strip()
     return {"module": module, "tag": tag, "rev": rev, "commit": commit,
-            "rechecked_from": {"tag": before["tag"], "commit": before["commit"]},
+            "rechecked_from": {"tag": before["tag"], "commit": base},
             "tests": tests, "lines": before.get("lines"), "functions": before.get("functions"),
             "mutants": total, "killed": killed,
             "kill_rate": round(killed / total, 4) if total else None,
