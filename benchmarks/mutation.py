@@ -46,7 +46,9 @@ MODULES: dict[str, list[str]] = {
     "export/package.py": ["tests/test_export.py", "tests/test_mutation_guards.py::"
                           "test_int8_figures_come_from_the_int8_graph",
                           "tests/test_mutation_guards.py::"
-                          "test_int8_headline_follows_the_runs_own_data_only"],
+                          "test_int8_headline_follows_the_runs_own_data_only",
+                          "tests/test_mutation_guards.py::"
+                          "test_int8_of_a_run_calibrates_on_its_training_source_or_asks_for_one"],
     "web/uploads.py": [f"tests/test_web_api.py::{t}" for t in (
         "test_analyze_multipart_finds_the_face", "test_analyze_raw_body_equals_multipart",
         "test_non_image_is_415_with_message", "test_corrupt_and_empty_uploads_are_422",
@@ -65,7 +67,8 @@ MODULES: dict[str, list[str]] = {
     "preprocess.py": ["tests/test_preprocess.py"],
     "train/checkpoint.py": ["tests/test_train.py::test_resume_after_kill_equals_uninterrupted",
                             "tests/test_train.py::test_time_budget_stops_resumably",
-                            "tests/test_train.py::test_resume_applies_the_checkpoint"],
+                            "tests/test_train.py::test_resume_applies_the_checkpoint",
+                            "tests/test_checkpoint.py"],
     "train/loop.py": ["tests/test_train.py", "tests/test_mutation_guards.py"],
     "infer/recognizer.py": ["tests/test_infer_engine.py", "tests/test_detect.py"],
     "export/int8.py": ["tests/test_export.py"],
