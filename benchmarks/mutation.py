@@ -63,7 +63,8 @@ MODULES: dict[str, list[str]] = {
             "test_a_huge_video_frame_is_refused_from_the_header",
             "test_video_frames_above_the_pixel_or_side_limit_are_refused")] + [
         "tests/test_mutation_guards.py::test_upload_endpoints_document_a_required_image_body"],
-    "web/middleware.py": ["tests/test_web_hardening.py", "tests/test_web_attack.py"],
+    "web/middleware.py": ["tests/test_web_guards.py", "tests/test_web_hardening.py",
+                          "tests/test_web_attack.py"],
     "preprocess.py": ["tests/test_preprocess.py"],
     "train/checkpoint.py": ["tests/test_train.py::test_resume_after_kill_equals_uninterrupted",
                             "tests/test_train.py::test_time_budget_stops_resumably",
