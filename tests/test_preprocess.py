@@ -111,3 +111,14 @@ def test_resize_of_non_square_faces(shape, interp):
     img = rng.integers(0, 255, shape, dtype=np.uint8)
     np.testing.assert_array_equal(resize(img, 48), cv2.resize(img, (48, 48),
                                                               interpolation=interp))
+
+
+@pytest.mark.parametrize("box", [(-2, 3, 4, 4), (3, -2, 4, 4), (8, 3, 4, 4), (3, 8, 4, 4),
+                                 (-3, -3, 16, 16)])
+def test_crop_off_any_one_edge_replicates_that_edge(box):
+    """A box that leaves the image on one side only (left, top, right, bottom) or on all
+    of them is filled by edge replication, and the face stays where the box says."""
+    img = np.arange(100, dtype=np.uint8).reshape(10, 10)
+    x, y, w, h = box
+    padded = np.pad(img, 10, mode="edge")
+    np.testing.assert_array_equal(crop(img, box), padded[y + 10:y + 10 + h, x + 10:x + 10 + w])
