@@ -271,11 +271,13 @@ def recheck(before: dict, rev: str, tag: str, tests: list[str] | None = None) ->
         raise SystemExit(f"{module} changed between {base[:7]} and {rev}: "
                          "run the whole module again")
     tests = tests or MODULES[module]
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True,
+                            text=True).stdout.strip()   # before the archive: what is tested
     rechecked = []
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="ekspresi-recheck-") as tmp:
         copy = Path(tmp)
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True,
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True,
                                  capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
         if (ROOT / "data").exists():
@@ -303,8 +305,6 @@ def recheck(before: dict, rev: str, tag: str, tests: list[str] | None = None) ->
     new_kills = sum(m["status"] == "ok_killed" for m in rechecked)
     killed = before["killed"] + new_kills
     total = before.get("n_tested", before["mutants"])
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True,
-                            text=True).stdout.strip()
     return {"module": module, "tag": tag, "rev": rev, "commit": commit,
             "rechecked_from": {"tag": before["tag"], "commit": base},
             "tests": tests, "lines": before.get("lines"), "functions": before.get("functions"),
