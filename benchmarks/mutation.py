@@ -44,7 +44,11 @@ MODULES: dict[str, list[str]] = {
                         "tests/test_csv_safety.py::test_predict_csv_neutralises_a_formula_file_name",
                         "tests/test_predict_cli.py"],
     "export/package.py": ["tests/test_export.py", "tests/test_mutation_guards.py::"
-                          "test_int8_figures_come_from_the_int8_graph"],
+                          "test_int8_figures_come_from_the_int8_graph",
+                          "tests/test_mutation_guards.py::"
+                          "test_int8_headline_follows_the_runs_own_data_only",
+                          "tests/test_mutation_guards.py::"
+                          "test_int8_of_a_run_calibrates_on_its_training_source_or_asks_for_one"],
     "web/uploads.py": [f"tests/test_web_api.py::{t}" for t in (
         "test_analyze_multipart_finds_the_face", "test_analyze_raw_body_equals_multipart",
         "test_non_image_is_415_with_message", "test_corrupt_and_empty_uploads_are_422",
@@ -59,11 +63,13 @@ MODULES: dict[str, list[str]] = {
             "test_a_huge_video_frame_is_refused_from_the_header",
             "test_video_frames_above_the_pixel_or_side_limit_are_refused")] + [
         "tests/test_mutation_guards.py::test_upload_endpoints_document_a_required_image_body"],
-    "web/middleware.py": ["tests/test_web_hardening.py", "tests/test_web_attack.py"],
+    "web/middleware.py": ["tests/test_web_guards.py", "tests/test_web_hardening.py",
+                          "tests/test_web_attack.py"],
     "preprocess.py": ["tests/test_preprocess.py"],
     "train/checkpoint.py": ["tests/test_train.py::test_resume_after_kill_equals_uninterrupted",
                             "tests/test_train.py::test_time_budget_stops_resumably",
-                            "tests/test_mutation_guards.py::test_resume_applies_the_checkpoint"],
+                            "tests/test_train.py::test_resume_applies_the_checkpoint",
+                            "tests/test_checkpoint.py"],
     "train/loop.py": ["tests/test_train.py", "tests/test_mutation_guards.py"],
     "infer/recognizer.py": ["tests/test_infer_engine.py", "tests/test_detect.py"],
     "export/int8.py": ["tests/test_export.py"],
@@ -107,6 +113,26 @@ def _int8_block(source: str) -> list[tuple[int, int]]:
                                 or len(lines[end]) - len(lines[end].lstrip()) > indent):
         end += 1
     return [(start + 2, end)]   # 1-based, the body only
+
+
+def _function_lines(source: str, names: list[str]) -> list[tuple[int, int]]:
+    """The line ranges of the named top-level functions and classes (``Class.method`` for one
+    method), decorators left out."""
+    import ast
+
+    tree = ast.parse(source)
+    nodes = {}
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            nodes[node.name] = node
+            if isinstance(node, ast.ClassDef):
+                for sub in node.body:
+                    if isinstance(sub, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                        nodes[f"{node.name}.{sub.name}"] = sub
+    missing = [n for n in names if n not in nodes]
+    if missing:
+        raise SystemExit(f"no function or class {missing} in the module")
+    return sorted((nodes[n].lineno, nodes[n].end_lineno) for n in names)
 
 
 def _patch(path: str, ranges: list[tuple[int, int]], source: str) -> str:
@@ -176,9 +202,10 @@ def _results(copy: Path, source: str) -> tuple[dict[str, int], list[dict]]:
     return counts, tested
 
 
-def run_module(module: str, rev: str, tag: str, timeout_mult: float) -> dict:
+def run_module(module: str, rev: str, tag: str, timeout_mult: float,
+               tests: list[str] | None = None, functions: list[str] | None = None) -> dict:
     src = f"src/ekspresi/{module}"
-    tests = MODULES[module]
+    tests = tests or MODULES[module]
     with tempfile.TemporaryDirectory(prefix="ekspresi-mutation-") as tmp:
         copy = Path(tmp)
         archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True,
@@ -197,8 +224,8 @@ def run_module(module: str, rev: str, tag: str, timeout_mult: float) -> dict:
                 "--tests-dir", "tests", "--runner", runner, "--simple-output", "--no-progress",
                 "-m", str(timeout_mult)]
         source = (copy / src).read_text()
-        ranges = LINES.get(module) or (_int8_block(source) if module == "export/package.py"
-                                       else None)
+        ranges = (_function_lines(source, functions) if functions else LINES.get(module)
+                  or (_int8_block(source) if module == "export/package.py" else None))
         if ranges:
             (copy / "lines.patch").write_text(_patch(src, ranges, source))
             args += ["--use-patch-file", "lines.patch"]
@@ -219,7 +246,75 @@ def run_module(module: str, rev: str, tag: str, timeout_mult: float) -> dict:
             "kill_rate": round(killed / total, 4) if total else None, "statuses": counts,
             "complete": True, "survivors": _survivors(tested), "tested": tested,
             "seconds": round(seconds, 1),
+            "functions": functions,
             "command": " ".join(["nice -n 19 python benchmarks/mutation.py", module,
+                                 "--rev", rev, "--tag", tag]
+                                + (["--functions", ",".join(functions)] if functions else [])
+                                + (["--tests", *tests] if tests != MODULES[module] else [])),
+            "machine": machine_info()}
+
+
+def recheck(before: dict, rev: str, tag: str, tests: list[str] | None = None) -> dict:
+    """Run the tests of ``rev`` against each survivor of an earlier run (``before``), one
+    mutant at a time, applying its recorded diff to a scratch copy. Only for a module whose
+    source is the same at both commits: the tests of ``rev`` include the earlier ones, so
+    the mutants they killed are still killed, and only the survivors need running again."""
+    module = before["module"]
+    src = f"src/ekspresi/{module}"
+    show = ["git", "-C", str(ROOT), "show"]
+    base = before.get("commit") or before["rev"]    # a partial run records its rev only
+    old = subprocess.run([*show, f"{base}:{src}"], capture_output=True,
+                         text=True, check=True).stdout
+    new = subprocess.run([*show, f"{rev}:{src}"], capture_output=True, text=True,
+                         check=True).stdout
+    if old != new:
+        raise SystemExit(f"{module} changed between {base[:7]} and {rev}: "
+                         "run the whole module again")
+    tests = tests or MODULES[module]
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", rev], capture_output=True,
+                            text=True).stdout.strip()   # before the archive: what is tested
+    rechecked = []
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="ekspresi-recheck-") as tmp:
+        copy = Path(tmp)
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
+        if (ROOT / "data").exists():
+            (copy / "data").symlink_to((ROOT / "data").resolve())
+        env = dict(os.environ, PYTHONPATH=str(copy / "src"), OMP_NUM_THREADS="1")
+        path = copy / src
+        for m in before["survivors"]:
+            minus = [d[1:] for d in m["diff"].split("\n") if d.startswith("-")]
+            plus = [d[1:] for d in m["diff"].split("\n") if d.startswith("+")]
+            lines = new.split("\n")
+            first = m["line"] - 1
+            assert lines[first:first + len(minus)] == minus, (m["id"], "diff does not apply")
+            path.write_text("\n".join(lines[:first] + plus + lines[first + len(minus):]))
+            try:
+                proc = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p",
+                                       "no:cacheprovider", "-p", "no:randomly", *tests],
+                                      cwd=copy, env=env, capture_output=True, text=True)
+            finally:
+                path.write_text(new)
+            failed = re.findall(r"^FAILED (\S+)", proc.stdout, re.M)
+            status = "bad_survived" if proc.returncode == 0 else "ok_killed"
+            rechecked.append(dict(m, status=status, killed_by=failed))
+            print(f"  mutant {m['id']} (line {m['line']}): {status} {' '.join(failed)}",
+                  flush=True)
+    new_kills = sum(m["status"] == "ok_killed" for m in rechecked)
+    killed = before["killed"] + new_kills
+    total = before.get("n_tested", before["mutants"])
+    return {"module": module, "tag": tag, "rev": rev, "commit": commit,
+            "rechecked_from": {"tag": before["tag"], "commit": base},
+            "tests": tests, "lines": before.get("lines"), "functions": before.get("functions"),
+            "mutants": total, "killed": killed,
+            "kill_rate": round(killed / total, 4) if total else None,
+            "killed_before": before["killed"], "killed_now_of_the_survivors": new_kills,
+            "survivors": [m for m in rechecked if m["status"] != "ok_killed"],
+            "rechecked": rechecked, "seconds": round(time.time() - started, 1),
+            "command": " ".join(["nice -n 19 python benchmarks/mutation.py --recheck",
+                                 f"benchmarks/results/mutation/<module>.{before['tag']}.json",
                                  "--rev", rev, "--tag", tag]),
             "machine": machine_info()}
 
@@ -264,6 +359,14 @@ def main() -> None:
                          "DIR (one module) instead of running; untested mutants are counted")
     ap.add_argument("--compare", nargs=2, type=Path, metavar=("BEFORE", "AFTER"),
                     help="kill rates of two result files over the mutants both tested")
+    ap.add_argument("--tests", nargs="+", metavar="TEST",
+                    help="run these pytest node ids instead of MODULES[module] (one module)")
+    ap.add_argument("--functions", metavar="NAMES",
+                    help="mutate only these comma-separated top-level functions or classes "
+                         "(Class.method for one method) of the module")
+    ap.add_argument("--recheck", type=Path, metavar="BEFORE",
+                    help="run the tests of --rev against the survivors of the result file "
+                         "BEFORE only (the module's source must be unchanged)")
     ap.add_argument("--named", action="store_true",
                     help="apply the audit's three hand-written mutations (NAMED) instead")
     a = ap.parse_args()
@@ -274,6 +377,15 @@ def main() -> None:
         doc.update(module=before["module"], before=str(a.compare[0].name),
                    after=str(a.compare[1].name))
         print(json.dumps(doc, indent=2))
+        return
+    if a.recheck is not None:
+        doc = recheck(json.loads(a.recheck.read_text()), a.rev, a.tag, a.tests)
+        name = re.sub(r"[^A-Za-z0-9]+", "_", doc["module"].removesuffix(".py"))
+        path = OUT / f"{name}.{a.tag}.json"
+        path.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"{doc['module']} [{a.tag}]: {doc['killed']}/{doc['mutants']} killed "
+              f"({doc['kill_rate']}), {len(doc['survivors'])} survivors -> "
+              f"{path.relative_to(ROOT)}")
         return
     if a.named:
         doc = {"rev": a.rev, "commit": subprocess.run(
@@ -299,10 +411,13 @@ def main() -> None:
         (OUT / f"{name}.{a.tag}.json").write_text(json.dumps(doc, indent=2) + "\n")
         print(f"{module} [{a.tag}, partial]: {killed}/{tested} tested mutants killed")
         return
+    if (a.tests or a.functions) and len(a.modules) != 1:
+        raise SystemExit("--tests and --functions need exactly one module")
     for module in a.modules or list(MODULES):
         if module not in MODULES:
             raise SystemExit(f"unknown module {module}; choose from {', '.join(MODULES)}")
-        doc = run_module(module, a.rev, a.tag, a.timeout_multiplier)
+        doc = run_module(module, a.rev, a.tag, a.timeout_multiplier, a.tests,
+                         a.functions.split(",") if a.functions else None)
         name = re.sub(r"[^A-Za-z0-9]+", "_", module.removesuffix(".py"))
         path = OUT / f"{name}.{a.tag}.json"
         path.write_text(json.dumps(doc, indent=2) + "\n")

@@ -51,7 +51,7 @@ def test_export_copies_and_int8_measures_its_accuracy(capsys, conv_bundle, tmp_p
 
 def test_int8_without_a_test_set_is_a_clean_error(capsys, conv_bundle, tmp_path):
     code, _, err = run_cli(capsys, "export", conv_bundle, "--int8", "-o", tmp_path / "q")
-    assert code == 2 and "--data" in err
+    assert code == 2 and "pass --data DATASET" in err
 
 
 def test_export_attaches_an_evaluation_to_the_model_card(capsys, conv_bundle, tmp_path,

@@ -154,6 +154,85 @@ def test_int8_figures_come_from_the_int8_graph(capsys, conv_bundle, tmp_path, mo
     assert q["accuracy_drop"] == pytest.approx(want_fp32 - want_int8, abs=1e-5)
 
 
+def test_int8_headline_follows_the_runs_own_data_only(capsys, make_bundle, tmp_path):
+    """`export --int8 --data` on the data source the model was trained on measures its own
+    test split: the bundle's headline test accuracy becomes the int8 graph's, and the float
+    one is kept as `fp32_accuracy`. On another data set the int8 figures only go into
+    `quantization` and the headline test accuracy stays the model's own. Without
+    `--calib-data`, calibration uses the train split of the `--data` set."""
+    from ekspresi.infer.bundle import load_bundle
+
+    own = str(FIXTURES / "datasets" / "fer2013")
+    other = str(FIXTURES / "datasets" / "kdef")
+    src = make_bundle("conv", training={"config": {"data": {"sources": [own]}}},
+                      metrics={"splits": {"test": {"accuracy": 0.123, "n_samples": 99}}})
+
+    code, _, err = run_cli(capsys, "export", src, "--int8", "--data", own,
+                           "-o", tmp_path / "own")
+    assert code == 0, err
+    b = load_bundle(tmp_path / "own")
+    q, test = b.metadata["quantization"], b.metrics["splits"]["test"]
+    assert q["evaluation"]["faces"] == 7 and "test split" in q["evaluation"]["data"]
+    assert own in q["calibration"]["data"] and "train split" in q["calibration"]["data"]
+    assert test["accuracy"] == pytest.approx(q["int8_accuracy"], abs=1e-5)
+    assert test["fp32_accuracy"] == pytest.approx(0.123)      # the run's own float figure
+    assert test["n_samples"] == 7
+
+    code, _, err = run_cli(capsys, "export", src, "--int8", "--data", other,
+                           "-o", tmp_path / "other")
+    assert code == 0, err
+    b = load_bundle(tmp_path / "other")
+    q, test = b.metadata["quantization"], b.metrics["splits"]["test"]
+    assert q["evaluation"]["faces"] == 14 and other in q["evaluation"]["data"]
+    assert other in q["calibration"]["data"]
+    assert test["accuracy"] == pytest.approx(0.123) and test["n_samples"] == 99
+    assert "fp32_accuracy" not in test
+
+
+def _run_with_test_split(make_bundle, run, **bundle_fields):
+    """A run folder: its bundle, and predictions_test.npz naming FER2013 fixture test faces."""
+    from ekspresi.labels import CLASSES as ALL
+
+    make_bundle("conv", out=run / "bundle", **bundle_fields)
+    files = sorted((FIXTURES / "datasets" / "fer2013" / "test").rglob("PrivateTest_*"))
+    labels = [ALL.index(f.parent.name) for f in files]
+    np.savez(run / "predictions_test.npz", labels=np.array(labels),
+             probabilities=np.full((len(files), len(ALL)), 1 / len(ALL)),
+             classes=np.array(ALL), paths=np.array([str(f) for f in files]))
+    return run
+
+
+def test_int8_of_a_run_calibrates_on_its_training_source_or_asks_for_one(capsys, make_bundle,
+                                                                        tmp_path):
+    """`export RUN --int8` without --data measures the run's own test split and calibrates
+    on the train split of the source the run was trained on; a run that names no source
+    is told to pass --calib-data, and is quantised once it does."""
+    from ekspresi.infer.bundle import load_bundle
+
+    fer = str(FIXTURES / "datasets" / "fer2013")
+    run = _run_with_test_split(make_bundle, tmp_path / "run",
+                               training={"config": {"data": {"sources": [fer]}}},
+                               metrics={"splits": {"test": {"accuracy": 0.123}}})
+    code, _, err = run_cli(capsys, "export", run, "--int8", "-o", tmp_path / "q")
+    assert code == 0, err
+    b = load_bundle(tmp_path / "q")
+    q, test = b.metadata["quantization"], b.metrics["splits"]["test"]
+    assert fer in q["calibration"]["data"] and "train split" in q["calibration"]["data"]
+    assert "predictions_test.npz" in q["evaluation"]["data"] and q["evaluation"]["faces"] == 7
+    assert test["accuracy"] == pytest.approx(q["int8_accuracy"], abs=1e-5)
+    assert test["fp32_accuracy"] == pytest.approx(0.123)
+
+    bare = _run_with_test_split(make_bundle, tmp_path / "bare")
+    code, _, err = run_cli(capsys, "export", bare, "--int8", "-o", tmp_path / "b")
+    assert code == 2 and "pass --calib-data DATASET" in err and "calibrate" in err
+    assert not (tmp_path / "b" / "model.onnx").exists()
+    code, _, err = run_cli(capsys, "export", bare, "--int8", "--calib-data", fer,
+                           "-o", tmp_path / "b")
+    assert code == 0, err
+    q = load_bundle(tmp_path / "b").metadata["quantization"]
+    assert fer in q["calibration"]["data"] and "predictions_test.npz" in q["evaluation"]["data"]
+
+
 def test_output_contract_of_each_format(tmp_path):
     """What scripts read from `predict` output, exactly: the CSV columns, faces numbered
     from 1 when the detector did not number them, one row with the error for a failed

@@ -79,3 +79,46 @@ def test_input_spec_round_trip():
     spec = InputSpec(size=224, channels=3, mean=IMAGENET_MEAN, std=IMAGENET_STD)
     assert InputSpec.from_dict(spec.to_dict()) == spec
     assert InputSpec.from_dict({"size": 48}) == InputSpec()
+
+
+def test_single_channel_images_are_their_own_gray():
+    """(H, W, 1) arrays (what some decoders give for gray files) are the gray image."""
+    g = np.arange(12, dtype=np.uint8).reshape(3, 4, 1)
+    np.testing.assert_array_equal(to_gray(g), g[:, :, 0])
+    bgra = np.zeros((2, 2, 4), np.uint8)
+    bgra[..., 2], bgra[..., 3] = 255, 7      # pure red, the alpha channel is ignored
+    assert int(to_gray(bgra)[0, 0]) == 76
+
+
+def test_crop_box_sides_must_be_positive():
+    img = np.arange(100, dtype=np.uint8).reshape(10, 10)
+    for box in [(0, 0, 0, 3), (0, 0, 3, 0), (0, 0, -1, 3), (0, 0, 3, -1)]:
+        with pytest.raises(ValueError, match="empty crop box"):
+            crop(img, box)
+    np.testing.assert_array_equal(crop(img, (4, 2, 1, 1)), img[2:3, 4:5])   # one pixel
+    # a margin grows each side by its own fraction of width and height
+    np.testing.assert_array_equal(crop(img, (2, 3, 4, 2), margin=0.5), img[2:6, 0:8])
+
+
+@pytest.mark.parametrize("shape, interp", [
+    ((96, 24), cv2.INTER_AREA),     # one side shrinks: area averaging
+    ((24, 96), cv2.INTER_AREA),
+    ((48, 24), cv2.INTER_LINEAR),   # nothing shrinks: bilinear
+    ((24, 48), cv2.INTER_LINEAR),
+])
+def test_resize_of_non_square_faces(shape, interp):
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 255, shape, dtype=np.uint8)
+    np.testing.assert_array_equal(resize(img, 48), cv2.resize(img, (48, 48),
+                                                              interpolation=interp))
+
+
+@pytest.mark.parametrize("box", [(-2, 3, 4, 4), (3, -2, 4, 4), (8, 3, 4, 4), (3, 8, 4, 4),
+                                 (-3, -3, 16, 16)])
+def test_crop_off_any_one_edge_replicates_that_edge(box):
+    """A box that leaves the image on one side only (left, top, right, bottom) or on all
+    of them is filled by edge replication, and the face stays where the box says."""
+    img = np.arange(100, dtype=np.uint8).reshape(10, 10)
+    x, y, w, h = box
+    padded = np.pad(img, 10, mode="edge")
+    np.testing.assert_array_equal(crop(img, box), padded[y + 10:y + 10 + h, x + 10:x + 10 + w])
