@@ -61,8 +61,9 @@ def test_haar_finds_every_face_of_the_collage(detectors):
     assert tiles == {(0, 0), (0, 1), (1, 0), (1, 1)}
 
 
+@pytest.mark.parametrize("sensitivity", ["normal", "high"])
 @pytest.mark.parametrize("size,x,y", [(50, 300, 300), (57, 300, 300), (50, 500, 200)])
-def test_default_detector_finds_a_face_cut_at_hairline_and_chin(size, x, y):
+def test_default_detector_finds_a_face_cut_at_hairline_and_chin(size, x, y, sensitivity):
     """Issue 22: a clearly visible face cropped at the hairline and chin and pasted into a
     photo (here onto the fixture photo's dark suit) was missed at `normal` sensitivity:
     boxed larger than its pixels, it looked too small at the second look. A closer look
@@ -72,11 +73,27 @@ def test_default_detector_finds_a_face_cut_at_hairline_and_chin(size, x, y):
     scene = cv2.resize(photo, (640, 640))[80:560].copy()
     face = cv2.resize(crop, (size, round(size * 82 / 80)), interpolation=cv2.INTER_AREA)
     scene[y:y + face.shape[0], x:x + face.shape[1]] = face
-    found = get_detector(DEFAULT_DETECTOR, sensitivity="normal").detect(scene)
+    found = get_detector(DEFAULT_DETECTOR, sensitivity=sensitivity).detect(scene)
     centres = [(d.box[0] + d.box[2] / 2, d.box[1] + d.box[3] / 2) for d in found]
     assert any(abs(cx - x - size / 2) < size / 2 and abs(cy - y - size / 2) < size / 2
                for cx, cy in centres), [d.box for d in found]
     assert len(found) == 2
+
+
+def test_high_sensitivity_closer_look_adds_no_box_on_a_face_free_photo():
+    """Issue 22: at `high` (threshold 0.6) the closer look kept a texture of scikit-image's
+    face-free motorcycle photo that the second look had half accepted (0.55) and that
+    scored 0.94 up close: a false box at (522, 136), one of the 5 it added in
+    benchmarks/detection.py. The photo ships with scikit-image (not committed here: its
+    licence is not stated)."""
+    skimage = pytest.importorskip("skimage")
+    from pathlib import Path
+
+    path = Path(skimage.__file__).parent / "data" / "motorcycle_left.png"
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        pytest.skip("scikit-image without its sample photos")
+    assert get_detector(DEFAULT_DETECTOR, sensitivity="high").detect(image) == []
 
 
 def test_results_are_sorted_and_return_all_is_a_superset(detectors):

@@ -80,6 +80,12 @@ VERIFY_CLOSE_CONTEXT = 1.6
 #: (textures that pass the first look score 0.01-0.7 up close; at `high`, whose threshold is
 #: 0.6, a lower bar added 5 false boxes in the scenes and 4 on face-free images).
 VERIFY_CLOSE_MIN = 0.8
+#: Below VERIFY_CLOSE_MIN's threshold (`high`: 0.6), the closer look is given only to
+#: candidates the second look all but dismissed (under this score), which is what it does
+#: to a tight-cropped face (shrunk to ~35 px: 0.03-0.37 in benchmarks/detection.py); the
+#: textures that `high`'s finer passes propose score 0.38-0.55 there and 0.81-0.97 up close
+#: (5 false boxes in the benchmark's scenes and face-free images, issue 22).
+VERIFY_CLOSE_SECOND_MAX = 0.375
 VERIFY_MAX = 96
 NMS_IOU = 0.4
 
@@ -266,7 +272,10 @@ class RetinaFaceDetector(Detector):
                 first_s = scores[unsure]
                 dropped = np.where(first_s >= VERIFY_LIKELY, vs < VERIFY_VETO,
                                    vs < self.score_threshold)
-                vetoed = np.flatnonzero(dropped & (first_s >= self.score_threshold))
+                close = dropped & (first_s >= self.score_threshold)
+                if self.score_threshold < VERIFY_CLOSE_MIN:
+                    close &= vs < VERIFY_CLOSE_SECOND_MAX
+                vetoed = np.flatnonzero(close)
                 if len(vetoed):
                     cb, cp, cs = self._verify(bgr, boxes[unsure[vetoed]],
                                               VERIFY_CLOSE_CONTEXT)
