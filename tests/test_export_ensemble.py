@@ -136,6 +136,10 @@ def test_about_page_lists_the_members(members, tmp_path):
     s = WebSettings(model=ens.path, threads=1)
     html = TestClient(create_app(s, engine=Engine(s))).get("/about").text
     assert 'id="ensemble-members"' in html and "mirrored face" in html
+    # packaging the ensemble (with its evaluation) keeps the members' evidence
+    from ekspresi.export.package import export
+    shipped = export(ens.path, tmp_path / "shipped", name="shipped")
+    assert (shipped.path / "members" / "member-0" / "train.log").read_text() == "epoch 1 ...\n"
     for i in range(2):
         assert f"member-{i}" in html and f"folders:data/set{i}" in html
     assert "alone 50.00 %" in html and "alone 60.00 %" in html and "weight 2" in html

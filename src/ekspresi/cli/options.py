@@ -14,7 +14,8 @@ import argparse
 from ekspresi.detect import BACKENDS, DEFAULT_DETECTOR, SENSITIVITIES
 
 MODEL_HELP = ("model: a bundle folder (or its model.onnx), a training run folder (its "
-              "bundle/), or a bundled model's name (`default`, used when none is given)")
+              "bundle/), or a bundled model's name: `default` (used when none is given) "
+              "or `accurate` (an ensemble: more accurate, several times slower)")
 
 #: What a dataset argument accepts (``ekspresi.data.loading.load``); the layouts are written
 #: out (their registry imports OpenCV), and tests/test_cli.py checks them against it.

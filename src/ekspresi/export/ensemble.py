@@ -193,10 +193,10 @@ def _member_record(m: Member) -> dict[str, Any]:
 def _copy_member_evidence(sources: list[tuple[Bundle, Path | None]], out: Path) -> None:
     """Each member's training log and metrics go to ``out/members/NAME/`` (the shipped
     ensemble keeps the evidence of how every part of it was made)."""
-    from ekspresi.export.package import copy_run_files
+    from ekspresi.export.package import MEMBERS_DIR, copy_run_files
 
     for b, run in sources:
-        dst = out / "members" / b.name
+        dst = out / MEMBERS_DIR / b.name
         dst.mkdir(parents=True, exist_ok=True)
         if not copy_run_files(run if run is not None else b.path, dst):
             dst.rmdir()

@@ -145,11 +145,19 @@ def _training_source(training: dict[str, Any]) -> str | None:
     return str(sources[0]) if sources else None
 
 
+#: An ensemble bundle's folder of its members' training evidence (``members/NAME/``).
+MEMBERS_DIR = "members"
+
+
 def copy_run_files(run: Path | None, out: Path) -> list[str]:
-    """Copy the training evidence (RUN_FILES) from a run or a bundle folder into ``out``."""
+    """Copy the training evidence (RUN_FILES, and an ensemble's ``members/``) from a run or
+    a bundle folder into ``out``."""
     copied = []
     if run is None or run.resolve() == out.resolve():
         return copied
+    if (run / MEMBERS_DIR).is_dir():
+        shutil.copytree(run / MEMBERS_DIR, out / MEMBERS_DIR, dirs_exist_ok=True)
+        copied.append(MEMBERS_DIR)
     for name in RUN_FILES:
         src = run / name
         if not src.is_file():
