@@ -82,7 +82,7 @@ def test_the_shipped_default_model(monkeypatch, tmp_path):
 
 
 def test_each_bad_spec_says_what_is_wrong(tmp_path, conv_bundle, capsys):
-    with pytest.raises(ModelError, match=r"no such model \(.*bundled model: default"):
+    with pytest.raises(ModelError, match=r"no such model \(.*bundled models?: .*default"):
         resolve_model(tmp_path / "missing")
     with pytest.raises(ModelError, match="not a model bundle or run directory"):
         resolve_model(tmp_path)

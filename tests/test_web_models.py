@@ -68,7 +68,8 @@ def test_a_page_remembers_the_choice_for_its_api_calls(client):
     assert page.status_code == 200 and "shipped-accurate" in page.text
     assert page.cookies.get(MODEL_COOKIE) == "accurate"
     # the footer's switch marks the choice and links the other
-    assert "<strong>accurate</strong>" in page.text and 'href="?model=default"' in page.text
+    assert "<strong translate=\"no\">accurate</strong>" in page.text
+    assert "href=\"?model=default\"" in page.text
     # the page's fetch() calls carry the cookie: same model without ?model=
     assert analyze(client).json()["model"] == "shipped-accurate"
     assert "shipped-accurate" in client.get("/image").text
