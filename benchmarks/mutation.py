@@ -202,17 +202,23 @@ def _results(copy: Path, source: str) -> tuple[dict[str, int], list[dict]]:
     return counts, tested
 
 
+def _checkout(rev: str, dest: Path) -> Path:
+    """The repository at ``rev`` written into ``dest`` (``git archive``), with ``data/``
+    linked to the checkout's datasets."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    if (ROOT / "data").exists():
+        (dest / "data").symlink_to((ROOT / "data").resolve())
+    return dest
+
+
 def run_module(module: str, rev: str, tag: str, timeout_mult: float,
                tests: list[str] | None = None, functions: list[str] | None = None) -> dict:
     src = f"src/ekspresi/{module}"
     tests = tests or MODULES[module]
     with tempfile.TemporaryDirectory(prefix="ekspresi-mutation-") as tmp:
-        copy = Path(tmp)
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
-        if (ROOT / "data").exists():
-            (copy / "data").symlink_to((ROOT / "data").resolve())
+        copy = _checkout(rev, Path(tmp))
         present = [t for t in tests if (copy / t.split("::")[0]).is_file()]
         # mutmut 2 counts only exit code 1 as "killed"; a mutant that breaks an import makes
         # pytest exit 2 (collection error), which would count as survived: map any failure
@@ -276,12 +282,7 @@ def recheck(before: dict, rev: str, tag: str, tests: list[str] | None = None) ->
     rechecked = []
     started = time.time()
     with tempfile.TemporaryDirectory(prefix="ekspresi-recheck-") as tmp:
-        copy = Path(tmp)
-        archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True,
-                                 capture_output=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(copy)], input=archive, check=True)
-        if (ROOT / "data").exists():
-            (copy / "data").symlink_to((ROOT / "data").resolve())
+        copy = _checkout(commit, Path(tmp))
         env = dict(os.environ, PYTHONPATH=str(copy / "src"), OMP_NUM_THREADS="1")
         path = copy / src
         for m in before["survivors"]:

@@ -68,14 +68,9 @@ def _check_compatible(members: list[Member]) -> None:
         raise BadInputError("weights", "every member weight must be positive")
 
 
-def input_size(members: list[Member]) -> int:
-    """The ensemble's input side: the smallest member's (larger members enlarge it)."""
-    return min(m.bundle.input_spec.size for m in members)
-
-
 def _input_spec(members: list[Member]):
-    """The smallest member's input spec (its size is the ensemble's; mean and std are
-    applied inside each member's own graph)."""
+    """The smallest member's input spec: its size is the ensemble's (larger members enlarge
+    the face); mean and std are applied inside each member's own graph."""
     return min((m.bundle.input_spec for m in members), key=lambda spec: spec.size)
 
 
@@ -115,7 +110,7 @@ def build_graph(members: list[Member], tta: str = "none"):
         feed = "with_mirrored"
         if opset >= 18:                      # ReduceMean takes its axes as an input there
             inits.append(helper.make_tensor("axis0", TP.INT64, [1], [0]))
-    size = input_size(members)
+    size = _input_spec(members).size
     if any(m.bundle.input_spec.size != size for m in members):
         # Resize wants the full output shape: (batch, 1) of the feed, then a member's side
         inits += [helper.make_tensor("zero", TP.INT64, [1], [0]),

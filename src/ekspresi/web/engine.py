@@ -100,13 +100,17 @@ class LoadedModel:
         }
 
 
-def _served_choice(model: Path | None) -> str:
-    """The switch's name for ``--model``: a bundled model's own name, else ``served``."""
+def _choices(model: Path | None) -> list[str]:
+    """The switch's names: ``--model`` first (a bundled model's own name, else ``served``),
+    then ``default``, then the other bundled models."""
     from ekspresi.infer.resolve import DEFAULT_MODEL, bundled_models
 
+    shipped = sorted(bundled_models(), key=lambda n: (n != DEFAULT_MODEL, n))
     if model is None:
-        return DEFAULT_MODEL
-    return str(model) if str(model) in bundled_models() else SERVED
+        served = DEFAULT_MODEL
+    else:
+        served = str(model) if str(model) in shipped else SERVED
+    return [served] + [n for n in shipped if n != served]
 
 
 class Engine:
@@ -117,7 +121,9 @@ class Engine:
 
     def __init__(self, settings: WebSettings):
         self.settings = settings
-        self.served = _served_choice(settings.model)
+        # the package's models do not change while it runs: listed once, not per request
+        self._choices = _choices(settings.model)
+        self.served = self._choices[0]
         self._lock = threading.Lock()
         model = str(settings.model) if settings.model else None
         self._loaded = {self.served: LoadedModel(self.served, model, settings)}
@@ -157,10 +163,7 @@ class Engine:
     def choices(self) -> list[str]:
         """The names a request may choose: the served model first, then ``default``, then
         the other bundled ones."""
-        from ekspresi.infer.resolve import DEFAULT_MODEL, bundled_models
-
-        shipped = sorted(bundled_models(), key=lambda n: (n != DEFAULT_MODEL, n))
-        return [self.served] + [n for n in shipped if n != self.served]
+        return list(self._choices)
 
     def get(self, choice: str | None = None) -> LoadedModel:
         """The model ``choice`` names (``None``: the served one), loaded on first use.
